@@ -1,0 +1,150 @@
+"""Exceptions of the API client, built from an HTTP status and the error body's code.
+
+Every error body looks like ``{"error": {"code": "NOT_FOUND", "message": "..."}}``. The embedded
+server raises the same codes (it imports ``ErrorCode`` from here), so client and server agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ErrorCode:
+    """The error codes of the reference, and ours where it is silent (docs/api.md)."""
+
+    NOT_FOUND = "NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+    INVALID_ID = "INVALID_ID"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    VALIDATION_ERROR = "VALIDATION_ERROR"
+    INVALID_JSON = "INVALID_JSON"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    CONFLICT = "CONFLICT"
+    HOST_OFFLINE = "HOST_OFFLINE"
+    HOST_REVOKED = "HOST_REVOKED"
+    AGENT_UNREACHABLE = "AGENT_UNREACHABLE"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class OpenComputersError(Exception):
+    """Base of everything the client raises."""
+
+
+class ConnectionFailed(OpenComputersError):
+    """The control plane could not be reached at all (refused, DNS, TLS, timeout)."""
+
+
+class StreamClosed(OpenComputersError):
+    """A stream ended for good (for example: the job or session finished, or the server said so)."""
+
+
+class ApiError(OpenComputersError):
+    """The server answered with an error status."""
+
+    status: int = 0
+
+    def __init__(self, status: int, code: str, message: str, body: Any = None) -> None:
+        super().__init__(f"{message} ({status} {code})" if code else f"{message} ({status})")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.body = body
+
+
+class BadRequestError(ApiError):
+    """400: the request was malformed."""
+
+
+class ValidationError(BadRequestError):
+    """400 VALIDATION_ERROR / INVALID_JSON: a field is missing, of the wrong type or out of range."""
+
+
+class InvalidIdError(BadRequestError):
+    """400 INVALID_ID: a path parameter is not a valid ID."""
+
+
+class UnauthorizedError(ApiError):
+    """401: no token, or a token the server does not know."""
+
+
+class ForbiddenError(ApiError):
+    """403: authenticated but not authorised."""
+
+
+class NotFoundError(ApiError):
+    """404: the resource does not exist in this tenant."""
+
+
+class ConflictError(ApiError):
+    """409: the resource is not in a state that allows this."""
+
+
+class HostOfflineError(ConflictError):
+    """409: the host is offline; the command cannot be dispatched."""
+
+
+class PayloadTooLargeError(ApiError):
+    """413: the request body is over the server's limit."""
+
+
+class AgentUnreachableError(ApiError):
+    """502: the host's agent is connected but did not answer."""
+
+
+class ServerError(ApiError):
+    """5xx: the server failed."""
+
+
+_BY_CODE: dict[str, type[ApiError]] = {
+    ErrorCode.VALIDATION_ERROR: ValidationError,
+    ErrorCode.INVALID_JSON: ValidationError,
+    ErrorCode.INVALID_ID: InvalidIdError,
+    ErrorCode.HOST_OFFLINE: HostOfflineError,
+    ErrorCode.AGENT_UNREACHABLE: AgentUnreachableError,
+}
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequestError,
+    401: UnauthorizedError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    409: HostOfflineError,  # the reference's only 409 is "host is offline"
+    413: PayloadTooLargeError,
+    502: AgentUnreachableError,
+}
+
+
+def error_from_response(status: int, body: Any) -> ApiError:
+    """Build the right exception from a status and a decoded body (any shape, even none)."""
+    code, message = "", ""
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            code = str(err.get("code") or "")
+            message = str(err.get("message") or "")
+        elif isinstance(err, str):
+            message = err
+        message = message or str(body.get("message") or body.get("detail") or "")
+    elif isinstance(body, str):
+        message = body.strip()[:500]
+    if not message:
+        message = _DEFAULT_MESSAGES.get(status, "request failed")
+    cls = _BY_CODE.get(code)
+    if cls is None:
+        if status == 409 and code and code not in (ErrorCode.HOST_OFFLINE,):
+            cls = ConflictError
+        else:
+            cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
+    return cls(status, code, message, body)
+
+
+_DEFAULT_MESSAGES = {
+    400: "bad request",
+    401: "not authenticated: check the API token",
+    403: "not allowed",
+    404: "not found",
+    409: "host is offline",
+    413: "request too large",
+    502: "host agent is unreachable",
+}

@@ -1,0 +1,444 @@
+"""Pydantic models of every resource and request in the OpenComputers API reference.
+
+The client parses responses with them and the embedded server builds its responses and validates its
+requests with the same classes, so the two cannot drift apart.
+
+Response models tolerate fields they do not know (MIOSA's hosted API may add some); request models
+forbid them, so a typo in a request is a clear 400 instead of a silently ignored field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+# --- identifiers -------------------------------------------------------------------------------------
+
+ID_PREFIXES = {
+    "host": "host_",
+    "job": "job_",
+    "tunnel": "tun_",
+    "session": "sess_",
+    "cluster": "cl_",
+    "secret": "sec_",
+    "ticket": "tk_",
+    "host_key": "hk_",
+    "tenant": "t_",
+}
+
+_ID_BODY = r"[A-Za-z0-9]{3,64}"
+
+
+def id_pattern(kind: str) -> re.Pattern[str]:
+    """The shape of a valid ID of ``kind``: its reference prefix and 3-64 alphanumerics."""
+    return re.compile(rf"^{ID_PREFIXES[kind]}{_ID_BODY}$")
+
+
+def is_valid_id(kind: str, value: str) -> bool:
+    return bool(id_pattern(kind).match(value))
+
+
+# --- time --------------------------------------------------------------------------------------------
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_timestamp(value: datetime) -> str:
+    """UTC ISO 8601 with millisecond precision and a ``Z``: fixed width, so strings sort like times."""
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+class ApiModel(BaseModel):
+    """Base of response models: unknown fields are kept, timestamps serialise as UTC with ``Z``."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @field_serializer("*", when_used="json")
+    def _serialise_datetimes(self, value: Any) -> Any:
+        if isinstance(value, datetime):
+            return format_timestamp(value)
+        return value
+
+
+class RequestModel(BaseModel):
+    """Base of request bodies: unknown fields are an error."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+T = TypeVar("T")
+
+
+class PageMeta(ApiModel):
+    total: int
+    page: int
+    per_page: int
+
+
+class Page(ApiModel, Generic[T]):
+    data: list[T]
+    meta: PageMeta | None = None
+
+
+class DataList(ApiModel, Generic[T]):
+    """The ``{"data": [...]}`` wrapper of tunnel and cluster lists."""
+
+    data: list[T]
+    meta: PageMeta | None = None
+
+
+# --- validation helpers shared by request models -----------------------------------------------------
+
+REGION_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$")
+MAX_LABELS = 64
+MAX_LABEL_VALUE = 256
+MAX_NAME = 64
+
+
+def _check_name(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value) > MAX_NAME:
+        raise ValueError(f"must be at most {MAX_NAME} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _check_region(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not REGION_RE.match(value):
+        raise ValueError("must be a slug: lowercase letters, digits and '-', at most 32 characters")
+    return value
+
+
+def _check_labels(value: dict[str, str] | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if len(value) > MAX_LABELS:
+        raise ValueError(f"at most {MAX_LABELS} labels")
+    for key, val in value.items():
+        if not LABEL_KEY_RE.match(key):
+            raise ValueError(
+                f"label key {key!r} must be 1-63 characters of letters, digits, '.', '_', '/', '-'"
+            )
+        if len(val) > MAX_LABEL_VALUE:
+            raise ValueError(f"label {key!r}: value must be at most {MAX_LABEL_VALUE} characters")
+        if any(ord(c) < 32 or ord(c) == 127 for c in val):
+            raise ValueError(f"label {key!r}: value must not contain control characters")
+    return value
+
+
+# --- hosts -------------------------------------------------------------------------------------------
+
+HostStatus = Literal["pending", "online", "offline", "error", "revoked"]
+HOST_STATUSES: tuple[str, ...] = ("pending", "online", "offline", "error", "revoked")
+
+
+class AgentInfo(ApiModel):
+    """What the host's agent said about its machine when it connected (extension)."""
+
+    hostname: str | None = None
+    os: str | None = None
+    os_release: str | None = None
+    arch: str | None = None
+    agent_version: str | None = None
+    python: str | None = None
+    remote_addr: str | None = None
+
+
+class Host(ApiModel):
+    id: str
+    name: str
+    region: str | None = None
+    status: HostStatus
+    tenant_id: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+    # Extensions (docs/api.md): when the status last changed, when the agent was last heard from,
+    # and what its agent reported about the machine.
+    status_changed_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    agent: AgentInfo | None = None
+
+
+class HostRegistration(Host):
+    """The register response: the only time ``host_key`` is ever shown."""
+
+    host_key: str
+
+
+class HostCreate(RequestModel):
+    name: str
+    region: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    _name = field_validator("name")(_check_name)
+    _region = field_validator("region")(_check_region)
+    _labels = field_validator("labels")(lambda v: _check_labels(v) or {})
+
+
+class HostUpdate(RequestModel):
+    """``PATCH /hosts/{id}``: every field optional; ``labels`` replaces the whole map."""
+
+    name: str | None = None
+    region: str | None = None
+    labels: dict[str, str] | None = None
+
+    _name = field_validator("name")(lambda v: None if v is None else _check_name(v))
+    _region = field_validator("region")(_check_region)
+    _labels = field_validator("labels")(_check_labels)
+
+
+class HostSysInfo(ApiModel):
+    """``GET /hosts/{id}/sysinfo`` (extension): live facts asked of the agent."""
+
+    hostname: str
+    os: str
+    os_release: str | None = None
+    arch: str | None = None
+    cpu_count: int | None = None
+    load_avg: list[float] | None = None
+    mem_total: int | None = None
+    mem_available: int | None = None
+    uptime_s: float | None = None
+    agent_version: str | None = None
+    python: str | None = None
+
+
+class HostEvent(ApiModel):
+    """One host event, as the SSE ``data:`` JSON carries it. ``event_id`` is the SSE ``id:`` (client side)."""
+
+    type: str
+    host_id: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    timestamp: datetime
+    event_id: str | None = Field(default=None, exclude=True)
+
+
+# --- jobs --------------------------------------------------------------------------------------------
+
+JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+
+
+class Job(ApiModel):
+    id: str
+    host_id: str
+    status: JobStatus
+    command: str
+    args: list[str] = Field(default_factory=list)
+    env: list[str] = Field(default_factory=list)
+    cwd: str | None = None
+    timeout: int | None = None
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None
+
+
+class JobCreate(RequestModel):
+    command: str
+    args: list[str] | None = None
+    env: list[str] | None = None
+    cwd: str | None = None
+    timeout: int = Field(default=60, ge=1, le=86400)
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or []:
+            key, sep, _ = item.partition("=")
+            if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                raise ValueError(f"{item!r} is not KEY=VALUE")
+        return value
+
+
+class JobEvent(ApiModel):
+    type: str
+    job_id: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    timestamp: datetime
+    event_id: str | None = Field(default=None, exclude=True)
+
+
+# --- file system -------------------------------------------------------------------------------------
+
+
+class FsEntry(ApiModel):
+    name: str
+    path: str
+    size: int
+    is_dir: bool
+    modified_at: datetime | None = None
+    is_symlink: bool | None = None
+    mode: str | None = None
+
+
+class FsList(ApiModel):
+    path: str
+    entries: list[FsEntry]
+
+
+class FsStat(ApiModel):
+    path: str
+    size: int
+    mode: str | None = None
+    is_dir: bool
+    is_symlink: bool = False
+    symlink_target: str | None = None
+    modified_at: datetime | None = None
+
+
+class FsMkdir(RequestModel):
+    path: str
+
+
+# --- terminal and desktop ----------------------------------------------------------------------------
+
+
+class Ticket(ApiModel):
+    ticket: str
+    ws_url: str
+    expires_at: datetime
+
+
+# --- tunnels -----------------------------------------------------------------------------------------
+
+TunnelAuthMode = Literal["public", "tenant_only", "password"]
+
+
+class Tunnel(ApiModel):
+    id: str
+    host_id: str
+    slug: str
+    target_port: int
+    auth_mode: TunnelAuthMode
+    public_url: str
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class TunnelCreate(RequestModel):
+    target_port: int = Field(ge=1, le=65535)
+    auth_mode: TunnelAuthMode = "public"
+    slug: str | None = None
+    password: str | None = None
+
+
+class TunnelUpdate(RequestModel):
+    target_port: int | None = Field(default=None, ge=1, le=65535)
+    auth_mode: TunnelAuthMode | None = None
+    enabled: bool | None = None
+    password: str | None = None
+
+
+# --- AI agents ---------------------------------------------------------------------------------------
+
+SessionStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+
+
+class AgentSession(ApiModel):
+    id: str
+    host_id: str
+    task: str
+    status: SessionStatus
+    max_turns: int
+    turns_used: int = 0
+    model_id: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None
+    error: str | None = None
+
+
+class AgentDispatch(RequestModel):
+    task: str
+    model_id: str | None = None
+    max_turns: int = Field(default=20, ge=1, le=500)
+    context: dict[str, Any] | None = None
+
+
+class AgentEvent(ApiModel):
+    type: str
+    session_id: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    timestamp: datetime
+    event_id: str | None = Field(default=None, exclude=True)
+
+
+# --- inference clusters ------------------------------------------------------------------------------
+
+ClusterStatus = Literal["provisioning", "active", "stopped", "error", "destroyed"]
+
+
+class Cluster(ApiModel):
+    id: str
+    name: str
+    model: str
+    slug: str
+    status: ClusterStatus
+    host_ids: list[str]
+    inference_url: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ClusterCreate(RequestModel):
+    name: str
+    model: str
+    host_ids: list[str] = Field(min_length=1)
+
+
+# --- secrets -----------------------------------------------------------------------------------------
+
+
+class Secret(ApiModel):
+    id: str
+    name: str
+    description: str | None = None
+    host_id: str | None = None
+    tenant_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class SecretCreate(RequestModel):
+    name: str
+    value: str
+    description: str | None = None
+
+
+class SecretUpdate(RequestModel):
+    value: str | None = None
+    description: str | None = None
+
+
+# --- errors ------------------------------------------------------------------------------------------
+
+
+class ErrorDetail(ApiModel):
+    code: str
+    message: str
+
+
+class ErrorBody(ApiModel):
+    error: ErrorDetail
