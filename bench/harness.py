@@ -1,0 +1,163 @@
+"""The benchmark harness: runs every case, prints one table and writes the same as JSON.
+
+Every figure is set beside OpenSSH doing the same work in the same run (where OpenSSH has an
+equivalent), because absolute times on a shared 2-core machine drift; the ratio is what we compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Samples:
+    """Repeated measurements of one quantity, in ``unit``."""
+
+    values: list[float]
+    unit: str
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def describe(self) -> str:
+        if not self.values:
+            return "—"
+        lo, hi = min(self.values), max(self.values)
+        return f"{fmt(self.median)} [{fmt(lo)}–{fmt(hi)}] {self.unit}"
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    name: str
+    ours: Samples
+    ssh: Samples | None = None
+    lower_is_better: bool = True
+    target: str = ""
+    # A predicate on (ours median, ssh median or None) that says whether the target is met.
+    met: bool | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.ssh is None or not self.ssh.values or not self.ours.values or self.ssh.median == 0:
+            return None
+        return self.ours.median / self.ssh.median
+
+
+@dataclass
+class Context:
+    """What every case gets: the run's sizes, and the services the harness started."""
+
+    quick: bool
+    smoke: bool
+    full: bool
+    repeats: int
+    plane: object = None  # bench.plane.ControlPlane
+    sshd: object = None  # bench.sshd.PrivateSshd
+    rows: list[Row] = field(default_factory=list)
+
+
+def fmt(value: float) -> str:
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def measure(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
+    """Milliseconds per call of ``fn``: ``warmup`` calls unmeasured, then ``repeats`` timed ones."""
+    for _ in range(warmup):
+        fn()
+    values = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        values.append((time.perf_counter() - start) * 1000)
+    return values
+
+
+def render_table(rows: list[Row]) -> str:
+    header = ("benchmark", "oc-tui median [min–max]", "OpenSSH median [min–max]", "ratio", "target", "met")
+    lines = [header]
+    for row in rows:
+        ratio = f"{row.ratio:.2f}×" if row.ratio is not None else "—"
+        met = {True: "yes", False: "NO", None: "—"}[row.met]
+        lines.append(
+            (row.name, row.ours.describe(), row.ssh.describe() if row.ssh else "—", ratio, row.target, met)
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = []
+    for i, line in enumerate(lines):
+        out.append("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(line)).rstrip())
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths))
+    notes = [f"- {row.name}: {row.note}" for row in rows if row.note]
+    return "\n".join(out + ([""] + notes if notes else []))
+
+
+def write_json(rows: list[Row], args: argparse.Namespace, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "mode": "smoke" if args.smoke else "quick" if args.quick else "full" if args.full else "default",
+        "rows": [asdict(row) | {"ratio": row.ratio} for row in rows],
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes: the whole run in under 2 minutes")
+    parser.add_argument("--smoke", action="store_true", help="smallest sizes: checks the harness, not speed")
+    parser.add_argument("--full", action="store_true", help="also the largest sizes (10,000 agents)")
+    parser.add_argument("--only", action="append", default=[], help="run only cases whose name contains this")
+    parser.add_argument("--json", type=Path, default=RESULTS / "latest.json", help="where to write JSON")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench import cases
+    from bench.plane import ControlPlane
+    from bench.sshd import PrivateSshd, ensure_tools
+
+    args = parse_args(argv)
+    ctx = Context(
+        quick=args.quick or args.smoke,
+        smoke=args.smoke,
+        full=args.full,
+        repeats=3 if args.smoke else 10 if args.quick else 30,
+    )
+    ensure_tools()
+    selected = [c for c in cases.ALL if not args.only or any(o in c.__name__ for o in args.only)]
+    started = time.monotonic()
+    with PrivateSshd() as sshd, ControlPlane() as plane:
+        ctx.sshd, ctx.plane = sshd, plane
+        for case in selected:
+            name = case.__name__.rsplit(".", 1)[-1]
+            print(f"bench: {name} …", file=sys.stderr, flush=True)
+            try:
+                ctx.rows.extend(case.run(ctx))
+            except Exception as exc:  # a broken case must not hide the others' figures
+                print(f"bench: {name} failed: {exc!r}", file=sys.stderr)
+                ctx.rows.append(Row(name=name, ours=Samples([], ""), note=f"failed: {exc}"))
+    print(render_table(ctx.rows))
+    print(f"\n({len(ctx.rows)} rows in {time.monotonic() - started:.0f} s)")
+    write_json(ctx.rows, args, args.json)
+    return 1 if any(row.note.startswith("failed") for row in ctx.rows) else 0

@@ -1,0 +1,219 @@
+"""Server-Sent Event streams of the API (host events now; job output and agent events use the same code).
+
+A stream survives a flaky network or a control-plane restart: it reconnects with exponential backoff
+and full jitter and sends ``Last-Event-ID`` so the server replays what was missed. Only the ``data:`` JSON
+gives an event its meaning (MIOSA's clients read nothing else); the SSE ``id:`` is kept on the event as
+``event_id`` for resuming. A ``data: [DONE]`` line ends the stream for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import httpx
+import pydantic
+from httpx_sse import EventSource
+
+from . import errors
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=pydantic.BaseModel)
+
+#: Statuses that no amount of retrying will fix: the stream raises them instead of reconnecting.
+FATAL_STATUSES = frozenset({400, 401, 403, 404})
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """What a stream is doing, reported to ``on_state`` on every change so a UI can show it."""
+
+    connected: bool
+    """True while events can arrive; False between a drop and the next successful connect."""
+    error: str | None = None
+    """Why the stream is disconnected (human readable), None while connected."""
+    attempt: int = 0
+    """How many reconnects have failed in a row (0 while connected)."""
+
+
+StateCallback = Callable[[StreamState], None]
+
+
+def backoff_delay(attempt: int, *, initial: float = 0.25, cap: float = 10.0) -> float:
+    """Full-jitter exponential backoff: a random wait in [initial/2, min(cap, initial * 2**(attempt-1))].
+
+    The lower bound keeps a crowd of clients from hammering a restarting server in the same instant.
+    """
+    ceiling = min(cap, initial * 2 ** max(0, attempt - 1))
+    return random.uniform(min(initial / 2, ceiling), ceiling)
+
+
+def describe_transport_error(exc: httpx.TransportError) -> str:
+    """A short human reason for a transport failure ("connection refused", "timed out", ...)."""
+    text = str(exc)
+    lowered = text.lower()
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, httpx.ReadTimeout):
+        return "timed out waiting for an answer"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.ConnectError):
+        if "refused" in lowered or "all connection attempts failed" in lowered:
+            return "connection refused"
+        if (
+            "name or service not known" in lowered
+            or "nodename nor servname" in lowered
+            or "getaddrinfo" in lowered
+        ):
+            return "host name not found"
+        if "ssl" in lowered or "certificate" in lowered:
+            return f"TLS error: {text}"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the server closed the connection unexpectedly"
+    return text or type(exc).__name__
+
+
+def decode_body(response: httpx.Response) -> Any:
+    """The response body as JSON when it is JSON, else as text (proxies answer errors in HTML)."""
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+class EventStream(AsyncIterator[E], Generic[E]):
+    """An async iterator of parsed events that owns its HTTP connection.
+
+    Use it as ``async with stream: async for event in stream`` or call :meth:`aclose` when done: that
+    closes the connection at once instead of whenever the garbage collector gets to it. Cancelling the
+    task that iterates closes it as well.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        url: str,
+        model: type[E],
+        *,
+        last_event_id: str | None = None,
+        reconnect: bool = True,
+        on_state: StateCallback | None = None,
+        timeout: httpx.Timeout | None = None,
+        initial_delay: float = 0.25,
+        max_delay: float = 10.0,
+    ) -> None:
+        self._http = http
+        self._url = url
+        self._model = model
+        self.last_event_id = last_event_id
+        """The id of the last event received: where a reconnect resumes."""
+        self._reconnect = reconnect
+        self._on_state = on_state
+        self._timeout = timeout
+        self._initial_delay = initial_delay
+        self._max_delay = max_delay
+        self._state: StreamState | None = None
+        self._events = self._run()
+
+    def __aiter__(self) -> EventStream[E]:
+        return self
+
+    async def __anext__(self) -> E:
+        return await self._events.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop the stream and close its connection."""
+        await self._events.aclose()
+
+    async def __aenter__(self) -> EventStream[E]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def state(self) -> StreamState | None:
+        """The last state reported (None before the first connect attempt ends)."""
+        return self._state
+
+    def _set_state(self, state: StreamState) -> None:
+        if state != self._state:
+            self._state = state
+            if self._on_state is not None:
+                self._on_state(state)
+
+    async def _run(self) -> AsyncIterator[E]:
+        failures = 0
+        while True:
+            try:
+                # aclosing: closing this stream must close the connection now, not at garbage collection
+                async with contextlib.aclosing(self._connect_once()) as events:
+                    async for event in events:
+                        yield event
+                return  # [DONE]
+            except _Retry as retry:
+                if not self._reconnect:
+                    return
+                reason = str(retry)
+            except httpx.TransportError as exc:
+                reason = describe_transport_error(exc)
+                if not self._reconnect:
+                    raise errors.ConnectionFailed(f"event stream at {self._url} failed: {reason}") from exc
+            if self._state is not None and self._state.connected:
+                failures = 0
+            failures += 1
+            self._set_state(StreamState(connected=False, error=reason, attempt=failures))
+            await asyncio.sleep(backoff_delay(failures, initial=self._initial_delay, cap=self._max_delay))
+
+    async def _connect_once(self) -> AsyncIterator[E]:
+        """One connection: yields events until ``[DONE]`` (returns) or a drop (raises _Retry/TransportError)."""
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+        if self.last_event_id:
+            headers["Last-Event-ID"] = self.last_event_id
+        kwargs: dict[str, Any] = {"headers": headers}
+        if self._timeout is not None:
+            kwargs["timeout"] = self._timeout
+        async with self._http.stream("GET", self._url, **kwargs) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                error = errors.error_from_response(response.status_code, decode_body(response))
+                if response.status_code in FATAL_STATUSES or not self._reconnect:
+                    raise error
+                raise _Retry(str(error))
+            content_type = response.headers.get("content-type", "")
+            if "text/event-stream" not in content_type:
+                raise errors.OpenComputersError(
+                    f"{self._url} is not an event stream (content-type {content_type or 'missing'})"
+                )
+            self._set_state(StreamState(connected=True))
+            async with contextlib.aclosing(EventSource(response).aiter_sse()) as frames:
+                async for sse in frames:
+                    if sse.id:
+                        self.last_event_id = sse.id
+                    data = sse.data.strip()
+                    if data == "[DONE]":
+                        return
+                    event = self._parse(data) if data else None  # id- or event-only frames carry nothing
+                    if event is not None:
+                        event.event_id = sse.id or None  # type: ignore[attr-defined]
+                        yield event
+        raise _Retry("the server ended the stream")
+
+    def _parse(self, data: str) -> E | None:
+        try:
+            return self._model.model_validate(json.loads(data))
+        except (ValueError, pydantic.ValidationError) as exc:
+            log.warning("skipping an event that is not a valid %s: %s", self._model.__name__, exc)
+            return None
+
+
+class _Retry(Exception):
+    """A dropped or failed connection worth reconnecting after (the message says why)."""

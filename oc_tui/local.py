@@ -1,0 +1,499 @@
+"""The local fleet: this machine's own control plane and agent, started and looked after by the TUI.
+
+``LocalFleet`` reuses an embedded server already running on its data dir (someone ran ``oc-server``,
+or another ``oc-tui`` is open) or starts one as a child process; it registers this machine once as a
+host and runs its ``oc-agent`` as a child, and restarts either when it dies. While another agent
+serves this host (another ``oc-tui``), it stands by instead of fighting it for the host. Children write
+to ``DATA_DIR/logs/*.log``: the terminal belongs to the TUI.
+
+Layout of ``DATA_DIR``::
+
+    server/             the embedded server's data dir (server.json, admin-token, database)
+    local-host.json     {"host_id", "host_key"} of this machine (0600)
+    logs/server.log     logs/agent.log
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .api import errors
+from .api.client import OpenComputersClient
+from .api.streams import backoff_delay
+
+EventCallback = Callable[[str, str], None]
+
+#: Exit status of ``oc-agent`` when the server refused it (unknown key, revoked, or replaced by another).
+AGENT_REFUSED = 2
+READY_TIMEOUT = 30.0
+STOP_GRACE = 5.0
+#: A child that ran this long before dying is restarted without waiting (its backoff starts over).
+STABLE_AFTER = 30.0
+
+
+class LocalFleetError(Exception):
+    """The local control plane could not be started; the message says why (and where the log is)."""
+
+
+class _Child:
+    """A child process we started, with the log it writes to."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, log: Path) -> None:
+        self.proc = proc
+        self.log = log
+        self.started = time.monotonic()
+
+
+class LocalFleet:
+    """This machine's embedded control plane and agent (see the module docstring)."""
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        port: int = 8787,
+        *,
+        on_event: EventCallback | None = None,
+        hostname: str | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = port
+        self.on_event = on_event
+        """Called as ``on_event(kind, message)`` on every state change: server_reused, server_started,
+        server_died, server_failed, host_registered, host_revoked, agent_started, agent_standby (another
+        agent serves this host), agent_died, agent_refused, supervisor_failed."""
+        self.hostname = hostname or socket.gethostname()
+        self.base_url: str | None = None
+        """The server root, once started."""
+        self.token: str | None = None
+        """The admin token of the local server, once started."""
+        self.host_id: str | None = None
+        """This machine's host id, once registered."""
+        self.server_reused = False
+        """True when the server was already running and is not ours to stop."""
+        self.host_revoked = False
+        """True when this machine's host is revoked: no agent runs until it is registered again."""
+        self.agent_refused: str | None = None
+        """The agent's reason when the server refused it (it is not restarted), else None."""
+        self.poll_interval = 2.0
+        """How often to check on what is not ours: a reused server, another agent serving this host."""
+        self.events: deque[tuple[str, str]] = deque(maxlen=100)
+        """The latest ``(kind, message)`` events, oldest first."""
+        self._server: _Child | None = None
+        self._agent: _Child | None = None
+        self._host_key: str | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    @property
+    def server_dir(self) -> Path:
+        return self.data_dir / "server"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def host_file(self) -> Path:
+        return self.data_dir / "local-host.json"
+
+    @property
+    def server_pid(self) -> int | None:
+        """The pid of the server child we run (None when reusing someone else's, or stopped)."""
+        return self._server.proc.pid if self._server is not None else None
+
+    @property
+    def agent_pid(self) -> int | None:
+        """The pid of this machine's agent child (None when it is not running)."""
+        return self._agent.proc.pid if self._agent is not None else None
+
+    def _emit(self, kind: str, message: str) -> None:
+        self.events.append((kind, message))
+        if self.on_event is not None:
+            self.on_event(kind, message)
+
+    # --- start / stop ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bring the server and this machine's agent up (idempotent). Raises :class:`LocalFleetError`."""
+        if self.base_url is not None:
+            return
+        self._stopping = False
+        self.server_reused = self.host_revoked = False
+        self.agent_refused = None
+        try:
+            await asyncio.to_thread(self._make_dirs)
+            external = await self._running_server()
+            if external is not None:
+                self.base_url = external
+                self.server_reused = True
+                self._emit("server_reused", f"using the embedded server already running at {external}")
+            else:
+                await self._start_server(self.port)
+            self.token = await asyncio.to_thread(self._read_token)
+            status = await self._ensure_host()
+            if status == "online":
+                self._emit("agent_standby", f"another agent serves {self.host_id}; standing by")
+            elif status != "revoked":
+                await self._start_agent()
+        except BaseException:
+            await self.stop()
+            raise
+        self._watch(self._supervise_server())
+        if not self.host_revoked:
+            self._watch(self._supervise_agent())
+
+    def _watch(self, supervisor: Coroutine[Any, Any, None]) -> None:
+        """Run a supervisor; if it fails, say so instead of dying silently."""
+
+        def done(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                self._emit("supervisor_failed", f"{task.get_name()} stopped: {task.exception()}")
+
+        task = asyncio.create_task(supervisor, name=f"local-fleet {supervisor.__name__}")
+        task.add_done_callback(done)
+        self._tasks.append(task)
+
+    async def stop(self) -> None:
+        """Stop the children this fleet started (agent first); a reused server is left running."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._agent is not None:
+            await _terminate(self._agent.proc)
+            self._agent = None
+        if self._server is not None:
+            await _terminate(self._server.proc)
+            self._server = None
+        self.base_url = None
+
+    async def __aenter__(self) -> LocalFleet:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def client(self) -> OpenComputersClient:
+        """A client of the local server with its admin token (the caller closes it)."""
+        if self.base_url is None:
+            raise LocalFleetError("the local fleet is not started")
+        return OpenComputersClient(self.base_url, self.token)
+
+    # --- server ------------------------------------------------------------------------------------
+
+    def _make_dirs(self) -> None:
+        for path in (self.data_dir, self.server_dir, self.logs_dir):
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _server_info(self) -> dict[str, Any] | None:
+        try:
+            info = json.loads((self.server_dir / "server.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return info if isinstance(info, dict) else None
+
+    async def _running_server(self) -> str | None:
+        """The URL of a healthy server of our data dir already running (server.json can be stale)."""
+        info = await asyncio.to_thread(self._server_info)
+        if not info or not isinstance(info.get("base_url"), str) or not _pid_alive(info.get("pid")):
+            return None
+        return info["base_url"] if await _healthy(info["base_url"]) else None
+
+    async def _start_server(self, port: int) -> None:
+        """Spawn the server on ``port`` (or any free port if that one is taken) and wait until ready."""
+        candidates = [port, 0] if port and _port_free(port) else [0]
+        for candidate in candidates:
+            child = await self._spawn(
+                "server",
+                [
+                    "-m",
+                    "embedded_server",
+                    "serve",
+                    "--data-dir",
+                    str(self.server_dir),
+                    "--port",
+                    str(candidate),
+                ],
+                env={},
+            )
+            url = await self._wait_ready(child)
+            if url is not None:
+                self._server = child
+                self.base_url = url
+                self._emit("server_started", f"embedded server started at {url} (pid {child.proc.pid})")
+                return
+        raise LocalFleetError(
+            f"the embedded server did not start; see {self.logs_dir / 'server.log'}: {_last_line(child.log)}"
+        )
+
+    async def _wait_ready(self, child: _Child) -> str | None:
+        """The server's URL once its server.json names it and /healthz answers; None if it exits."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        try:
+            while time.monotonic() < deadline:
+                if child.proc.returncode is not None:
+                    return None
+                info = await asyncio.to_thread(self._server_info)
+                if info and info.get("pid") == child.proc.pid and await _healthy(str(info.get("base_url"))):
+                    return str(info["base_url"])
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(child.proc.wait(), 0.1)
+        except BaseException:  # cancelled (stop() during a restart): do not leave it behind
+            await _terminate(child.proc)
+            raise
+        await _terminate(child.proc)
+        return None
+
+    async def _supervise_server(self) -> None:
+        """Restart the server when it dies (with backoff), or start ours when a reused one goes away."""
+        failures = 0
+        while not self._stopping:
+            stable = await self._server_gone()
+            failures = 0 if stable else failures + 1
+            old_url = self.base_url or ""
+            while True:
+                await asyncio.sleep(backoff_delay(failures, initial=0.5) if failures else 0)
+                try:
+                    await self._start_server(httpx.URL(old_url).port or self.port)
+                    break
+                except LocalFleetError as exc:
+                    failures += 1
+                    self._emit("server_failed", str(exc))
+            self.server_reused = False
+            if self.base_url != old_url and self._agent is not None:
+                await _terminate(self._agent.proc)  # its supervisor restarts it on the new URL
+
+    async def _server_gone(self) -> bool:
+        """Wait until the server is gone: ours exited, or a reused one stopped answering.
+
+        Returns whether it had been up long enough (``STABLE_AFTER``) to restart it without delay.
+        """
+        if self._server is None:
+            # two misses in a row: one slow answer is not a dead server
+            while await _healthy(self.base_url or "") or await _healthy(self.base_url or ""):
+                await asyncio.sleep(self.poll_interval)
+            self._emit(
+                "server_died", f"the embedded server at {self.base_url} stopped answering; starting one"
+            )
+            return True
+        code = await self._server.proc.wait()
+        stable = time.monotonic() - self._server.started > STABLE_AFTER
+        self._server = None
+        self._emit("server_died", f"the embedded server exited with status {code}; restarting it")
+        return stable
+
+    # --- this machine's host ----------------------------------------------------------------------
+
+    def _read_token(self) -> str:
+        path = self.server_dir / "admin-token"
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise LocalFleetError(f"cannot read the local admin token at {path}: {exc}") from exc
+
+    def _read_host_file(self) -> dict[str, Any] | None:
+        try:
+            state = json.loads(self.host_file.read_text())
+        except (OSError, ValueError):
+            return None
+        if (
+            isinstance(state, dict)
+            and isinstance(state.get("host_id"), str)
+            and isinstance(state.get("host_key"), str)
+        ):
+            return state
+        return None
+
+    def _write_host_file(self, state: dict[str, str]) -> None:
+        tmp = self.host_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(state, handle)
+        os.replace(tmp, self.host_file)
+
+    async def _ensure_host(self) -> str:
+        """Reuse the host registered for this machine, or register it (again, if the server forgot it).
+
+        Returns the host's status.
+        """
+        state = await asyncio.to_thread(self._read_host_file)
+        async with self.client() as client:
+            if state is not None:
+                try:
+                    host = await client.get_host(state["host_id"])
+                except errors.NotFoundError:
+                    state = None
+                except errors.OpenComputersError as exc:
+                    raise LocalFleetError(f"cannot look up this machine's host: {exc}") from exc
+                else:
+                    self.host_id, self._host_key = host.id, state["host_key"]
+                    if host.status == "revoked":
+                        self._revoked()
+                    return host.status
+            try:
+                reg = await client.register_host(self.hostname[:64], labels={"os": platform.system().lower()})
+            except errors.OpenComputersError as exc:
+                raise LocalFleetError(f"cannot register this machine: {exc}") from exc
+        await asyncio.to_thread(self._write_host_file, {"host_id": reg.id, "host_key": reg.host_key})
+        self.host_id, self._host_key = reg.id, reg.host_key
+        self._emit("host_registered", f"registered this machine as {reg.name} ({reg.id})")
+        return reg.status
+
+    def _revoked(self) -> None:
+        self.host_revoked = True
+        self._emit("host_revoked", f"this machine's host {self.host_id} is revoked; its agent does not run")
+
+    async def _host_status(self) -> str | None:
+        """This machine's host status; None when the server cannot tell (restarting, or forgot it)."""
+        try:
+            async with self.client() as client:
+                return (await client.get_host(self.host_id or "")).status
+        except (errors.OpenComputersError, LocalFleetError):
+            return None
+
+    # --- agent -------------------------------------------------------------------------------------
+
+    async def _start_agent(self) -> None:
+        assert self.base_url is not None and self._host_key is not None
+        self._agent = await self._spawn(
+            "agent",
+            ["-m", "embedded_server.agent", "--server", self.base_url],
+            env={"OC_HOST_KEY": self._host_key},
+        )
+        self._emit("agent_started", f"agent for {self.host_id} started (pid {self._agent.proc.pid})")
+
+    async def _supervise_agent(self) -> None:
+        """Keep an agent serving this machine: restart ours when it dies; stand by while another one
+        serves the host (another oc-tui, or an oc-agent someone started); stop when the server refuses
+        ours for good (unknown key or revoked: exit status 2)."""
+        failures = 0
+        while not self._stopping:
+            if self._agent is None:
+                await self._stand_by()
+                if self.host_revoked:
+                    return
+                await self._start_agent()
+            assert self._agent is not None
+            code = await self._agent.proc.wait()
+            child, self._agent = self._agent, None
+            if code == AGENT_REFUSED:
+                status = await self._host_status()
+                if status == "online":  # replaced by another agent with our key
+                    self._emit("agent_standby", f"another agent took over {self.host_id}; standing by")
+                    continue
+                self.agent_refused = await asyncio.to_thread(_last_line, child.log) or "refused by the server"
+                self._emit(
+                    "agent_refused", f"the agent was refused and is not restarted: {self.agent_refused}"
+                )
+                if status == "revoked":
+                    self._revoked()
+                return
+            self._emit("agent_died", f"the agent exited with status {code}; restarting it")
+            failures = 0 if time.monotonic() - child.started > STABLE_AFTER else failures + 1
+            await asyncio.sleep(backoff_delay(failures, initial=0.5) if failures else 0)
+            await self._start_agent()
+
+    async def _stand_by(self) -> None:
+        """Wait while another agent serves this host; return when none does (or the host is revoked)."""
+        while True:
+            status = await self._host_status()
+            if status == "revoked":
+                self._revoked()
+                return
+            if status is not None and status != "online":
+                return
+            await asyncio.sleep(self.poll_interval)
+
+    # --- processes ---------------------------------------------------------------------------------
+
+    async def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> _Child:
+        log = self.logs_dir / f"{name}.log"
+        handle = await asyncio.to_thread(open, log, "ab")
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=handle,
+                stderr=asyncio.subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+            )
+        finally:
+            handle.close()
+        return _Child(proc, log)
+
+
+async def _healthy(base_url: str) -> bool:
+    """Whether an embedded server answers ``/healthz`` at ``base_url``."""
+    try:
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as http:
+            response = await http.get(base_url.rstrip("/") + "/healthz")
+            return response.status_code == 200 and response.json().get("status") == "ok"
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return False
+
+
+def _port_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:``port`` (SO_REUSEADDR, like the server's own bind)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _pid_alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
+
+
+def _last_line(path: Path) -> str:
+    """The last non-empty line of a log (where a child says why it stopped)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - 4096))
+            lines = handle.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")
+
+
+async def _terminate(proc: asyncio.subprocess.Process, grace: float = STOP_GRACE) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after ``grace`` seconds."""
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
