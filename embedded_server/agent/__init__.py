@@ -1,0 +1,1 @@
+"""``oc-agent``: dials the control plane from the host and answers its requests."""

@@ -1,0 +1,81 @@
+"""``oc-agent --server URL --host-key hk_…``: run the host agent until stopped or refused.
+
+Exit status: 0 when stopped by SIGTERM/SIGINT, 2 when the server refuses the key (or the arguments
+are wrong), so supervisors can tell "restart me" from "fix me".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from .connection import Agent, Refused
+
+EXIT_OK = 0
+EXIT_REFUSED = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="oc-agent", description="Connect this machine to an oc-server.")
+    parser.add_argument(
+        "--server", default=os.environ.get("OC_SERVER_URL"), help="server root URL (env OC_SERVER_URL)"
+    )
+    parser.add_argument(
+        "--host-key",
+        default=os.environ.get("OC_HOST_KEY"),
+        help="the host key hk_… from registration (env OC_HOST_KEY; prefer the env: argv is visible to others)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    return parser
+
+
+async def _run(agent: Agent) -> int:
+    """Run the agent until a stop signal (exit 0) or a refusal (exit 2)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    work = asyncio.create_task(agent.run_forever())
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not work.done():
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
+        logging.getLogger("oc_agent").info("stopped")
+        return EXIT_OK
+    try:
+        work.result()
+    except Refused as exc:
+        print(f"oc-agent: {exc}", file=sys.stderr, flush=True)
+        return EXIT_REFUSED
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="oc-agent: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    if not args.server or not args.host_key:
+        print(
+            "oc-agent: --server and --host-key (or OC_SERVER_URL and OC_HOST_KEY) are required",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    if not args.host_key.startswith("hk_"):
+        print("oc-agent: a host key starts with hk_ (see the register response)", file=sys.stderr)
+        return EXIT_REFUSED
+    try:
+        agent = Agent(args.server, args.host_key)
+    except ValueError as exc:
+        print(f"oc-agent: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    return asyncio.run(_run(agent))

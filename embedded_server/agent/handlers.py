@@ -1,0 +1,78 @@
+"""What the agent can do when asked: one function per request method (``sys.info`` so far)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+
+
+def _meminfo() -> dict[str, int]:
+    """``/proc/meminfo`` in bytes (Linux); empty elsewhere."""
+    try:
+        lines = Path("/proc/meminfo").read_text().splitlines()
+    except OSError:
+        return {}
+    values = {}
+    for line in lines:
+        name, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts and parts[0].isdigit():
+            values[name] = int(parts[0]) * 1024
+    return values
+
+
+def _uptime() -> float | None:
+    try:
+        return float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def sys_info(_: dict[str, Any]) -> dict[str, Any]:
+    mem = _meminfo()
+    mem_total = mem.get("MemTotal")
+    if mem_total is None and hasattr(os, "sysconf"):
+        try:
+            mem_total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError):
+            mem_total = None
+    try:
+        load_avg: list[float] | None = list(os.getloadavg())
+    except (AttributeError, OSError):
+        load_avg = None
+    return {
+        "hostname": socket.gethostname(),
+        "os": platform.system(),
+        "os_release": platform.release(),
+        "arch": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_avg": load_avg,
+        "mem_total": mem_total,
+        "mem_available": mem.get("MemAvailable"),
+        "uptime_s": _uptime(),
+        "agent_version": __version__,
+        "python": platform.python_version(),
+    }
+
+
+HANDLERS: dict[str, Callable[[dict[str, Any]], Any]] = {"sys.info": sys_info}
+
+
+def hello() -> dict[str, Any]:
+    """The facts the agent introduces itself with (protocol ``hello``)."""
+    return {
+        "agent_version": __version__,
+        "hostname": socket.gethostname(),
+        "os": platform.system(),
+        "os_release": platform.release(),
+        "arch": platform.machine(),
+        "python": platform.python_version(),
+        "pid": os.getpid(),
+        "capabilities": sorted(HANDLERS),
+    }

@@ -1,0 +1,54 @@
+"""``create_app(settings)``: the control plane's FastAPI application, with its state and lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, WebSocket
+
+from . import __version__, errors, protocol
+from .db import Database
+from .events import EventLog
+from .hosts import HostStore
+from .hub import Hub
+from .limits import BodyLimit
+from .routes import hosts
+from .settings import Settings
+
+API_PREFIX = "/api/v1/opencomputers"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    db = Database(settings.db_path)
+    events = EventLog(db)
+    host_store = HostStore(db, events)
+    hub = Hub(host_store, settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        host_store.mark_stale_online_offline()
+        events.prune()
+        yield
+        events.close()
+        db.close()
+
+    app = FastAPI(title="oc-server", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.db = db
+    app.state.events = events
+    app.state.hosts = host_store
+    app.state.hub = hub
+    errors.install(app)
+    app.add_middleware(BodyLimit, max_body=settings.max_body)
+    app.include_router(hosts.router, prefix=API_PREFIX)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.websocket(protocol.AGENT_PATH)
+    async def agent_channel(ws: WebSocket) -> None:
+        await hub.serve(ws)
+
+    return app

@@ -1,0 +1,101 @@
+"""Who is calling: API bearer tokens map to a tenant; host keys map to a host. Only hashes are stored."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+
+from oc_tui.api.errors import ErrorCode
+from oc_tui.api.models import format_timestamp, utcnow
+
+from .crypto import hash_secret, new_token, same_hash
+from .db import Database
+from .errors import ApiProblem
+from .ids import new_id
+
+TOKEN_PREFIX = "oc_"
+HOST_KEY_PREFIX = "hk_"
+ADMIN_TOKEN_FILE = "admin-token"
+
+
+def create_token(db: Database, tenant_id: str, name: str) -> str:
+    """Mint an API token for ``tenant_id``; the plaintext is returned once and never stored."""
+    token = new_token(TOKEN_PREFIX)
+    db.execute(
+        "INSERT INTO api_tokens (tenant_id, token_hash, name, created_at) VALUES (?, ?, ?, ?)",
+        (tenant_id, hash_secret(token), name, format_timestamp(utcnow())),
+    )
+    return token
+
+
+def create_tenant(db: Database, name: str) -> tuple[str, str]:
+    """A new tenant and its first API token: ``(tenant_id, token)``."""
+    tenant_id = new_id("tenant")
+    with db.transaction():
+        db.execute(
+            "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)",
+            (tenant_id, name, format_timestamp(utcnow())),
+        )
+        token = create_token(db, tenant_id, "default")
+    return tenant_id, token
+
+
+def ensure_admin(db: Database, data_dir: Path) -> str:
+    """The admin token (first tenant's), created on first start and kept in ``DATA_DIR/admin-token``.
+
+    If the file is lost, a fresh admin token is minted for the first tenant, so the operator is never
+    locked out of their own data.
+    """
+    path = data_dir / ADMIN_TOKEN_FILE
+    if path.exists():
+        token = path.read_text().strip()
+        if tenant_for_token(db, token):
+            return token
+    first = db.one("SELECT id FROM tenants ORDER BY created_at, rowid LIMIT 1")
+    if first is None:
+        _, token = create_tenant(db, "admin")
+    else:
+        with db.transaction():
+            token = create_token(db, first["id"], "admin")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    os.chmod(path, 0o600)
+    return token
+
+
+def tenant_for_token(db: Database, token: str) -> str | None:
+    digest = hash_secret(token)
+    row = db.one("SELECT tenant_id, token_hash FROM api_tokens WHERE token_hash = ?", (digest,))
+    if row is None or not same_hash(row["token_hash"], digest):
+        return None
+    return row["tenant_id"]
+
+
+def host_for_key(db: Database, host_key: str) -> dict[str, Any] | None:
+    """The host row a host key belongs to (revoked ones included: the caller refuses those)."""
+    if not host_key.startswith(HOST_KEY_PREFIX):
+        return None
+    digest = hash_secret(host_key)
+    row = db.one("SELECT * FROM hosts WHERE host_key_hash = ?", (digest,))
+    if row is None or not same_hash(row["host_key_hash"], digest):
+        return None
+    return row
+
+
+def bearer(header: str | None) -> str | None:
+    scheme, _, value = (header or "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def current_tenant(request: Request) -> str:
+    """FastAPI dependency: the tenant of the request's bearer token, else 401 UNAUTHORIZED."""
+    token = bearer(request.headers.get("authorization"))
+    tenant_id = tenant_for_token(request.app.state.db, token) if token else None
+    if tenant_id is None:
+        message = "invalid API token" if token else "missing bearer token (Authorization: Bearer …)"
+        raise ApiProblem(401, ErrorCode.UNAUTHORIZED, message)
+    return tenant_id

@@ -1,0 +1,98 @@
+"""Every error leaves the server as ``{"error": {"code", "message"}}``, whatever raised it.
+
+FastAPI's own handlers (HTTPException, RequestValidationError) answer in other shapes, so they are
+replaced here; anything unexpected becomes 500 INTERNAL_ERROR with the traceback only in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from oc_tui.api.errors import ErrorCode
+
+log = logging.getLogger("oc_server")
+
+
+class ApiProblem(Exception):
+    """Raise anywhere in a route to answer with this status, code and message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+_CODE_BY_STATUS = {
+    400: ErrorCode.VALIDATION_ERROR,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+}
+
+_MESSAGE_BY_STATUS = {404: "no such endpoint", 405: "method not allowed on this endpoint"}
+
+
+def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[str, str]:
+    """(code, message) for pydantic errors: INVALID_JSON for unparsable bodies, else a line per field."""
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return ErrorCode.INVALID_JSON, "request body is not valid JSON"
+    parts = []
+    for err in errors[:3]:
+        loc = [str(p) for p in err.get("loc", ())]
+        where, field = (loc[0], ".".join(loc[1:])) if loc else ("body", "")
+        kind = err.get("type", "")
+        if kind == "missing" and where == "body" and not field:
+            message = "request body is required (a JSON object)"
+        elif kind == "missing":
+            message = "is required"
+        elif kind == "extra_forbidden":
+            message = "is not a known field"
+        elif kind in ("model_attributes_type", "dict_type") and not field:
+            message = "request body must be a JSON object"
+        else:
+            message = str(err.get("msg", "is invalid")).removeprefix("Value error, ")
+        if not field:
+            parts.append(message)
+        elif where == "query":
+            parts.append(f"query parameter {field!r}: {message}")
+        else:
+            parts.append(f"{field}: {message}")
+    return ErrorCode.VALIDATION_ERROR, "; ".join(parts)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiProblem)
+    async def _problem(_: Request, exc: ApiProblem) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _CODE_BY_STATUS.get(exc.status_code, ErrorCode.INTERNAL_ERROR)
+        detail = exc.detail if isinstance(exc.detail, str) else ""
+        if exc.status_code in _MESSAGE_BY_STATUS:
+            detail = _MESSAGE_BY_STATUS[exc.status_code]
+        return error_response(exc.status_code, code, detail or "request failed", dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        code, message = describe_validation_errors(list(exc.errors()))
+        return error_response(400, code, message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(500, ErrorCode.INTERNAL_ERROR, "internal server error")

@@ -1,0 +1,126 @@
+"""Host events: stored in the DB (so streams can resume), fanned out live to SSE subscribers.
+
+A stream subscribes *before* it replays from the DB and then skips live events it already replayed,
+so an event written between the two steps is neither lost nor sent twice. A subscriber that falls too
+far behind is cut off rather than buffered without bound; its client resumes with Last-Event-ID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from oc_tui.api.models import format_timestamp, utcnow
+
+from .db import Database
+
+QUEUE_LIMIT = 1000
+REPLAY_BATCH = 500
+RETENTION = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    tenant_id: str
+    host_id: str
+    type: str
+    data: dict[str, Any]
+    timestamp: str
+
+    def sse(self) -> str:
+        """One SSE frame; the ``data:`` JSON is self-describing, as MIOSA's clients read only it."""
+        payload = {"type": self.type, "host_id": self.host_id, "data": self.data, "timestamp": self.timestamp}
+        return f"id: {self.id}\nevent: {self.type}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
+
+
+@dataclass(eq=False)
+class Subscription:
+    tenant_id: str
+    host_id: str | None
+    queue: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    lagged: bool = False
+
+    def wants(self, event: Event) -> bool:
+        return event.tenant_id == self.tenant_id and self.host_id in (None, event.host_id)
+
+
+def _row_event(row: dict[str, Any]) -> Event:
+    return Event(
+        row["id"], row["tenant_id"], row["host_id"], row["type"], json.loads(row["data"]), row["timestamp"]
+    )
+
+
+class EventLog:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.subscribers: set[Subscription] = set()
+
+    def append(self, tenant_id: str, host_id: str, type_: str, data: dict[str, Any]) -> Event:
+        """Store an event and hand it to live subscribers. Call after the change it reports is stored."""
+        timestamp = format_timestamp(utcnow())
+        cursor = self.db.execute(
+            "INSERT INTO events (tenant_id, host_id, type, data, timestamp) VALUES (?, ?, ?, ?, ?)",
+            (tenant_id, host_id, type_, json.dumps(data), timestamp),
+        )
+        event = Event(int(cursor.lastrowid or 0), tenant_id, host_id, type_, data, timestamp)
+        for sub in list(self.subscribers):
+            if sub.wants(event) and not sub.lagged:
+                try:
+                    sub.queue.put_nowait(event)
+                except asyncio.QueueFull:
+                    sub.lagged = True
+                    sub.queue.get_nowait()
+                    sub.queue.put_nowait(None)
+        return event
+
+    def prune(self) -> None:
+        cutoff = format_timestamp(utcnow() - RETENTION)
+        self.db.execute("DELETE FROM events WHERE timestamp < ?", (cutoff,))
+
+    def replay(self, sub: Subscription, after: int) -> list[Event]:
+        sql = "SELECT * FROM events WHERE tenant_id = ? AND id > ?"
+        params: tuple[Any, ...] = (sub.tenant_id, after)
+        if sub.host_id is not None:
+            sql, params = sql + " AND host_id = ?", (*params, sub.host_id)
+        return [_row_event(r) for r in self.db.all(sql + " ORDER BY id LIMIT ?", (*params, REPLAY_BATCH))]
+
+    def close(self) -> None:
+        """End every stream (server shutdown): uvicorn would otherwise wait on them."""
+        for sub in list(self.subscribers):
+            sub.lagged = True
+            if sub.queue.full():
+                sub.queue.get_nowait()
+            sub.queue.put_nowait(None)
+
+    async def stream(
+        self, tenant_id: str, host_id: str | None, last_event_id: int | None, keepalive: float
+    ) -> AsyncIterator[str]:
+        """SSE text: replay after ``last_event_id`` (if given), then live events and keep-alives."""
+        sub = Subscription(tenant_id, host_id)
+        self.subscribers.add(sub)
+        try:
+            yield ": connected\n\n"
+            sent = last_event_id if last_event_id is not None else -1
+            if last_event_id is not None:
+                while batch := self.replay(sub, sent):
+                    for event in batch:
+                        yield event.sse()
+                    sent = batch[-1].id
+            while True:
+                try:
+                    event = await asyncio.wait_for(sub.queue.get(), keepalive)
+                except TimeoutError:
+                    yield ": keepalive\n\n"
+                    continue
+                if event is None:
+                    return
+                if event.id > sent:
+                    sent = event.id
+                    yield event.sse()
+        finally:
+            self.subscribers.discard(sub)

@@ -1,0 +1,200 @@
+"""Connected agents: who is online, request/response calls to an agent, and each channel's lifecycle.
+
+Routes never touch an agent's socket; they ask the hub. One control channel per host: a newer agent
+with the same key replaces the older one (4409), a revoked host's channel is closed for good (4403).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from oc_tui.api.errors import ErrorCode
+from oc_tui.api.models import format_timestamp, utcnow
+
+from . import __version__, protocol
+from .auth import bearer, host_for_key
+from .errors import ApiProblem
+from .hosts import LAST_SEEN_WRITE_EVERY, HostStore
+from .settings import Settings
+
+log = logging.getLogger("oc_server.hub")
+
+AGENT_INFO_FIELDS = ("hostname", "os", "os_release", "arch", "agent_version", "python")
+
+
+class HostOffline(ApiProblem):
+    def __init__(self) -> None:
+        super().__init__(409, ErrorCode.HOST_OFFLINE, "host is offline; its agent is not connected")
+
+
+class AgentUnreachable(ApiProblem):
+    def __init__(self, why: str) -> None:
+        super().__init__(502, ErrorCode.AGENT_UNREACHABLE, f"host agent is unreachable: {why}")
+
+
+class AgentChannel:
+    """One agent's control WebSocket, with its calls in flight."""
+
+    def __init__(self, ws: WebSocket, host_id: str) -> None:
+        self.ws = ws
+        self.host_id = host_id
+        self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.last_heard = time.monotonic()
+        self.last_written = time.monotonic()
+        self.seen_at = format_timestamp(utcnow())
+        self._send_lock = asyncio.Lock()
+
+    def heard(self) -> bool:
+        """Note that the agent spoke; True when last_seen_at is due to be written to the DB."""
+        self.last_heard = time.monotonic()
+        self.seen_at = format_timestamp(utcnow())
+        if self.last_heard - self.last_written >= LAST_SEEN_WRITE_EVERY:
+            self.last_written = self.last_heard
+            return True
+        return False
+
+    async def send(self, text: str) -> None:
+        async with self._send_lock:
+            await self.ws.send_text(text)
+
+    async def close(self, code: int) -> None:
+        self.fail_pending("its connection closed before it answered")
+        try:
+            await self.ws.close(code)
+        except (RuntimeError, OSError):  # already closed by the peer or the server
+            pass
+
+    def fail_pending(self, why: str) -> None:
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(AgentUnreachable(why))
+
+    def resolve(self, message: dict[str, Any]) -> None:
+        future = self.pending.get(str(message.get("id")))
+        if future is not None and not future.done():
+            future.set_result(message)
+
+
+class Hub:
+    def __init__(self, hosts: HostStore, settings: Settings) -> None:
+        self.hosts = hosts
+        self.settings = settings
+        self.channels: dict[str, AgentChannel] = {}
+        self._request_ids = itertools.count(1)
+
+    async def call(self, host_id: str, method: str, params: dict[str, Any] | None = None) -> Any:
+        """Ask the host's agent to run ``method``; 409 if it is not connected, 502 if it does not answer."""
+        channel = self.channels.get(host_id)
+        if channel is None:
+            raise HostOffline()
+        request_id = f"r{next(self._request_ids)}"
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        channel.pending[request_id] = future
+        timeout = self.settings.call_timeout
+        try:
+            await channel.send(
+                protocol.encode(protocol.REQUEST, id=request_id, method=method, params=params or {})
+            )
+            async with asyncio.timeout(timeout):
+                reply = await future
+        except TimeoutError:
+            raise AgentUnreachable(f"no answer within {timeout:g} s") from None
+        except (RuntimeError, OSError, WebSocketDisconnect):
+            raise AgentUnreachable("its connection is closing") from None
+        finally:
+            channel.pending.pop(request_id, None)
+        if "error" in reply:
+            error = reply["error"] if isinstance(reply["error"], dict) else {}
+            raise AgentUnreachable(f"the agent failed: {error.get('message', 'unknown error')}")
+        return reply.get("result")
+
+    async def disconnect(self, host_id: str, code: int) -> None:
+        """Close the host's channel (revocation: 4403) without marking the host offline."""
+        channel = self.channels.pop(host_id, None)
+        if channel is not None:
+            await channel.close(code)
+
+    async def serve(self, ws: WebSocket) -> None:
+        """The whole life of one agent connection: authenticate, hello/welcome, then messages."""
+        await ws.accept()
+        row = host_for_key(self.hosts.db, bearer(ws.headers.get("authorization")) or "")
+        if row is None:
+            await ws.close(protocol.CLOSE_UNKNOWN_KEY)
+            return
+        if row["status"] == "revoked":
+            await ws.close(protocol.CLOSE_REVOKED)
+            return
+        try:
+            async with asyncio.timeout(protocol.HELLO_TIMEOUT):
+                hello = protocol.decode(await ws.receive_text())
+            if hello["type"] != protocol.HELLO:
+                raise ValueError("first frame is not a hello")
+        except WebSocketDisconnect:
+            return
+        except (TimeoutError, ValueError, KeyError):
+            await ws.close(protocol.CLOSE_BAD_HELLO)
+            return
+        await self._attach(ws, row["id"], hello)
+
+    async def _attach(self, ws: WebSocket, host_id: str, hello: dict[str, Any]) -> None:
+        current = self.hosts.row(host_id)
+        if current is None or current["status"] == "revoked":  # revoked while we waited for the hello
+            await ws.close(protocol.CLOSE_REVOKED)
+            return
+        channel = AgentChannel(ws, host_id)
+        previous = self.channels.get(host_id)
+        self.channels[host_id] = channel
+        agent = {k: str(hello[k]) for k in AGENT_INFO_FIELDS if hello.get(k) is not None}
+        agent["remote_addr"] = ws.client.host if ws.client else None
+        self.hosts.set_status(host_id, "online", agent=agent, seen_at=channel.seen_at)
+        log.info("agent of %s connected from %s", host_id, agent["remote_addr"])
+        try:
+            if previous is not None:
+                await previous.close(protocol.CLOSE_REPLACED)
+            await channel.send(
+                protocol.encode(
+                    protocol.WELCOME,
+                    host_id=host_id,
+                    heartbeat_interval=self.settings.heartbeat_interval,
+                    server_version=__version__,
+                )
+            )
+            await self._receive(channel)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass
+        finally:
+            channel.fail_pending("its connection closed before it answered")
+            if self.channels.get(host_id) is channel:
+                del self.channels[host_id]
+                self.hosts.set_status(host_id, "offline", seen_at=channel.seen_at)
+                log.info("agent of %s disconnected", host_id)
+
+    async def _receive(self, channel: AgentChannel) -> None:
+        silence = self.settings.heartbeat_interval * protocol.MISSED_HEARTBEATS
+        while True:
+            try:
+                async with asyncio.timeout(silence):
+                    frame = await channel.ws.receive()
+            except TimeoutError:
+                log.info("agent of %s silent for %.1f s: dropping it", channel.host_id, silence)
+                await channel.close(protocol.CLOSE_HEARTBEAT_LOST)
+                return
+            if frame["type"] == "websocket.disconnect":
+                return
+            if channel.heard():
+                self.hosts.touch(channel.host_id, channel.seen_at)
+            try:
+                message = protocol.decode(frame.get("text") or frame.get("bytes") or b"")
+            except ValueError:
+                log.warning("agent of %s sent a malformed frame; ignored", channel.host_id)
+                continue
+            if message["type"] == protocol.PING:
+                await channel.send(protocol.encode(protocol.PONG, t=message.get("t")))
+            elif message["type"] == protocol.RESPONSE:
+                channel.resolve(message)

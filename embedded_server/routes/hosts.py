@@ -1,0 +1,128 @@
+"""``/hosts``: list, register, get, update, revoke, event streams and live system facts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from oc_tui.api.errors import ErrorCode
+from oc_tui.api.models import Host, HostCreate, HostRegistration, HostSysInfo, HostUpdate, is_valid_id
+
+from .. import protocol
+from ..auth import current_tenant
+from ..errors import ApiProblem
+from ..hosts import HostStore
+from ..hub import AgentUnreachable, Hub
+
+router = APIRouter(prefix="/hosts", tags=["hosts"])
+
+Tenant = Annotated[str, Depends(current_tenant)]
+
+
+def store(request: Request) -> HostStore:
+    return request.app.state.hosts
+
+
+def hub(request: Request) -> Hub:
+    return request.app.state.hub
+
+
+def valid_host_id(host_id: str) -> str:
+    if not is_valid_id("host", host_id):
+        raise ApiProblem(400, ErrorCode.INVALID_ID, f"{host_id!r} is not a valid host ID (host_…)")
+    return host_id
+
+
+def tenant_host(request: Request, tenant_id: Tenant, host_id: Annotated[str, Depends(valid_host_id)]) -> Host:
+    """The path's host, if it is this tenant's: another tenant's host is 404, never 403."""
+    host = store(request).get(tenant_id, host_id)
+    if host is None:
+        raise ApiProblem(404, ErrorCode.NOT_FOUND, f"host {host_id} not found")
+    return host
+
+
+TenantHost = Annotated[Host, Depends(tenant_host)]
+
+
+def last_event_id(request: Request) -> int | None:
+    """The SSE ``Last-Event-ID`` to resume after; anything that is not ours (not an integer) starts live."""
+    value = request.headers.get("last-event-id", "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def event_stream(request: Request, tenant_id: str, host_id: str | None) -> StreamingResponse:
+    stream = request.app.state.events.stream(
+        tenant_id, host_id, last_event_id(request), request.app.state.settings.keepalive_interval
+    )
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+
+
+@router.get("")
+def list_hosts(
+    request: Request,
+    tenant_id: Tenant,
+    page: Annotated[int, Query(ge=1)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict[str, Any]:
+    hosts, total = store(request).page(tenant_id, page, per_page)
+    return {
+        "data": [h.model_dump(mode="json") for h in hosts],
+        "meta": {"total": total, "page": page, "per_page": per_page},
+    }
+
+
+@router.post("", status_code=201)
+def register_host(request: Request, tenant_id: Tenant, spec: HostCreate) -> dict[str, Any]:
+    registration: HostRegistration = store(request).create(tenant_id, spec)
+    return registration.model_dump(mode="json")
+
+
+@router.get("/events")
+def tenant_events(request: Request, tenant_id: Tenant) -> StreamingResponse:
+    """Every host event of the tenant (extension; declared before ``/{host_id}`` so it wins)."""
+    return event_stream(request, tenant_id, None)
+
+
+@router.get("/{host_id}")
+def get_host(host: TenantHost) -> dict[str, Any]:
+    return host.model_dump(mode="json")
+
+
+@router.patch("/{host_id}")
+def update_host(request: Request, host: TenantHost, change: HostUpdate) -> dict[str, Any]:
+    for name in ("name", "labels"):
+        if name in change.model_fields_set and getattr(change, name) is None:
+            raise ApiProblem(400, ErrorCode.VALIDATION_ERROR, f"{name}: must not be null")
+    if host.status == "revoked":
+        raise ApiProblem(409, ErrorCode.HOST_REVOKED, f"host {host.id} is revoked")
+    return store(request).update(host, change).model_dump(mode="json")
+
+
+@router.delete("/{host_id}", status_code=204)
+async def revoke_host(request: Request, host: TenantHost) -> Response:
+    """Revoke for good: the key is refused from now on and a connected agent is closed with 4403.
+    Revoking a revoked host is a no-op (still 204)."""
+    store(request).set_status(host.id, "revoked")
+    await hub(request).disconnect(host.id, protocol.CLOSE_REVOKED)
+    return Response(status_code=204)
+
+
+@router.get("/{host_id}/events")
+def host_events(request: Request, host: TenantHost) -> StreamingResponse:
+    return event_stream(request, host.tenant_id, host.id)
+
+
+@router.get("/{host_id}/sysinfo")
+async def host_sysinfo(request: Request, host: TenantHost) -> dict[str, Any]:
+    """Live facts from the agent (extension)."""
+    if host.status == "revoked":
+        raise ApiProblem(409, ErrorCode.HOST_REVOKED, f"host {host.id} is revoked")
+    result = await hub(request).call(host.id, "sys.info")
+    try:
+        info = HostSysInfo.model_validate(result)
+    except ValueError:
+        raise AgentUnreachable("the agent answered sys.info with a malformed result") from None
+    return info.model_dump(mode="json")

@@ -1,0 +1,53 @@
+"""Server settings: defaults, then environment, then command-line flags (applied by cli.py)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+
+def default_data_dir() -> Path:
+    """``$OC_SERVER_DATA_DIR``, else the per-user data dir of oc-tui + ``/server``."""
+    env = os.environ.get("OC_SERVER_DATA_DIR")
+    return Path(env) if env else Path(user_data_dir("oc-tui")) / "server"
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+@dataclass
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    bind: str = "127.0.0.1"
+    port: int = 8787
+    # Base of the URLs the server hands out (ws_url, public_url …); derived from bind/port when unset.
+    public_url: str | None = field(default_factory=lambda: os.environ.get("OC_PUBLIC_URL") or None)
+    # Agents ping this often; silence for 3 intervals drops the channel (tests shorten it).
+    heartbeat_interval: float = field(default_factory=lambda: _env_float("OC_HEARTBEAT_INTERVAL", 3.0))
+    # How long a request to an agent may take before the API answers 502 AGENT_UNREACHABLE.
+    call_timeout: float = field(default_factory=lambda: _env_float("OC_CALL_TIMEOUT", 10.0))
+    # SSE comment keep-alives, so proxies and clients can tell a quiet stream from a dead one.
+    keepalive_interval: float = field(default_factory=lambda: _env_float("OC_SSE_KEEPALIVE", 15.0))
+    max_body: int = 1024 * 1024
+
+    @property
+    def listen_url(self) -> str:
+        """Where this machine reaches the server (a wildcard bind is reached on loopback)."""
+        host = "127.0.0.1" if self.bind in ("0.0.0.0", "::", "") else self.bind
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """Where clients and agents elsewhere reach the server: ``public_url`` when set."""
+        return self.public_url.rstrip("/") if self.public_url else self.listen_url
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "oc-server.db"

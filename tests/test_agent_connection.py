@@ -1,0 +1,32 @@
+"""Pure parts of the agent's connection logic: URL derivation and backoff bounds."""
+
+from __future__ import annotations
+
+import pytest
+
+from embedded_server.agent.connection import BACKOFF_CAP, agent_url, backoff_delay
+
+
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        ("http://127.0.0.1:8787", "ws://127.0.0.1:8787/opencomputers/ws/agent"),
+        ("https://oc.example.com/", "wss://oc.example.com/opencomputers/ws/agent"),
+        (" ws://box:1 ", "ws://box:1/opencomputers/ws/agent"),
+    ],
+)
+def test_agent_url_is_derived_from_the_server_root(server: str, expected: str) -> None:
+    assert agent_url(server) == expected
+
+
+@pytest.mark.parametrize("server", ["ftp://x", "127.0.0.1:8787", "http://[bad"])
+def test_bad_server_urls_are_refused_up_front(server: str) -> None:
+    with pytest.raises(ValueError, match="server URL"):
+        agent_url(server)
+
+
+def test_backoff_is_full_jitter_under_a_growing_cap() -> None:
+    for attempt, ceiling in [(0, 0.5), (1, 1.0), (3, 4.0), (6, BACKOFF_CAP), (60, BACKOFF_CAP)]:
+        delays = [backoff_delay(attempt) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling / 2  # spread over the whole range, not pinned at the bottom
