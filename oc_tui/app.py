@@ -1,0 +1,264 @@
+"""The oc-tui App: themes, global keys (k9s style), command mode, the palette, and the connection.
+
+The App owns the one ``OpenComputersClient`` and, for the embedded (``local``) profile, the
+``LocalFleet`` that runs this machine's control plane and agent. Starting it can take seconds, so it
+runs in a worker while the fleet screen already shows (with a "starting…" banner).
+
+``live=False`` builds the same app without any network work: tests and the screenshot script then
+feed the screens fixed models through the messages the workers would post, with a fixed clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+
+import httpx
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.message import Message
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from oc_tui import config
+from oc_tui.api import OpenComputersClient
+from oc_tui.api.models import utcnow
+from oc_tui.local import LocalFleet, LocalFleetError
+from oc_tui.screens.command import CommandScreen
+from oc_tui.screens.fleet import FleetScreen
+from oc_tui.screens.help import HelpScreen, KeySection
+from oc_tui.themes import DEFAULT_THEME, load_themes
+
+COMMANDS = ("hosts", "quit", "q", "clusters", "secrets")
+NOT_YET = ("clusters", "secrets")
+LOCAL_WARNINGS = {"server_failed", "host_revoked", "agent_refused"}
+"""LocalFleet events worth a notification; the others go to the event feed only."""
+
+
+class OcTuiCommands(Provider):
+    """The command palette (ctrl+p): views, host actions, themes, quit."""
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        app = self.app
+        assert isinstance(app, OcTuiApp)
+        fleet = app.fleet
+        commands: list[tuple[str, str, Callable[[], object]]] = [
+            ("Hosts", "Show the fleet view (:hosts)", app.action_show_hosts),
+            ("Register host", "Register a new host and show its key", fleet.action_register),
+            ("Edit labels", "Edit the labels of the selected host", fleet.action_edit_labels),
+            ("Revoke host", "Revoke the selected host (asks first)", fleet.action_revoke),
+            ("Filter hosts", "Filter by name, k=v label or status", fleet.action_filter),
+            ("Keys", "Show every key (?)", app.action_help),
+            ("Quit", "Quit oc-tui", app.exit),
+        ]
+        for name in app.theme_names:
+            commands.append(
+                (f"Theme: {name}", f"Switch to the {name} theme", partial(setattr, app, "theme", name))
+            )
+        return commands
+
+    async def discover(self) -> Hits:
+        for name, help_text, callback in self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, callback in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+
+
+class OcTuiApp(App[None]):
+    """k9s for your own computers."""
+
+    CSS_PATH = "oc_tui.tcss"
+    TITLE = "oc-tui"
+    COMMANDS = {OcTuiCommands}
+    BINDINGS = [
+        Binding("question_mark", "help", "Keys"),
+        Binding("colon", "command_mode", "Command"),
+        Binding("q", "quit", "Quit"),
+        Binding("escape", "back", "Back", show=False),
+    ]
+
+    @dataclass
+    class LocalFleetReady(Message):
+        fleet: LocalFleet
+
+    @dataclass
+    class LocalFleetFailed(Message):
+        error: str
+
+    @dataclass
+    class LocalFleetEvent(Message):
+        kind: str
+        text: str
+
+    def __init__(
+        self,
+        profile: config.Profile,
+        *,
+        client: OpenComputersClient | None = None,
+        theme: str = DEFAULT_THEME,
+        data_dir: Path | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        live: bool = True,
+    ) -> None:
+        """``client``: a ready client to use instead of one built from the profile (its owner closes it).
+        ``data_dir``: where the embedded profile keeps its state. ``clock``/``live``: see the module."""
+        super().__init__()
+        self.profile = profile
+        self.client = client
+        self._owns_client = client is None
+        self._data_dir = data_dir or config.data_dir()
+        self._live = live
+        self._local: LocalFleet | None = None
+        self._themes = load_themes()
+        self._initial_theme = theme
+        self.fleet = FleetScreen(profile.name, profile.base_url, clock)
+
+    @property
+    def theme_names(self) -> list[str]:
+        return list(self._themes)
+
+    def get_default_screen(self) -> Screen:
+        return self.fleet
+
+    def on_mount(self) -> None:
+        for theme in self._themes.values():
+            self.register_theme(theme)
+        self.theme = self._initial_theme
+        if not self._live:
+            return
+        if self.client is None and not self.profile.embedded:
+            self.client = OpenComputersClient(self.profile.base_url, self.profile.token)
+        if self.client is not None:
+            self.fleet.post_message(FleetScreen.ClientReady())
+        else:
+            self.fleet.post_message(FleetScreen.Connecting("starting local control plane…"))
+            self._start_local()
+
+    async def on_unmount(self) -> None:
+        if self._local is not None:
+            await self._local.stop()
+        if self.client is not None and self._owns_client:
+            await self.client.aclose()
+
+    # --- the embedded control plane --------------------------------------------------------------
+
+    @work(exclusive=True, group="local", exit_on_error=False)
+    async def _start_local(self) -> None:
+        port = httpx.URL(self.profile.base_url).port or config.LOCAL_PORT
+        local = LocalFleet(
+            self._data_dir,
+            port,
+            on_event=lambda kind, text: self.post_message(self.LocalFleetEvent(kind, text)),
+        )
+        self._local = local
+        try:
+            await local.start()
+        except (LocalFleetError, OSError) as exc:
+            self.post_message(self.LocalFleetFailed(str(exc)))
+        else:
+            self.post_message(self.LocalFleetReady(local))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Anything unexpected while starting the local control plane is reported, not a crash."""
+        if event.state == WorkerState.ERROR:
+            self.post_message(
+                self.LocalFleetFailed(f"{type(event.worker.error).__name__}: {event.worker.error}")
+            )
+
+    def on_oc_tui_app_local_fleet_ready(self, message: LocalFleetReady) -> None:
+        self.client = message.fleet.client()
+        self.fleet.set_endpoint(self.client.base_url)
+        self.fleet.post_message(FleetScreen.ClientReady())
+
+    def on_oc_tui_app_local_fleet_failed(self, message: LocalFleetFailed) -> None:
+        self.fleet.post_message(
+            FleetScreen.ConnectFailed(f"local control plane did not start: {message.error}")
+        )
+        self.notify(message.error, title="Local control plane", severity="error", timeout=15)
+
+    def on_oc_tui_app_local_fleet_event(self, message: LocalFleetEvent) -> None:
+        self.fleet.post_message(FleetScreen.Note(f"local: {message.text}"))
+        if message.kind in LOCAL_WARNINGS:
+            self.notify(message.text, title="Local control plane", severity="warning", timeout=10)
+        local = self._local
+        if message.kind == "server_started" and local is not None and self.client is not None:
+            if local.base_url and local.base_url != self.client.base_url:
+                self._switch_client(local)
+
+    @work(group="local", exit_on_error=False)
+    async def _switch_client(self, local: LocalFleet) -> None:
+        """The restarted server listens on another port: follow it with a new client."""
+        old, self.client = self.client, local.client()
+        self.fleet.set_endpoint(self.client.base_url)
+        self.fleet.post_message(FleetScreen.ClientReady())
+        if old is not None:
+            await old.aclose()
+
+    # --- global actions --------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self._key_sections()))
+
+    def _key_sections(self) -> list[KeySection]:
+        def rows(bindings: list) -> list[tuple[str, str]]:
+            return [
+                (
+                    "  ".join(
+                        self.get_key_display(replace(binding, key=key)) for key in binding.key.split(",")
+                    ),
+                    binding.description,
+                )
+                for binding in bindings
+                if isinstance(binding, Binding) and binding.description
+            ]
+
+        return [
+            ("Global", [*rows(self.BINDINGS), ("ctrl+p", "Command palette")]),
+            ("Fleet", [*rows(FleetScreen.BINDINGS), ("↑ ↓  j k", "Move"), ("g  G", "First / last host")]),
+            (
+                "Dialogs",
+                [
+                    ("tab", "Next field"),
+                    ("enter", "Submit"),
+                    ("esc", "Cancel"),
+                    ("c", "Copy the oc-agent command"),
+                ],
+            ),
+        ]
+
+    def action_command_mode(self) -> None:
+        self.push_screen(CommandScreen(COMMANDS), self._run_command)
+
+    def _run_command(self, command: str | None) -> None:
+        if not command:
+            return
+        name = command.split()[0].lower()
+        if name in ("q", "quit", "q!"):
+            self.exit()
+        elif name in ("hosts", "host", "fleet"):
+            self.action_show_hosts()
+        elif name in NOT_YET:
+            self.notify(f":{name} is not yet available", severity="warning")
+        else:
+            self.notify(f"unknown command :{command} — try :hosts or :q", severity="error")
+
+    def action_show_hosts(self) -> None:
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.fleet.table.focus()
+
+    def action_back(self) -> None:
+        if len(self.screen_stack) > 1:
+            self.pop_screen()

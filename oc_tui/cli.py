@@ -1,0 +1,65 @@
+"""``oc-tui``: resolve the profile, then run the App.
+
+Configuration problems are one line on stderr and exit status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from oc_tui import config
+from oc_tui.themes import DEFAULT_THEME, load_themes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oc-tui",
+        description="A keyboard-driven terminal UI for your own fleet of machines (OpenComputers API).",
+    )
+    parser.add_argument("--profile", help="profile to use: local (default), hosted, or one from config.toml")
+    parser.add_argument("--base-url", help="control plane root URL (overrides the profile's)")
+    parser.add_argument("--token", help="API token (overrides the profile's; prefer OC_TUI_TOKEN)")
+    parser.add_argument("--theme", help=f"colour theme (default {DEFAULT_THEME})")
+    parser.add_argument("--data-dir", type=Path, help="state of the local control plane (local profile)")
+    parser.add_argument("--version", action="version", version=f"oc-tui {_version()}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = config.load_config()
+        profile = config.resolve_profile(args.profile, args.base_url, args.token, config=settings)
+    except config.ConfigError as exc:
+        return _fail(str(exc))
+    from textual.theme import BUILTIN_THEMES
+
+    themes = [*load_themes(), *BUILTIN_THEMES]
+    theme = args.theme or settings.theme or DEFAULT_THEME
+    if theme not in themes:
+        where = "--theme" if args.theme else config.config_path()
+        return _fail(f"unknown theme {theme!r} ({where}); available: {', '.join(themes)}")
+
+    from oc_tui.app import OcTuiApp
+
+    OcTuiApp(profile, theme=theme, data_dir=args.data_dir).run()
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"oc-tui: {message}", file=sys.stderr)
+    return 2
+
+
+def _version() -> str:
+    try:
+        return metadata.version("oc-tui")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Screens of oc-tui: one module per screen or dialog."""

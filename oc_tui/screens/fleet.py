@@ -1,0 +1,481 @@
+"""The fleet view: every host in a table, the selected host's detail, and a live event feed.
+
+Data flow: workers (``@work``) talk to the client and post messages (:class:`HostsLoaded`,
+:class:`HostEventArrived`, …); handlers only update widgets, so no handler ever awaits the network.
+Tests and the screenshot script feed fixed models through the very same messages.
+
+The screen keeps the one copy of the hosts (by id); the table shows a filtered, sorted view of it.
+When the control plane goes away, a banner says so; the event stream keeps retrying and, when it
+connects again, the table is reloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import pydantic
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+from textual.worker import Worker, WorkerState
+
+from oc_tui.api import OpenComputersClient, StreamState, errors
+from oc_tui.api.models import HOST_STATUSES, Host, HostEvent, HostRegistration, HostSysInfo
+from oc_tui.screens.confirm import ConfirmRevokeScreen
+from oc_tui.screens.errors import describe_error
+from oc_tui.screens.host_key import HostKeyScreen
+from oc_tui.screens.labels import EditLabelsScreen
+from oc_tui.screens.register import RegisterHostScreen
+from oc_tui.widgets.connection_banner import ConnectionBanner
+from oc_tui.widgets.event_feed import EventFeed
+from oc_tui.widgets.host_detail import HostDetail
+from oc_tui.widgets.host_filter import HostFilter
+from oc_tui.widgets.host_table import HostTable
+
+UNREACHABLE = "control plane unreachable — retrying"
+TICK_SECONDS = 10.0
+"""How often relative times and the selected host's live facts are refreshed."""
+
+
+class FleetScreen(Screen[None]):
+    """The ``:hosts`` view."""
+
+    BINDINGS = [
+        Binding("slash", "filter", "Filter"),
+        Binding("n", "register", "Register"),
+        Binding("l", "edit_labels", "Labels"),
+        Binding("ctrl+d,delete", "revoke", "Revoke"),
+        Binding("r", "reload", "Reload", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+
+    # --- messages: what workers (or a test) deliver ------------------------------------------------
+
+    @dataclass
+    class HostsLoaded(Message):
+        """Every host the API has (all pages)."""
+
+        hosts: list[Host]
+
+    @dataclass
+    class HostFetched(Message):
+        """One host, fresh from the API (after an event, an edit, a revoke)."""
+
+        host: Host
+
+    @dataclass
+    class HostGone(Message):
+        host_id: str
+
+    @dataclass
+    class HostEventArrived(Message):
+        event: HostEvent
+
+    @dataclass
+    class SysInfoLoaded(Message):
+        """Live facts of a host, or why there are none."""
+
+        host_id: str
+        info: HostSysInfo | str
+
+    @dataclass
+    class StreamStateChanged(Message):
+        state: StreamState
+
+    @dataclass
+    class RequestFailed(Message):
+        action: str
+        error: errors.OpenComputersError
+
+    class ClientReady(Message):
+        """The app has a client (the local control plane is up): start the live work."""
+
+    @dataclass
+    class Connecting(Message):
+        """The app is still getting a client (starting the local control plane)."""
+
+        text: str
+
+    @dataclass
+    class Note(Message):
+        """A line for the event feed from the app itself (the local control plane's news)."""
+
+        text: str
+
+    @dataclass
+    class ConnectFailed(Message):
+        """The app could not get a client; nothing live will happen."""
+
+        text: str
+
+    # --- setup -------------------------------------------------------------------------------------
+
+    def __init__(self, profile_name: str, base_url: str, clock: Callable[[], datetime]) -> None:
+        super().__init__()
+        self._profile_name = profile_name
+        self._base_url = base_url
+        self._clock = clock
+        self._hosts: dict[str, Host] = {}
+        self._filter = HostFilter()
+        self._stream_down = False
+        self._polling = False
+        self.live = False
+        """True while the event stream is connected: the table follows changes as they happen."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="fleet-info")
+        yield ConnectionBanner(id="banner")
+        yield Input(placeholder="filter: name  k=v  status:online", id="filter", compact=True)
+        with Horizontal(id="fleet-body"):
+            yield HostTable(self._clock, id="hosts")
+            with Vertical(id="side"):
+                yield HostDetail(self._clock, id="detail")
+                yield EventFeed(id="events")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.table.border_title = "hosts"
+        self.query_one(HostDetail).border_title = "detail"
+        self.query_one(EventFeed).border_title = "events"
+        self._update_info()
+        self.set_interval(TICK_SECONDS, self._tick)
+        self.query_one(HostTable).focus()
+
+    @property
+    def client(self) -> OpenComputersClient | None:
+        return getattr(self.app, "client", None)
+
+    @property
+    def table(self) -> HostTable:
+        return self.query_one(HostTable)
+
+    @property
+    def banner(self) -> ConnectionBanner:
+        return self.query_one(ConnectionBanner)
+
+    def set_endpoint(self, base_url: str) -> None:
+        """The local control plane may listen elsewhere than the profile said (port in use)."""
+        self._base_url = base_url
+        if self.is_mounted:
+            self._update_info()
+
+    # --- workers: the only code that talks to the network ------------------------------------------
+
+    @work(exclusive=True, group="load", exit_on_error=False)
+    async def load_hosts(self) -> None:
+        client = self.client
+        if client is None:
+            return
+        try:
+            hosts = [host async for host in client.iter_hosts()]
+        except errors.OpenComputersError as exc:
+            self.post_message(self.RequestFailed("load hosts", exc))
+        else:
+            self.post_message(self.HostsLoaded(hosts))
+
+    @work(exclusive=True, group="events", exit_on_error=False)
+    async def watch_events(self) -> None:
+        client = self.client
+        if client is None:
+            return
+        stream = client.host_events(
+            None, on_state=lambda state: self.post_message(self.StreamStateChanged(state))
+        )
+        try:
+            async with stream:
+                async for event in stream:
+                    self.post_message(self.HostEventArrived(event))
+        except errors.NotFoundError:
+            # A control plane without the tenant-wide stream (an extension): poll instead.
+            self._polling = True
+            self.post_message(self.Note(f"no live event stream here: reloading every {TICK_SECONDS:g} s"))
+        except errors.OpenComputersError as exc:
+            self.post_message(self.RequestFailed("event stream", exc))
+
+    @work(group="host", exit_on_error=False)
+    async def fetch_host(self, host_id: str) -> None:
+        client = self.client
+        if client is None:
+            return
+        try:
+            host = await client.get_host(host_id)
+        except errors.NotFoundError:
+            self.post_message(self.HostGone(host_id))
+        except errors.OpenComputersError as exc:
+            self.post_message(self.RequestFailed("get host", exc))
+        else:
+            self.post_message(self.HostFetched(host))
+
+    @work(exclusive=True, group="sysinfo", exit_on_error=False)
+    async def fetch_sysinfo(self, host_id: str) -> None:
+        """Live facts appear in the detail pane; failures too (a notification every tick would nag)."""
+        client = self.client
+        if client is None:
+            return
+        try:
+            info: HostSysInfo | str = await client.host_sysinfo(host_id)
+        except errors.ConnectionFailed:
+            info = "control plane unreachable"
+        except errors.OpenComputersError as exc:
+            info = f"unavailable: {describe_error(exc)}"
+        self.post_message(self.SysInfoLoaded(host_id, info))
+
+    @work(group="revoke", exit_on_error=False)
+    async def revoke_host(self, host: Host) -> None:
+        client = self.client
+        if client is None:
+            return
+        try:
+            await client.revoke_host(host.id)
+        except errors.OpenComputersError as exc:
+            self.post_message(self.RequestFailed(f"revoke {host.name}", exc))
+            return
+        self.notify(f"{host.name} revoked", title="Revoked")
+        self.fetch_host(host.id)
+
+    # --- message handlers: update widgets, never await the network ---------------------------------
+
+    def on_fleet_screen_connecting(self, message: Connecting) -> None:
+        self.banner.show_info(message.text)
+        self.table.loading = True
+
+    def on_fleet_screen_note(self, message: Note) -> None:
+        self.query_one(EventFeed).add_note(message.text)
+
+    def on_fleet_screen_connect_failed(self, message: ConnectFailed) -> None:
+        self.banner.show_error(message.text)
+        self.table.loading = False
+
+    def on_fleet_screen_client_ready(self) -> None:
+        self.banner.clear()
+        self.load_hosts()
+        self.watch_events()
+
+    def on_fleet_screen_hosts_loaded(self, message: HostsLoaded) -> None:
+        fresh = {host.id: host for host in message.hosts}
+        for host_id, host in fresh.items():
+            known = self._hosts.get(host_id)
+            if known is not None and _changed_at(known) > _changed_at(host):
+                fresh[host_id] = known  # an event newer than this listing already arrived
+        self._hosts = fresh
+        self.table.loading = False
+        if not self._stream_down:
+            self.banner.clear()
+        self._render_hosts()
+
+    def on_fleet_screen_host_fetched(self, message: HostFetched) -> None:
+        self._upsert(message.host)
+
+    def on_fleet_screen_host_gone(self, message: HostGone) -> None:
+        if self._hosts.pop(message.host_id, None) is not None:
+            self._render_hosts()
+
+    def on_fleet_screen_host_event_arrived(self, message: HostEventArrived) -> None:
+        event = message.event
+        known = self._hosts.get(event.host_id)
+        if event.type in ("host_registered", "host_updated"):
+            host = _host_from(event.data.get("host"))
+            if host is not None:
+                self._upsert(host)
+                known = host
+        elif event.type == "status_change":
+            status = event.data.get("status")
+            if known is not None and status in HOST_STATUSES:
+                self._upsert(
+                    known.model_copy(update={"status": status, "status_changed_at": event.timestamp})
+                )
+            if self.client is not None:
+                self.fetch_host(event.host_id)  # agent info and last-seen change with the status
+        name = known.name if known is not None else event.host_id
+        self.query_one(EventFeed).add_event(event, name)
+
+    def on_fleet_screen_sys_info_loaded(self, message: SysInfoLoaded) -> None:
+        detail = self.query_one(HostDetail)
+        if detail.host is not None and detail.host.id == message.host_id:
+            detail.sysinfo = message.info
+
+    def on_fleet_screen_stream_state_changed(self, message: StreamStateChanged) -> None:
+        state = message.state
+        feed = self.query_one(EventFeed)
+        self.live = state.connected
+        self._update_info()
+        if state.connected:
+            if self._stream_down:
+                self._stream_down = False
+                self.banner.clear()
+                feed.add_note("control plane reachable again")
+                self.notify("control plane reachable again", title="Connected")
+                self.load_hosts()
+            return
+        if not self._stream_down:
+            self._stream_down = True
+            feed.add_note(f"connection lost: {state.error or 'unknown reason'}")
+        self.banner.show_error(f"{UNREACHABLE} ({state.error or 'no answer'}, attempt {state.attempt})")
+
+    def on_fleet_screen_request_failed(self, message: RequestFailed) -> None:
+        self.table.loading = False
+        error = message.error
+        if isinstance(error, errors.ConnectionFailed) and not self.live:
+            # While the stream is up the control plane is there: one failed request is only a
+            # notification. Otherwise the stream's reconnect (or the next poll) clears the banner.
+            self.banner.show_error(UNREACHABLE)
+        self.notify(f"{message.action}: {describe_error(error)}", title="Request failed", severity="error")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A bug in a worker must not take the app down: say what failed and carry on."""
+        if event.state == WorkerState.ERROR:
+            self.notify(
+                f"{event.worker.name}: {event.worker.error}", title="Unexpected error", severity="error"
+            )
+
+    @on(DataTable.RowHighlighted, "#hosts")
+    def _row_highlighted(self) -> None:
+        self._show_selected()
+
+    # --- filter --------------------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("-visible")
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._filter = HostFilter.parse(event.value)
+        self._render_hosts()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self) -> None:
+        self.table.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.remove_class("-visible")
+        self._filter = HostFilter()
+        self._render_hosts()
+        self.table.focus()
+
+    # --- actions on hosts ------------------------------------------------------------------------------
+
+    def action_reload(self) -> None:
+        if self.client is not None:
+            self.load_hosts()
+
+    def action_register(self) -> None:
+        self.app.push_screen(RegisterHostScreen(self.client), self._registered)
+
+    def _registered(self, registration: HostRegistration | None) -> None:
+        if registration is None:
+            return
+        self._upsert(Host.model_validate(registration.model_dump(exclude={"host_key"})))
+        self.table.select_host(registration.id)
+        base_url = self.client.base_url if self.client is not None else self._base_url
+        self.app.push_screen(HostKeyScreen(registration, base_url))
+
+    def action_edit_labels(self) -> None:
+        host = self._selected()
+        if host is not None:
+            self.app.push_screen(EditLabelsScreen(self.client, host), self._labels_saved)
+
+    def _labels_saved(self, host: Host | None) -> None:
+        if host is not None:
+            self._upsert(host)
+            self.notify(f"labels of {host.name} saved", title="Saved")
+
+    def action_revoke(self) -> None:
+        host = self._selected()
+        if host is None:
+            return
+        if host.status == "revoked":
+            self.notify(f"{host.name} is already revoked", severity="warning")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.revoke_host(host)
+
+        self.app.push_screen(ConfirmRevokeScreen(host), confirmed)
+
+    # --- helpers -------------------------------------------------------------------------------------
+
+    def _selected(self) -> Host | None:
+        host_id = self.table.selected_host_id
+        host = self._hosts.get(host_id) if host_id else None
+        if host is None:
+            self.notify("no host selected", severity="warning")
+        return host
+
+    def _upsert(self, host: Host) -> None:
+        known = self._hosts.get(host.id)
+        if known is not None and _changed_at(known) > _changed_at(host):
+            host = host.model_copy(
+                update={"status": known.status, "status_changed_at": known.status_changed_at}
+            )
+        self._hosts[host.id] = host
+        self._render_hosts()
+
+    def _render_hosts(self) -> None:
+        visible = sorted(
+            (host for host in self._hosts.values() if self._filter.matches(host)),
+            key=lambda host: (host.name.lower(), host.id),
+        )
+        self.table.show(visible)
+        self._update_info()
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        host_id = self.table.selected_host_id
+        host = self._hosts.get(host_id) if host_id else None
+        detail = self.query_one(HostDetail)
+        previous = detail.host
+        detail.host = host
+        if host is None or self.client is None:
+            return
+        if host.status != "online":
+            detail.sysinfo = None
+        elif previous is None or previous.id != host.id or previous.status != "online":
+            self.fetch_sysinfo(host.id)
+
+    def _update_info(self) -> None:
+        total = len(self._hosts)
+        online = sum(1 for host in self._hosts.values() if host.status == "online")
+        parts = [
+            self._profile_name,
+            self._base_url,
+            f"{total} host{'' if total == 1 else 's'}, {online} online",
+        ]
+        if self._filter.active:
+            parts.append(f"{self.table.row_count} shown")
+        if self.live:
+            parts.append("● live")
+        self.query_one("#fleet-info", Static).update("  ·  ".join(parts))
+
+    def _tick(self) -> None:
+        self.table.refresh_times()
+        detail = self.query_one(HostDetail)
+        detail.refresh_times()
+        if self._polling:
+            self.load_hosts()
+        if detail.host is not None and detail.host.status == "online" and self.client is not None:
+            self.fetch_sysinfo(detail.host.id)
+
+
+def _host_from(data: object) -> Host | None:
+    """The host record an event carries, or None when it carries none we can read."""
+    try:
+        return Host.model_validate(data)
+    except pydantic.ValidationError:
+        return None
+
+
+def _changed_at(host: Host) -> datetime:
+    """When this record's status was last known to change (for picking the newer of two copies)."""
+    return max(filter(None, (host.status_changed_at, host.updated_at)))

@@ -1,0 +1,68 @@
+"""Shows a new host's key — the only time it is ever shown — with the command that starts its agent.
+
+The command sits in a read-only text area so it can be selected with the mouse; ``c`` copies it
+to the clipboard (OSC 52, so it also works over SSH when the terminal allows it).
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, TextArea
+
+from oc_tui.api.models import HostRegistration
+
+
+def agent_command(base_url: str, host_key: str) -> str:
+    """The exact command to run on the new machine."""
+    return f"oc-agent --server {shlex.quote(base_url)} --host-key {shlex.quote(host_key)}"
+
+
+class HostKeyScreen(ModalScreen[None]):
+    """The host key and the ``oc-agent`` command for a just-registered host."""
+
+    BINDINGS = [
+        Binding("c", "copy", "Copy command"),
+        Binding("escape", "close", "Done"),
+    ]
+
+    def __init__(self, registration: HostRegistration, base_url: str) -> None:
+        super().__init__()
+        self._registration = registration
+        self.command = agent_command(base_url, registration.host_key)
+
+    def compose(self) -> ComposeResult:
+        reg = self._registration
+        with Vertical(classes="dialog -wide"):
+            yield Label(f"Host {reg.name} registered ({reg.id})", classes="dialog-title")
+            yield Label(
+                "Its key is shown only this once. Run this on the new machine:", classes="dialog-text"
+            )
+            yield TextArea(self.command, read_only=True, soft_wrap=True, id="command")
+            yield Label(f"host key: {reg.host_key}", id="host-key", classes="dialog-text")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Copy command (c)", variant="primary", id="copy", compact=True)
+                yield Button("Done (esc)", id="close", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#copy", Button).focus()
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.command)
+        self.notify("oc-agent command copied to the clipboard", title="Copied")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#copy")
+    def _copy_pressed(self) -> None:
+        self.action_copy()
+
+    @on(Button.Pressed, "#close")
+    def _close_pressed(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,69 @@
+"""Short display strings for model values, shared by the table, the detail pane and the feed.
+
+Status is always shown as a symbol *and* a word, so it reads without colour (16-colour terminals,
+colour-blind operators, screenshots in print).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+STATUS_SYMBOLS: dict[str, str] = {
+    "online": "●",
+    "offline": "○",
+    "pending": "◌",
+    "revoked": "✕",
+    "error": "!",
+}
+
+
+def status_label(status: str) -> str:
+    """``● online`` — the symbol and the word; unknown statuses get ``?``."""
+    return f"{STATUS_SYMBOLS.get(status, '?')} {status}"
+
+
+def relative_time(when: datetime | None, now: datetime) -> str:
+    """``5s ago``, ``3m ago``, ``2h ago``, ``4d ago``; ``-`` when unknown."""
+    if when is None:
+        return "-"
+    seconds = int((now - when.astimezone(UTC)).total_seconds())
+    if seconds < 0:
+        seconds = 0
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def format_timestamp(when: datetime | None) -> str:
+    """UTC, to the second: ``2026-01-01 12:00:00Z``."""
+    if when is None:
+        return "-"
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def format_bytes(count: int | None) -> str:
+    """``512 B``, ``1.5 GiB``."""
+    if count is None:
+        return "-"
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    size, index = float(count), 0
+    while size >= 1024 and index < len(units) - 1:
+        size /= 1024
+        index += 1
+    return f"{int(size)} B" if index == 0 else f"{size:.1f} {units[index]}"
+
+
+def format_duration(seconds: float | None) -> str:
+    """``3d 4h``, ``2h 5m``, ``4m 10s``."""
+    if seconds is None:
+        return "-"
+    total = int(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s"

@@ -1,0 +1,120 @@
+"""The detail pane: everything known about the selected host, plus live facts from its agent.
+
+Static facts come from the ``Host`` record; load, memory and uptime come from ``GET …/sysinfo``
+(asked only while the host is online). The screen fetches both and sets :attr:`host` and
+:attr:`sysinfo`; this widget only renders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.reactive import reactive
+from textual.widgets import Label, Static
+
+from oc_tui.api.models import Host, HostSysInfo
+from oc_tui.widgets.formatting import (
+    format_bytes,
+    format_duration,
+    format_timestamp,
+    relative_time,
+    status_label,
+)
+from oc_tui.widgets.labels import format_labels
+from oc_tui.widgets.styles import text_style
+
+
+class HostDetail(VerticalScroll):
+    """Title line (status + name, coloured by status class) and a key/value body."""
+
+    COMPONENT_CLASSES = {"host-detail--key"}
+
+    host: reactive[Host | None] = reactive(None, init=False)
+    sysinfo: reactive[HostSysInfo | str | None] = reactive(None, init=False)
+    """The live facts, a short reason why there are none (offline, error), or None (not asked yet)."""
+
+    def __init__(self, clock: Callable[[], datetime], *, id: str | None = None) -> None:
+        super().__init__(id=id, can_focus=False)
+        self._clock = clock
+
+    def compose(self) -> ComposeResult:
+        yield Label("no host selected", id="detail-title")
+        yield Static(id="detail-body")
+
+    def watch_host(self, old: Host | None, new: Host | None) -> None:
+        if old is None or new is None or old.id != new.id:
+            self.sysinfo = None
+        self._render_host()
+
+    def watch_sysinfo(self) -> None:
+        self._render_host()
+
+    def refresh_times(self) -> None:
+        self._render_host()
+
+    def _render_host(self) -> None:
+        title = self.query_one("#detail-title", Label)
+        body = self.query_one("#detail-body", Static)
+        for status in ("online", "offline", "pending", "revoked", "error"):
+            title.remove_class(f"-{status}")
+        host = self.host
+        if host is None:
+            title.update("no host selected")
+            body.update("")
+            return
+        title.update(f"{status_label(host.status)}  {host.name}")
+        title.add_class(f"-{host.status}")
+        body.update(self._table(host))
+
+    def _table(self, host: Host) -> Table:
+        now = self._clock()
+        table = Table.grid(padding=(0, 1))
+        table.add_column(style=text_style(self, "host-detail--key"), no_wrap=True)
+        table.add_column(overflow="fold")
+        changed = host.status_changed_at or host.updated_at
+        rows = [
+            ("id", host.id),
+            ("status", f"{host.status} since {relative_time(changed, now)}"),
+            ("region", host.region or "-"),
+            ("labels", format_labels(host.labels) or "-"),
+            ("created", format_timestamp(host.created_at)),
+            ("last seen", _seen(host.last_seen_at, now)),
+        ]
+        agent = host.agent
+        if agent is not None:
+            rows += [
+                ("hostname", agent.hostname or "-"),
+                ("os", " ".join(filter(None, [agent.os, agent.os_release])) or "-"),
+                ("arch", agent.arch or "-"),
+                ("agent", agent.agent_version or "-"),
+            ]
+        rows += self._live_rows()
+        for key, value in rows:
+            table.add_row(key, Text(value))
+        return table
+
+    def _live_rows(self) -> list[tuple[str, str]]:
+        info = self.sysinfo
+        if info is None:
+            return []
+        if isinstance(info, str):
+            return [("live", info)]
+        load = " ".join(f"{value:.2f}" for value in info.load_avg) if info.load_avg else "-"
+        memory = "-"
+        if info.mem_total:
+            used = info.mem_total - (info.mem_available or 0)
+            memory = f"{format_bytes(used)} / {format_bytes(info.mem_total)}"
+        return [
+            ("load", f"{load}  ({info.cpu_count or '?'} cpu)"),
+            ("memory", memory),
+            ("uptime", format_duration(info.uptime_s)),
+        ]
+
+
+def _seen(when: datetime | None, now: datetime) -> str:
+    return "-" if when is None else f"{format_timestamp(when)} ({relative_time(when, now)})"

@@ -1,0 +1,30 @@
+"""Snapshots of the fleet view and its dialogs.
+
+The scenes come from scripts/screenshots.py (the same ones that draw screenshots/*.svg): a fixed
+demo fleet fed through the fleet screen's messages, with a fixed clock, so pictures are stable.
+Regenerate after an intended change: ``pytest tests/test_tui_snapshots.py --snapshot-update``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "screenshots.py"
+_spec = importlib.util.spec_from_file_location("oc_tui_screenshots", _SCRIPT)
+assert _spec is not None and _spec.loader is not None
+screenshots = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = screenshots
+_spec.loader.exec_module(screenshots)
+
+
+@pytest.mark.parametrize(
+    "scene",
+    ["fleet", "fleet-80x24", "filter", "register", "host-key", "revoke", "labels", "help"],
+)
+def test_snapshot(snap_compare, scene: str) -> None:
+    size, run_before = screenshots.SCENES[scene]
+    assert snap_compare(screenshots.demo_app(), terminal_size=size, run_before=run_before)
