@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -58,7 +59,15 @@ def _row_event(row: dict[str, Any]) -> Event:
 class EventLog:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.subscribers: set[Subscription] = set()
+        # Weak: a subscription made for a response that never started streaming (the client went
+        # away first) disappears with its generator instead of collecting events forever.
+        self.subscribers: weakref.WeakSet[Subscription] = weakref.WeakSet()
+
+    def subscribe(self, tenant_id: str, host_id: str | None) -> Subscription:
+        """Start collecting live events for a stream (see :meth:`stream`)."""
+        sub = Subscription(tenant_id, host_id)
+        self.subscribers.add(sub)
+        return sub
 
     def append(self, tenant_id: str, host_id: str, type_: str, data: dict[str, Any]) -> Event:
         """Store an event and hand it to live subscribers. Call after the change it reports is stored."""
@@ -98,11 +107,9 @@ class EventLog:
             sub.queue.put_nowait(None)
 
     async def stream(
-        self, tenant_id: str, host_id: str | None, last_event_id: int | None, keepalive: float
+        self, sub: Subscription, last_event_id: int | None, keepalive: float
     ) -> AsyncIterator[str]:
         """SSE text: replay after ``last_event_id`` (if given), then live events and keep-alives."""
-        sub = Subscription(tenant_id, host_id)
-        self.subscribers.add(sub)
         try:
             yield ": connected\n\n"
             sent = last_event_id if last_event_id is not None else -1

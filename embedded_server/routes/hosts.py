@@ -1,4 +1,8 @@
-"""``/hosts``: list, register, get, update, revoke, event streams and live system facts."""
+"""``/hosts``: list, register, get, update, revoke, event streams and live system facts.
+
+Every route and dependency here is ``async def`` on purpose: FastAPI runs plain ``def`` ones in a
+thread pool, and the database connection and the event fan-out belong to the event loop's thread.
+"""
 
 from __future__ import annotations
 
@@ -29,13 +33,15 @@ def hub(request: Request) -> Hub:
     return request.app.state.hub
 
 
-def valid_host_id(host_id: str) -> str:
+async def valid_host_id(host_id: str) -> str:
     if not is_valid_id("host", host_id):
         raise ApiProblem(400, ErrorCode.INVALID_ID, f"{host_id!r} is not a valid host ID (host_…)")
     return host_id
 
 
-def tenant_host(request: Request, tenant_id: Tenant, host_id: Annotated[str, Depends(valid_host_id)]) -> Host:
+async def tenant_host(
+    request: Request, tenant_id: Tenant, host_id: Annotated[str, Depends(valid_host_id)]
+) -> Host:
     """The path's host, if it is this tenant's: another tenant's host is 404, never 403."""
     host = store(request).get(tenant_id, host_id)
     if host is None:
@@ -53,15 +59,17 @@ def last_event_id(request: Request) -> int | None:
 
 
 def event_stream(request: Request, tenant_id: str, host_id: str | None) -> StreamingResponse:
-    stream = request.app.state.events.stream(
-        tenant_id, host_id, last_event_id(request), request.app.state.settings.keepalive_interval
-    )
+    events = request.app.state.events
+    # Subscribe now, before the response's headers go out: once a client sees the stream open, no
+    # event can fall between its connecting and the server listening.
+    sub = events.subscribe(tenant_id, host_id)
+    stream = events.stream(sub, last_event_id(request), request.app.state.settings.keepalive_interval)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
 
 @router.get("")
-def list_hosts(
+async def list_hosts(
     request: Request,
     tenant_id: Tenant,
     page: Annotated[int, Query(ge=1)] = 1,
@@ -75,24 +83,24 @@ def list_hosts(
 
 
 @router.post("", status_code=201)
-def register_host(request: Request, tenant_id: Tenant, spec: HostCreate) -> dict[str, Any]:
+async def register_host(request: Request, tenant_id: Tenant, spec: HostCreate) -> dict[str, Any]:
     registration: HostRegistration = store(request).create(tenant_id, spec)
     return registration.model_dump(mode="json")
 
 
 @router.get("/events")
-def tenant_events(request: Request, tenant_id: Tenant) -> StreamingResponse:
+async def tenant_events(request: Request, tenant_id: Tenant) -> StreamingResponse:
     """Every host event of the tenant (extension; declared before ``/{host_id}`` so it wins)."""
     return event_stream(request, tenant_id, None)
 
 
 @router.get("/{host_id}")
-def get_host(host: TenantHost) -> dict[str, Any]:
+async def get_host(host: TenantHost) -> dict[str, Any]:
     return host.model_dump(mode="json")
 
 
 @router.patch("/{host_id}")
-def update_host(request: Request, host: TenantHost, change: HostUpdate) -> dict[str, Any]:
+async def update_host(request: Request, host: TenantHost, change: HostUpdate) -> dict[str, Any]:
     for name in ("name", "labels"):
         if name in change.model_fields_set and getattr(change, name) is None:
             raise ApiProblem(400, ErrorCode.VALIDATION_ERROR, f"{name}: must not be null")
@@ -111,7 +119,7 @@ async def revoke_host(request: Request, host: TenantHost) -> Response:
 
 
 @router.get("/{host_id}/events")
-def host_events(request: Request, host: TenantHost) -> StreamingResponse:
+async def host_events(request: Request, host: TenantHost) -> StreamingResponse:
     return event_stream(request, host.tenant_id, host.id)
 
 

@@ -6,7 +6,9 @@ to the clipboard (OSC 52, so it also works over SSH when the terminal allows it)
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
+from urllib.parse import urlsplit
 
 from textual import on
 from textual.app import ComposeResult
@@ -23,6 +25,21 @@ def agent_command(base_url: str, host_key: str) -> str:
     return f"oc-agent --server {shlex.quote(base_url)} --host-key {shlex.quote(host_key)}"
 
 
+def loopback_hint(base_url: str) -> str | None:
+    """What to change when the control plane is only reachable from this machine, else None."""
+    host = urlsplit(base_url).hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        return None
+    return (
+        f"{base_url} is reachable from this machine only. For another machine, start the control "
+        "plane with `oc-server --bind 0.0.0.0 --public-url http://THIS-HOST:8787` and use that URL."
+    )
+
+
 class HostKeyScreen(ModalScreen[None]):
     """The host key and the ``oc-agent`` command for a just-registered host."""
 
@@ -35,6 +52,7 @@ class HostKeyScreen(ModalScreen[None]):
         super().__init__()
         self._registration = registration
         self.command = agent_command(base_url, registration.host_key)
+        self.hint = loopback_hint(base_url)
 
     def compose(self) -> ComposeResult:
         reg = self._registration
@@ -45,6 +63,8 @@ class HostKeyScreen(ModalScreen[None]):
             )
             yield TextArea(self.command, read_only=True, soft_wrap=True, id="command")
             yield Label(f"host key: {reg.host_key}", id="host-key", classes="dialog-text")
+            if self.hint:
+                yield Label(self.hint, id="loopback-hint", classes="dialog-text")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Copy command (c)", variant="primary", id="copy", compact=True)
                 yield Button("Done (esc)", id="close", compact=True)
