@@ -169,6 +169,11 @@ async def test_revoke_asks_first_and_the_row_turns_revoked(server) -> None:
         await wait_until(pilot, lambda: rows(app).get("beta") == "revoked", "beta revoked in the table")
         assert rows(app)["alpha"] == "pending"
         assert app.fleet.table.selected_host_id == target["id"]
+
+        await pilot.press("l")  # a revoked host's labels can no longer change: say so, open nothing
+        await pilot.pause()
+        assert isinstance(app.screen, FleetScreen)
+        assert any("revoked" in n.message for n in app._notifications)
     assert server.get_host(target["id"])["status"] == "revoked"
 
 

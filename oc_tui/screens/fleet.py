@@ -382,8 +382,12 @@ class FleetScreen(Screen[None]):
 
     def action_edit_labels(self) -> None:
         host = self._selected()
-        if host is not None:
-            self.app.push_screen(EditLabelsScreen(self.client, host), self._labels_saved)
+        if host is None:
+            return
+        if host.status == "revoked":
+            self.notify(f"{host.name} is revoked: its labels can no longer change", severity="warning")
+            return
+        self.app.push_screen(EditLabelsScreen(self.client, host), self._labels_saved)
 
     def _labels_saved(self, host: Host | None) -> None:
         if host is not None:
