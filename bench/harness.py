@@ -93,6 +93,26 @@ def measure(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[flo
     return values
 
 
+def round_trip_rows(ctx: Context, name: str, ours: Callable[[], object], ssh_command: str) -> list[Row]:
+    """Rows for a request/response case: ``ours`` against ``ssh_command`` over a shared (ControlMaster)
+    connection, where the target is at most half of ssh's time, and over a new connection."""
+    import subprocess
+
+    def ssh(shared: bool) -> Callable[[], object]:
+        argv = ctx.sshd.ssh(ssh_command, shared=shared)
+        return lambda: subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+
+    repeats = ctx.repeats * (1 if ctx.smoke else 3)
+    mine = Samples(measure(ours, repeats, warmup=3), "ms")
+    shared = Samples(measure(ssh(True), repeats, warmup=2), "ms")
+    fresh = Samples(measure(ssh(False), max(3, repeats // 3), warmup=1), "ms")
+    return [
+        Row(f"{name} vs ssh (shared conn)", mine, shared, target="≤ 0.5× ssh-shared",
+            met=mine.median <= 0.5 * shared.median),
+        Row(f"{name} vs ssh (new conn)", mine, fresh),
+    ]  # fmt: skip
+
+
 def render_table(rows: list[Row]) -> str:
     header = ("benchmark", "oc-tui median [min–max]", "OpenSSH median [min–max]", "ratio", "target", "met")
     lines = [header]

@@ -23,6 +23,8 @@ from pathlib import Path
 import httpx
 import websockets
 
+from bench.service import Service
+
 API = "/api/v1/opencomputers"
 
 
@@ -31,7 +33,7 @@ def _raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-class ControlPlane:
+class ControlPlane(Service):
     """A throw-away ``oc-server`` on 127.0.0.1 with its own data dir."""
 
     def __init__(self) -> None:
@@ -41,14 +43,7 @@ class ControlPlane:
         self.token = ""
         self.agents: list[subprocess.Popen[bytes]] = []
         self.http: httpx.Client | None = None
-
-    def __enter__(self) -> ControlPlane:
-        try:
-            self._start()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
+        self._local_host: str | None = None
 
     def _start(self) -> None:
         _raise_fd_limit()
@@ -84,6 +79,15 @@ class ControlPlane:
         )
         self.agents.append(proc)
         return proc
+
+    def local_host(self) -> str:
+        """A host served by a real agent on this machine, registered and started once per run."""
+        if self._local_host is None:
+            host_id, key = self.register("bench-local")
+            self.start_agent(key)
+            self.wait_status(host_id, "online")
+            self._local_host = host_id
+        return self._local_host
 
     def wait_status(self, host_id: str, status: str, timeout: float = 20) -> None:
         assert self.http

@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.service import Service
+
 BENCH_USER = "ocbench"
 PACKAGES = {"sshd": "openssh-server", "ssh": "openssh-client", "scp": "openssh-client"}
 
@@ -30,7 +32,9 @@ def ensure_tools() -> None:
     print(f"bench: installing {' '.join(missing)} …", flush=True)
     env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", *missing], check=True, env=env, stdout=subprocess.DEVNULL
+    )
 
 
 def _which(tool: str) -> str | None:
@@ -54,7 +58,7 @@ def _ensure_user() -> pwd.struct_passwd:
     return pwd.getpwnam(BENCH_USER)
 
 
-class PrivateSshd:
+class PrivateSshd(Service):
     """``with PrivateSshd() as sshd: subprocess.run(sshd.ssh("true"))``."""
 
     def __init__(self) -> None:
@@ -62,14 +66,6 @@ class PrivateSshd:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.user = BENCH_USER
-
-    def __enter__(self) -> PrivateSshd:
-        try:
-            self._start()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
 
     def _start(self) -> None:
         user = _ensure_user()
@@ -107,7 +103,9 @@ class PrivateSshd:
                 ]
             )
         )
-        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL
+        )
         self._wait_listening()
         self.start_master()
 
@@ -141,7 +139,14 @@ class PrivateSshd:
 
     def start_master(self) -> None:
         args = self.base_args(shared=False)
-        master = ["-o", f"ControlPath={self.dir / 'cm.sock'}", "-o", "ControlMaster=yes", "-o", "ControlPersist=600"]
+        master = [
+            "-o",
+            f"ControlPath={self.dir / 'cm.sock'}",
+            "-o",
+            "ControlMaster=yes",
+            "-o",
+            "ControlPersist=600",
+        ]
         subprocess.run([*args, *master, "-N", "-f", f"{BENCH_USER}@127.0.0.1"], check=True)
 
     def __exit__(self, *exc: object) -> None:

@@ -100,7 +100,9 @@ def test_an_explicit_base_url_talks_to_that_server_instead_of_starting_one(env: 
     env = {**env, "OC_TUI_BASE_URL": "http://127.0.0.1:9999", "OC_TUI_TOKEN": "tok"}
     assert resolve_profile(env=env) == Profile("local", "http://127.0.0.1:9999", "tok", False)
     with pytest.raises(ConfigError, match="needs an API token"):
-        resolve_profile(base_url="http://127.0.0.1:9999", env={k: v for k, v in env.items() if k != "OC_TUI_TOKEN"})
+        resolve_profile(
+            base_url="http://127.0.0.1:9999", env={k: v for k, v in env.items() if k != "OC_TUI_TOKEN"}
+        )
 
 
 @pytest.mark.parametrize(
