@@ -12,8 +12,9 @@ from .db import Database
 from .events import EventLog
 from .hosts import HostStore
 from .hub import Hub
+from .jobs import JobStore
 from .limits import BodyLimit
-from .routes import hosts
+from .routes import hosts, jobs
 from .settings import Settings
 
 API_PREFIX = "/api/v1/opencomputers"
@@ -23,7 +24,8 @@ def create_app(settings: Settings) -> FastAPI:
     db = Database(settings.db_path)
     events = EventLog(db)
     host_store = HostStore(db, events)
-    hub = Hub(host_store, settings)
+    job_store = JobStore(db, settings.jobs_dir, settings.job_output_cap)
+    hub = Hub(host_store, settings, job_store)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -31,6 +33,8 @@ def create_app(settings: Settings) -> FastAPI:
         events.prune()
         yield
         events.close()
+        for output in job_store.live.values():
+            output.close_files()
         db.close()
 
     app = FastAPI(title="oc-server", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -39,9 +43,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.events = events
     app.state.hosts = host_store
     app.state.hub = hub
+    app.state.jobs = job_store
     errors.install(app)
     app.add_middleware(BodyLimit, max_body=settings.max_body)
     app.include_router(hosts.router, prefix=API_PREFIX)
+    app.include_router(jobs.router, prefix=API_PREFIX)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -50,5 +56,9 @@ def create_app(settings: Settings) -> FastAPI:
     @app.websocket(protocol.AGENT_PATH)
     async def agent_channel(ws: WebSocket) -> None:
         await hub.serve(ws)
+
+    @app.websocket(protocol.STREAM_PATH)
+    async def agent_job_stream(ws: WebSocket) -> None:
+        await hub.serve_job_stream(ws)
 
     return app

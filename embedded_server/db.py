@@ -56,6 +56,30 @@ MIGRATIONS: list[str] = [
     CREATE INDEX events_by_tenant ON events(tenant_id, id);
     CREATE INDEX events_by_host ON events(host_id, id);
     """,
+    """
+    CREATE TABLE jobs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        tenant_id TEXT NOT NULL,
+        host_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        command TEXT NOT NULL,
+        args TEXT NOT NULL DEFAULT '[]',
+        env TEXT NOT NULL DEFAULT '[]',
+        cwd TEXT,
+        timeout INTEGER NOT NULL,
+        exit_code INTEGER,
+        error TEXT,
+        truncated INTEGER NOT NULL DEFAULT 0,
+        output_bytes INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        started_at TEXT,
+        completed_at TEXT
+    );
+    CREATE INDEX jobs_by_host ON jobs(host_id, seq);
+    CREATE INDEX jobs_unfinished ON jobs(status) WHERE status IN ('queued', 'running')
+    """,
 ]
 
 

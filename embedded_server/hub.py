@@ -21,6 +21,7 @@ from . import __version__, protocol
 from .auth import bearer, host_for_key
 from .errors import ApiProblem
 from .hosts import LAST_SEEN_WRITE_EVERY, HostStore
+from .jobs import JobStore, describe_exit
 from .settings import Settings
 
 log = logging.getLogger("oc_server.hub")
@@ -82,8 +83,9 @@ class AgentChannel:
 
 
 class Hub:
-    def __init__(self, hosts: HostStore, settings: Settings) -> None:
+    def __init__(self, hosts: HostStore, settings: Settings, jobs: JobStore) -> None:
         self.hosts = hosts
+        self.jobs = jobs
         self.settings = settings
         self.channels: dict[str, AgentChannel] = {}
         self._request_ids = itertools.count(1)
@@ -155,6 +157,8 @@ class Hub:
         self.hosts.set_status(host_id, "online", agent=agent, seen_at=channel.seen_at)
         log.info("agent of %s connected from %s", host_id, agent["remote_addr"])
         try:
+            if isinstance(hello.get("jobs"), list):  # jobs the agent no longer has are lost
+                await self.jobs.reconcile(host_id, [str(j) for j in hello["jobs"]])
             if previous is not None:
                 await previous.close(protocol.CLOSE_REPLACED)
             await channel.send(
@@ -198,3 +202,45 @@ class Hub:
                 await channel.send(protocol.encode(protocol.PONG, t=message.get("t")))
             elif message["type"] == protocol.RESPONSE:
                 channel.resolve(message)
+
+    async def serve_job_stream(self, ws: WebSocket) -> None:
+        """One job's output from its agent (docs/protocol.md): resume offset, bytes, exit, done."""
+        await ws.accept()
+        host = host_for_key(self.hosts.db, bearer(ws.headers.get("authorization")) or "")
+        if host is None or host["status"] == "revoked":
+            await ws.close(protocol.CLOSE_UNKNOWN_KEY if host is None else protocol.CLOSE_REVOKED)
+            return
+        row = self.jobs.row(host["id"], ws.query_params.get("job_id", ""))
+        if row is None:
+            await ws.close(protocol.CLOSE_UNKNOWN_JOB)
+            return
+        out = self.jobs.output(row)
+        try:
+            if out.finished:  # over already (its exit is stored, or it was cancelled or lost meanwhile)
+                await ws.send_text(protocol.encode(protocol.JOB_DONE))
+                await ws.close()
+                return
+            out.generation += 1
+            generation = out.generation
+            await ws.send_text(protocol.encode(protocol.JOB_RESUME, offset=out.received))
+            while True:
+                frame = await ws.receive()
+                if frame["type"] == "websocket.disconnect":
+                    return
+                if out.generation != generation or out.finished:  # a newer connection took over
+                    await ws.close()
+                    return
+                data = frame.get("bytes")
+                if data is not None:
+                    if len(data) > 1:
+                        await out.feed(data[0], memoryview(data)[1:])
+                    continue
+                message = protocol.decode(frame.get("text") or "")
+                if message["type"] == protocol.JOB_EXIT:
+                    status, exit_code, error = describe_exit(message, row["timeout"])
+                    await self.jobs.finish(row, status, exit_code, error, message)
+                    await ws.send_text(protocol.encode(protocol.JOB_DONE))
+                    await ws.close()
+                    return
+        except (WebSocketDisconnect, RuntimeError, OSError, ValueError):
+            pass

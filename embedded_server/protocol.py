@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 AGENT_PATH = "/opencomputers/ws/agent"
+STREAM_PATH = "/opencomputers/ws/agent/stream"  # one per job, dialled by the agent
 
 HELLO_TIMEOUT = 10.0  # seconds the server waits for the agent's hello
 MISSED_HEARTBEATS = 3  # silence for this many intervals drops the connection
@@ -17,6 +18,10 @@ PING = "ping"
 PONG = "pong"
 REQUEST = "request"
 RESPONSE = "response"
+# On a job's stream WebSocket
+JOB_RESUME = "resume"  # server -> agent: {"offset": output bytes the server already has}
+JOB_EXIT = "exit"  # agent -> server, after the last output byte
+JOB_DONE = "done"  # server -> agent: nothing more is needed (exit stored, or the job is over): drop it
 
 # Close codes: those in REFUSALS mean "do not retry"; any other close means "redial with backoff".
 CLOSE_BAD_HELLO = 4400
@@ -24,6 +29,7 @@ CLOSE_UNKNOWN_KEY = 4401
 CLOSE_REVOKED = 4403
 CLOSE_REPLACED = 4409
 CLOSE_HEARTBEAT_LOST = 4000
+CLOSE_UNKNOWN_JOB = 4404  # stream for a job the server does not know (for this host)
 
 REFUSALS = {
     CLOSE_BAD_HELLO: "the server refused the handshake (protocol mismatch: update oc-agent)",

@@ -34,6 +34,10 @@ class Settings:
     # SSE comment keep-alives, so proxies and clients can tell a quiet stream from a dead one.
     keepalive_interval: float = field(default_factory=lambda: _env_float("OC_SSE_KEEPALIVE", 15.0))
     max_body: int = 1024 * 1024
+    # Output bytes (stdout + stderr) stored per job; beyond it output is only streamed live (truncated).
+    job_output_cap: int = field(
+        default_factory=lambda: int(_env_float("OC_JOB_OUTPUT_CAP", 64 * 1024 * 1024))
+    )
 
     @property
     def listen_url(self) -> str:
@@ -47,6 +51,10 @@ class Settings:
     def base_url(self) -> str:
         """Where clients and agents elsewhere reach the server: ``public_url`` when set."""
         return self.public_url.rstrip("/") if self.public_url else self.listen_url
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
 
     @property
     def db_path(self) -> Path:

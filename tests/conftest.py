@@ -4,8 +4,9 @@
   each test through a fresh tenant of its own (so lists start empty and tests cannot see each other).
   ``server.token``/``server.tenant_id`` belong to that tenant; ``server.admin_token`` is the first one.
   ``server.restart()`` restarts the process on the same data dir and port (agents redial it).
-- ``start_agent(host_key, **env)``: a ``python -m embedded_server.agent`` process against the server,
-  killed at teardown. Works in sync tests and as ``await start_agent(key)`` in async ones.
+- ``extra_server(**env)``: another server process with extra environment, for one test.
+- ``start_agent(host_key, **env)``: a ``python -m embedded_server.agent`` process against the server
+  (``OC_SERVER_URL`` may be overridden), its job spools in a temporary state dir, killed at teardown. Works in sync tests and as ``await start_agent(key)`` in async ones.
 - ``server.register(name)`` registers a host over plain httpx; ``await server.wait_for_status(host_id,
   "online")`` polls until the host has that status.
 
@@ -87,9 +88,10 @@ def _environ(**extra: str) -> dict[str, str]:
 class ServerProcess:
     """The real ``oc-server`` on a temporary data dir; restartable on the same port."""
 
-    def __init__(self, data_dir: Path, log: Path) -> None:
+    def __init__(self, data_dir: Path, log: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.log = log
+        self.env = env or {}
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -100,7 +102,7 @@ class ServerProcess:
     def start(self, timeout: float = 20.0) -> None:
         offset = self.log.stat().st_size if self.log.exists() else 0
         args = ["-m", "embedded_server", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)]
-        self.process = _spawn(args, _environ(), self.log)
+        self.process = _spawn(args, _environ(**self.env), self.log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -258,13 +260,40 @@ def server(server_process: ServerProcess) -> Server:
 
 
 @pytest.fixture
+def extra_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Factory: ``extra_server(**env)`` starts a server process of its own with extra environment
+    (for example a small ``OC_JOB_OUTPUT_CAP``), stopped at teardown."""
+    procs: list[ServerProcess] = []
+
+    def start(**env: str) -> Server:
+        n = len(procs)
+        proc = ServerProcess(tmp_path / f"server-{n}", tmp_path / f"server-{n}.log", env=env)
+        procs.append(proc)
+        proc.start()
+        return Server(proc)
+
+    yield start
+    for proc in procs:
+        if proc.process is not None:
+            proc.stop()
+
+
+@pytest.fixture
 def start_agent(server: Server, tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
     """Factory: ``start_agent(host_key, **env)`` runs a real agent against ``server`` (key via env)."""
     agents: list[AgentProcess] = []
 
     def start(host_key: str, **env: str) -> AgentProcess:
         log = tmp_path / f"agent-{len(agents)}.log"
-        agent_env = _environ(**{"OC_SERVER_URL": server.base_url, "OC_HOST_KEY": host_key, **env})
+        state = tmp_path / f"agent-{len(agents)}-state"
+        agent_env = _environ(
+            **{
+                "OC_SERVER_URL": server.base_url,
+                "OC_HOST_KEY": host_key,
+                "OC_AGENT_STATE_DIR": str(state),
+                **env,
+            }
+        )
         agent = AgentProcess(_spawn(["-m", "embedded_server.agent"], agent_env, log), log)
         agents.append(agent)
         return agent

@@ -12,6 +12,8 @@ import logging
 import os
 import signal
 import sys
+import warnings
+from pathlib import Path
 
 from .connection import Agent, Refused
 
@@ -28,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
         "--host-key",
         default=os.environ.get("OC_HOST_KEY"),
         help="the host key hk_… from registration (env OC_HOST_KEY; prefer the env: argv is visible to others)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        default=os.environ.get("OC_AGENT_STATE_DIR"),
+        help="where running jobs spool their output (env OC_AGENT_STATE_DIR; default: the user cache dir)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     return parser
@@ -46,11 +53,13 @@ async def _run(agent: Agent) -> int:
     if not work.done():
         work.cancel()
         await asyncio.gather(work, return_exceptions=True)
+        agent.close()
         logging.getLogger("oc_agent").info("stopped")
         return EXIT_OK
     try:
         work.result()
     except Refused as exc:
+        agent.close()
         print(f"oc-agent: {exc}", file=sys.stderr, flush=True)
         return EXIT_REFUSED
     return EXIT_OK
@@ -74,8 +83,23 @@ def main(argv: list[str] | None = None) -> int:
         print("oc-agent: a host key starts with hk_ (see the register response)", file=sys.stderr)
         return EXIT_REFUSED
     try:
-        agent = Agent(args.server, args.host_key)
+        agent = Agent(args.server, args.host_key, Path(args.state_dir) if args.state_dir else None)
     except ValueError as exc:
         print(f"oc-agent: {exc}", file=sys.stderr)
         return EXIT_REFUSED
+    _fast_child_watcher()
     return asyncio.run(_run(agent))
+
+
+def _fast_child_watcher() -> None:
+    """Learn of a job's exit through a pidfd (Linux ≥ 5.3) instead of a waiting thread per process:
+    quicker, and no thread per job. Python 3.12+ does this by itself."""
+    if sys.version_info >= (3, 12) or not sys.platform.startswith("linux"):
+        return
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        asyncio.set_child_watcher(asyncio.PidfdChildWatcher())

@@ -7,9 +7,11 @@ is retried with exponential backoff and full jitter, so a fleet does not stamped
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -17,7 +19,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.uri import parse_uri
 
 from .. import protocol
-from .handlers import HANDLERS, hello
+from .handlers import HANDLERS, default_state_dir, hello
+from .jobs import JobManager
 
 log = logging.getLogger("oc_agent")
 
@@ -30,7 +33,7 @@ class Refused(Exception):
     """The server refused this agent for good; the message says why."""
 
 
-def agent_url(server: str) -> str:
+def agent_url(server: str, path: str = protocol.AGENT_PATH) -> str:
     """The control WebSocket URL for a server root URL (http→ws, https→wss)."""
     given = server = server.strip().rstrip("/")
     for plain, secure in (("http://", "ws://"), ("https://", "wss://")):
@@ -39,10 +42,10 @@ def agent_url(server: str) -> str:
     if not server.startswith(("ws://", "wss://")):
         raise ValueError(f"server URL must start with http:// or https://, not {server!r}")
     try:
-        parse_uri(server + protocol.AGENT_PATH)
+        parse_uri(server + path)
     except (InvalidURI, ValueError):
         raise ValueError(f"server URL {given!r} is not a valid URL") from None
-    return server + protocol.AGENT_PATH
+    return server + path
 
 
 def backoff_delay(attempt: int) -> float:
@@ -51,9 +54,21 @@ def backoff_delay(attempt: int) -> float:
 
 
 class Agent:
-    def __init__(self, server: str, host_key: str) -> None:
+    def __init__(self, server: str, host_key: str, state_dir: Path | None = None) -> None:
         self.url = agent_url(server)
         self.host_key = host_key
+        self.jobs = JobManager(
+            state_dir or default_state_dir(), agent_url(server, protocol.STREAM_PATH), host_key
+        )
+        self.handlers: dict[str, Any] = {
+            **HANDLERS,
+            "job.start": self.jobs.start,
+            "job.cancel": self.jobs.cancel,
+            "job.list": lambda _params: {"jobs": self.jobs.known()},
+        }
+
+    def close(self) -> None:
+        self.jobs.close()
 
     async def run_forever(self) -> None:
         """Serve until refused (raises Refused); other failures are retried."""
@@ -82,7 +97,9 @@ class Agent:
                 ping_interval=None,
                 max_size=2**22,
             ) as ws:
-                await ws.send(protocol.encode(protocol.HELLO, **hello()))
+                await ws.send(
+                    protocol.encode(protocol.HELLO, **hello(sorted(self.handlers)), jobs=self.jobs.known())
+                )
                 async with asyncio.timeout(protocol.HELLO_TIMEOUT):
                     welcome = protocol.decode(await ws.recv())
                 if welcome["type"] != protocol.WELCOME:
@@ -133,13 +150,19 @@ class Agent:
     async def _answer(self, ws: ClientConnection, request: dict[str, Any]) -> None:
         """Run a request in a worker thread, so a slow handler never delays heartbeats."""
         method, request_id = request.get("method"), request.get("id")
-        handler = HANDLERS.get(str(method))
+        handler = self.handlers.get(str(method))
         reply: dict[str, Any]
         if handler is None:
             reply = {"error": {"code": "UNKNOWN_METHOD", "message": f"unknown method {method!r}"}}
         else:
             try:
-                reply = {"result": await asyncio.to_thread(handler, request.get("params") or {})}
+                params = request.get("params") or {}
+                if inspect.iscoroutinefunction(handler):  # quick, loop-bound work (jobs)
+                    reply = {"result": await handler(params)}
+                elif method == "job.list":
+                    reply = {"result": handler(params)}
+                else:
+                    reply = {"result": await asyncio.to_thread(handler, params)}
             except Exception as exc:  # a failing handler answers with an error, never kills the agent
                 log.exception("%s failed", method)
                 reply = {"error": {"code": "HANDLER_FAILED", "message": f"{type(exc).__name__}: {exc}"}}

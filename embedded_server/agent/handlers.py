@@ -64,7 +64,17 @@ def sys_info(_: dict[str, Any]) -> dict[str, Any]:
 HANDLERS: dict[str, Callable[[dict[str, Any]], Any]] = {"sys.info": sys_info}
 
 
-def hello() -> dict[str, Any]:
+def default_state_dir() -> Path:
+    """``$OC_AGENT_STATE_DIR``, else the per-user cache dir of oc-tui + ``/agent`` (job output spools)."""
+    env = os.environ.get("OC_AGENT_STATE_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("oc-tui")) / "agent"
+
+
+def hello(capabilities: list[str] | None = None) -> dict[str, Any]:
     """The facts the agent introduces itself with (protocol ``hello``)."""
     return {
         "agent_version": __version__,
@@ -74,5 +84,5 @@ def hello() -> dict[str, Any]:
         "arch": platform.machine(),
         "python": platform.python_version(),
         "pid": os.getpid(),
-        "capabilities": sorted(HANDLERS),
+        "capabilities": capabilities or sorted(HANDLERS),
     }

@@ -115,6 +115,9 @@ async def revoke_host(request: Request, host: TenantHost) -> Response:
     Revoking a revoked host is a no-op (still 204)."""
     store(request).set_status(host.id, "revoked")
     await hub(request).disconnect(host.id, protocol.CLOSE_REVOKED)
+    jobs = request.app.state.jobs
+    for row in jobs.unfinished(host.id):  # its agent kills them when it is refused
+        await jobs.fail(row, "host revoked")
     return Response(status_code=204)
 
 

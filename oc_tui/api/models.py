@@ -245,6 +245,12 @@ class Job(ApiModel):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
+    # Extensions (docs/api.md): why it failed, whether output went over the stored cap, when the
+    # process started, and how many output bytes (stdout + stderr) are stored.
+    error: str | None = None
+    truncated: bool = False
+    started_at: datetime | None = None
+    output_bytes: int = 0
 
 
 class JobCreate(RequestModel):

@@ -1,0 +1,150 @@
+"""``/hosts/{id}/exec``: run a job, list, get, cancel, and stream its output (SSE).
+
+Every route is ``async def`` (see routes/hosts.py): the DB connection and the jobs' live state belong to
+the event loop's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from oc_tui.api.errors import ErrorCode
+from oc_tui.api.models import Host, JobCreate, format_timestamp, is_valid_id, utcnow
+
+from ..errors import ApiProblem
+from ..hub import HostOffline, Hub
+from ..jobs import FINAL, JobStore
+from .hosts import Tenant, TenantHost, last_event_id
+
+router = APIRouter(prefix="/hosts", tags=["jobs"])
+
+CANCEL_WAIT = 5.0  # seconds DELETE waits for the agent's exit report after the tree was killed
+
+
+def jobs_of(request: Request) -> JobStore:
+    return request.app.state.jobs
+
+
+def hub_of(request: Request) -> Hub:
+    return request.app.state.hub
+
+
+async def valid_job_id(job_id: str) -> str:
+    if not is_valid_id("job", job_id):
+        raise ApiProblem(400, ErrorCode.INVALID_ID, f"{job_id!r} is not a valid job ID (job_…)")
+    return job_id
+
+
+JobId = Annotated[str, Depends(valid_job_id)]
+
+
+def job_row(request: Request, host: Host, job_id: str) -> dict[str, Any]:
+    row = jobs_of(request).row(host.id, job_id)
+    if row is None:
+        raise ApiProblem(404, ErrorCode.NOT_FOUND, f"job {job_id} not found")
+    return row
+
+
+def usable(request: Request, host: Host) -> None:
+    if host.status == "revoked":
+        raise ApiProblem(409, ErrorCode.HOST_REVOKED, f"host {host.id} is revoked")
+    if host.id not in hub_of(request).channels:
+        raise HostOffline()
+
+
+@router.post("/{host_id}/exec", status_code=201)
+async def run_job(
+    request: Request,
+    _tenant: Tenant,
+    host: TenantHost,
+    spec: JobCreate,
+    wait: Annotated[float | None, Query(gt=0, le=300)] = None,
+) -> dict[str, Any]:
+    usable(request, host)
+    jobs = jobs_of(request)
+    row = jobs.create(host.tenant_id, host.id, spec)
+    params = {
+        "job_id": row["id"],
+        "command": spec.command,
+        "args": spec.args or [],
+        "env": spec.env or [],
+        "cwd": spec.cwd,
+        "timeout": spec.timeout,
+    }
+    if wait:
+        params["wait"] = wait  # a job that ends at once comes back with its result (docs/protocol.md)
+    jobs.starting.add(row["id"])
+    try:
+        result = await hub_of(request).call(host.id, "job.start", params)
+    except ApiProblem as exc:
+        await jobs.fail(row, f"could not be started: {exc.message}")
+        raise
+    finally:
+        jobs.starting.discard(row["id"])
+    if not isinstance(result, dict) or not result.get("started"):
+        error = result.get("error") if isinstance(result, dict) else None
+        await jobs.fail(row, str(error or "could not start"))
+    elif isinstance(result.get("exit"), dict):
+        await jobs.finish_inline(row, result["exit"], result.get("output") or [])
+    else:
+        jobs.mark_running(row["id"], format_timestamp(utcnow()))
+        out = jobs.live.get(row["id"])
+        if wait and out is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await out.done.wait()
+    return jobs.full(job_row(request, host, row["id"])).model_dump(mode="json")
+
+
+@router.get("/{host_id}/exec")
+async def list_jobs(
+    request: Request,
+    host: TenantHost,
+    page: Annotated[int, Query(ge=1)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict[str, Any]:
+    jobs, total = jobs_of(request).page(host.id, page, per_page)
+    return {
+        "data": [j.model_dump(mode="json") for j in jobs],
+        "meta": {"total": total, "page": page, "per_page": per_page},
+    }
+
+
+@router.get("/{host_id}/exec/{job_id}")
+async def get_job(request: Request, host: TenantHost, job_id: JobId) -> dict[str, Any]:
+    return jobs_of(request).full(job_row(request, host, job_id)).model_dump(mode="json")
+
+
+@router.delete("/{host_id}/exec/{job_id}", status_code=204)
+async def cancel_job(request: Request, host: TenantHost, job_id: JobId) -> Response:
+    """Kill the job's process tree; status ``cancelled``. A finished job: 204, nothing changes."""
+    jobs = jobs_of(request)
+    row = job_row(request, host, job_id)
+    if row["status"] in FINAL:
+        return Response(status_code=204)
+    usable(request, host)
+    out = jobs.live.get(job_id)
+    result = await hub_of(request).call(host.id, "job.cancel", {"job_id": job_id})
+    if out is not None and isinstance(result, dict) and result.get("known"):
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CANCEL_WAIT):
+                await out.done.wait()  # the exit report, after the last output byte
+    row = job_row(request, host, job_id)
+    if row["status"] not in FINAL:  # the agent did not know it, or its report is still on the way
+        await jobs.finish(row, "cancelled", None, None, {"reason": "cancelled"})
+    return Response(status_code=204)
+
+
+@router.get("/{host_id}/exec/{job_id}/stream")
+async def stream_job(request: Request, host: TenantHost, job_id: JobId) -> StreamingResponse:
+    row = job_row(request, host, job_id)
+    stream = jobs_of(request).stream(
+        row, last_event_id(request), request.app.state.settings.keepalive_interval
+    )
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
