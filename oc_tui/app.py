@@ -30,8 +30,11 @@ from oc_tui.api import OpenComputersClient
 from oc_tui.api.models import utcnow
 from oc_tui.local import LocalFleet, LocalFleetError
 from oc_tui.screens.command import CommandScreen
+from oc_tui.screens.fanout import FanoutScreen
 from oc_tui.screens.fleet import FleetScreen
 from oc_tui.screens.help import HelpScreen, KeySection
+from oc_tui.screens.host import HostScreen
+from oc_tui.screens.jobs_tab import JobsTab
 from oc_tui.themes import DEFAULT_THEME, load_themes
 
 COMMANDS = ("hosts", "quit", "q", "clusters", "secrets")
@@ -52,6 +55,10 @@ class OcTuiCommands(Provider):
             ("Register host", "Register a new host and show its key", fleet.action_register),
             ("Edit labels", "Edit the labels of the selected host", fleet.action_edit_labels),
             ("Revoke host", "Revoke the selected host (asks first)", fleet.action_revoke),
+            ("Open host", "Open the selected host (enter)", fleet.action_open_host),
+            ("Run a job", "Open the selected host's Jobs tab", partial(fleet.action_open_host, "jobs")),
+            ("Run on marked hosts", "One command on every marked host (x)", fleet.action_run_on_marked),
+            ("Mark shown hosts", "Mark every host the filter shows (a)", fleet.action_mark_shown),
             ("Filter hosts", "Filter by name, k=v label or status", fleet.action_filter),
             ("Keys", "Show every key (?)", app.action_help),
             ("Quit", "Quit oc-tui", app.exit),
@@ -118,6 +125,10 @@ class OcTuiApp(App[None]):
         self._owns_client = client is None
         self._data_dir = data_dir or config.data_dir()
         self._live = live
+        self.networked = live
+        """False in tests and screenshots: screens then do no network work of their own."""
+        self.histories: dict[str, list[str]] = {}
+        """Command-line history per host id (and one for fan-out), for this run of the app."""
         self._local: LocalFleet | None = None
         self._themes = load_themes()
         self._initial_theme = theme
@@ -218,7 +229,7 @@ class OcTuiApp(App[None]):
                     "  ".join(
                         self.get_key_display(replace(binding, key=key)) for key in binding.key.split(",")
                     ),
-                    binding.description,
+                    binding.tooltip or binding.description,
                 )
                 for binding in bindings
                 if isinstance(binding, Binding) and binding.description
@@ -226,7 +237,28 @@ class OcTuiApp(App[None]):
 
         return [
             ("Global", [*rows(self.BINDINGS), ("ctrl+p", "Command palette")]),
-            ("Fleet", [*rows(FleetScreen.BINDINGS), ("↑ ↓  j k", "Move"), ("g  G", "First / last host")]),
+            (
+                "Fleet",
+                [
+                    ("enter", "Open the host (overview, jobs)"),
+                    *rows(FleetScreen.BINDINGS),
+                    ("↑ ↓  j k", "Move"),
+                    ("g  G", "First / last host"),
+                ],
+            ),
+            (
+                "Host · Jobs tab",
+                [
+                    *rows(HostScreen.BINDINGS),
+                    ("← →", "Switch tab (when the tab strip has the focus)"),
+                    ("enter", "Run the command line"),
+                    ("↑ ↓", "Command history (command line)"),
+                    *rows(JobsTab.BINDINGS),
+                    ("tab", "Command line → jobs → output"),
+                    ("G  g", "Output: follow the end / top"),
+                ],
+            ),
+            ("Fan-out results", [*rows(FanoutScreen.BINDINGS), ("↑ ↓", "Pick the host whose output shows")]),
             (
                 "Dialogs",
                 [

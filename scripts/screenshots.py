@@ -16,11 +16,15 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
-from oc_tui.api.models import AgentInfo, Host, HostEvent, HostRegistration, HostSysInfo
+from oc_tui.api.models import AgentInfo, Host, HostEvent, HostRegistration, HostSysInfo, Job
 from oc_tui.app import OcTuiApp
 from oc_tui.config import Profile
+from oc_tui.screens.fanout import FanoutScreen
 from oc_tui.screens.fleet import FleetScreen
+from oc_tui.screens.host import HostScreen
 from oc_tui.screens.host_key import HostKeyScreen
+from oc_tui.screens.jobs_tab import JobsTab
+from oc_tui.widgets.job_output import JobOutput
 
 NOW = datetime(2026, 3, 14, 9, 30, 0, tzinfo=UTC)
 BASE_URL = "http://127.0.0.1:8787"
@@ -111,6 +115,47 @@ def demo_sysinfo() -> HostSysInfo:
     )
 
 
+def _job(number: int, command: str, status: str, exit_code: int | None, ago_s: int, ran_s: float) -> Job:
+    created = NOW - timedelta(seconds=ago_s)
+    done = created + timedelta(seconds=ran_s) if status not in ("queued", "running") else None
+    return Job(
+        id=f"job_demo{number:04d}",
+        host_id="host_demo0004",
+        status=status,
+        command=command,
+        exit_code=exit_code,
+        created_at=created,
+        updated_at=done or created,
+        completed_at=done,
+        started_at=created,
+    )
+
+
+def demo_jobs() -> list[Job]:
+    """Newest last here; the list shows them newest first."""
+    return [
+        _job(1, "uptime", "completed", 0, 3600, 0.1),
+        _job(2, "make -C /srv/app build", "failed", 2, 1500, 48.2),
+        _job(3, "sleep 300", "cancelled", None, 900, 61),
+        _job(4, "journalctl -u postgresql --since today", "running", None, 75, 0),
+        _job(5, "pytest -q --color=yes tests/", "completed", 0, 20, 6.4),
+    ]
+
+
+DEMO_OUTPUT = (
+    b"\x1b[1m============================= test session starts ==============================\x1b[0m\n"
+    b"platform linux -- Python 3.12.3, pytest-8.3.4\n"
+    b"rootdir: /srv/app\n"
+    b"collected 48 items\n\n"
+    b"tests/test_api.py \x1b[32m.................\x1b[0m\x1b[32m                               [ 35%]\x1b[0m\n"
+    b"tests/test_db.py \x1b[32m..........\x1b[0m\x1b[33ms\x1b[0m\x1b[32m                                    [ 58%]\x1b[0m\n"
+    b"tests/test_jobs.py \x1b[32m....................\x1b[0m\x1b[32m                         [100%]\x1b[0m\n\n"
+    b"\x1b[32m======================== \x1b[32m\x1b[1m47 passed\x1b[0m, \x1b[33m1 skipped\x1b[0m\x1b[32m in 6.21s\x1b[0m"
+    b"\x1b[32m ========================\x1b[0m\n"
+)
+DEMO_STDERR = b"warning: 1 test skipped (needs a GPU)\n"
+
+
 def demo_app() -> OcTuiApp:
     """The app as the operator sees it, minus the network: fixed clock, no workers."""
     profile = Profile(name="local", base_url=BASE_URL, token=None, embedded=True)
@@ -172,6 +217,77 @@ async def labels(pilot: Pilot) -> None:
     await _settle(pilot)
 
 
+async def host_jobs(pilot: Pilot) -> None:
+    """db-primary's Jobs tab: its jobs, and the selected one's coloured output with its exit line."""
+    await fleet(pilot)
+    await pilot.press("enter")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, HostScreen)
+    tab = screen.query_one(JobsTab)
+    screen.query_one("TabbedContent").active = "jobs"
+    tab.command_line.history.extend(["uptime", "pytest -q --color=yes tests/"])
+    tab.post_message(JobsTab.JobsLoaded(demo_jobs()))
+    await pilot.pause()
+    tab.post_message(JobsTab.OutputArrived("job_demo0005", DEMO_OUTPUT))
+    tab.post_message(JobsTab.OutputArrived("job_demo0005", DEMO_STDERR, stderr=True))
+    tab.post_message(JobsTab.OutputEnded("job_demo0005", {"status": "completed", "exit_code": 0}))
+    await pilot.pause()
+    tab.query_one(JobOutput).flush()
+    await pilot.press(*"df -h /srv")
+    await _settle(pilot)
+
+
+def demo_fanout_runs(screen: FanoutScreen) -> None:
+    """Five hosts: three finished (one failed), one still running, one offline (not run)."""
+    results = {
+        "host_demo0001": ("completed", 0, 0.2, b"Linux workstation 6.8.0-45-generic x86_64 GNU/Linux\n"),
+        "host_demo0002": ("completed", 0, 0.3, b"Linux web-1 6.8.0-45-generic x86_64 GNU/Linux\n"),
+        "host_demo0004": ("failed", 127, 0.1, b"sh: 1: uname: not found\n"),
+        "host_demo0008": ("running", None, 0, b""),
+    }
+    for host_id, (status, exit_code, ran_s, output) in results.items():
+        job = _job(10, "uname -a", status, exit_code, 4, ran_s).model_copy(update={"host_id": host_id})
+        screen.post_message(FanoutScreen.JobChanged(host_id, job))
+        if output:
+            screen.post_message(FanoutScreen.OutputArrived(host_id, output, stderr=status == "failed"))
+        if status != "running":
+            screen.post_message(FanoutScreen.OutputEnded(host_id, {"status": status, "exit_code": exit_code}))
+
+
+async def fanout(pilot: Pilot) -> None:
+    """``x`` on five marked hosts (web-2 is offline), results as they came in."""
+    await fleet(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, FleetScreen)
+    screen.table.set_marked(
+        {"host_demo0001", "host_demo0002", "host_demo0003", "host_demo0004", "host_demo0008"}
+    )
+    await pilot.press("x")
+    await pilot.pause()
+    await pilot.press(*"uname -a", "enter")
+    await pilot.pause()
+    results = pilot.app.screen
+    assert isinstance(results, FanoutScreen)
+    demo_fanout_runs(results)
+    await pilot.pause()
+    results.table.move_cursor(row=2, animate=False)
+    await pilot.pause()
+    results.output.flush()
+    await _settle(pilot)
+
+
+async def fanout_ask(pilot: Pilot) -> None:
+    await fleet(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, FleetScreen)
+    screen.table.set_marked({"host_demo0001", "host_demo0002", "host_demo0003"})
+    await pilot.press("x")
+    await pilot.pause()
+    await pilot.press(*"uname -a")
+    await _settle(pilot)
+
+
 async def help_keys(pilot: Pilot) -> None:
     await fleet(pilot)
     await pilot.press("question_mark")
@@ -189,6 +305,10 @@ SCENES: dict[str, tuple[tuple[int, int], Scene]] = {
     "revoke": ((120, 40), revoke),
     "labels": ((120, 40), labels),
     "help": ((120, 40), help_keys),
+    "host-jobs": ((120, 40), host_jobs),
+    "host-jobs-80x24": ((80, 24), host_jobs),
+    "fanout-ask": ((120, 40), fanout_ask),
+    "fanout": ((120, 40), fanout),
 }
 
 

@@ -20,6 +20,6 @@ def test_bench_run_smoke(tmp_path: Path) -> None:
     assert "OpenSSH median" in proc.stdout
     rows = json.loads(out.read_text())["rows"]
     names = " ".join(row["name"] for row in rows)
-    for expected in ("control round trip", "idle agents", "first frame"):
+    for expected in ("exec", "job output", "control round trip", "idle agents", "first frame"):
         assert expected in names
     assert all(row["ours"]["values"] for row in rows), rows

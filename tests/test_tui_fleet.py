@@ -45,7 +45,7 @@ def rows(app: OcTuiApp) -> dict[str, str]:
     table = app.fleet.table
     shown = {}
     for row_key in table.rows:
-        status, name, *_ = (cell.plain for cell in table.get_row(row_key))
+        _mark, status, name, *_ = (cell.plain for cell in table.get_row(row_key))
         shown[name] = status.split()[-1]
     return shown
 
@@ -195,7 +195,7 @@ async def test_edit_labels_shows_server_errors_and_saves(server) -> None:
         field.value = "env=prod, team=web"
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, FleetScreen), "the editor closed")
-        labels_cell = app.fleet.table.get_row(host["id"])[3].plain
+        labels_cell = app.fleet.table.get_cell(host["id"], "labels").plain
         assert labels_cell == "env=prod, team=web"
     assert server.get_host(host["id"])["labels"] == {"env": "prod", "team": "web"}
 

@@ -23,7 +23,20 @@ _spec.loader.exec_module(screenshots)
 
 @pytest.mark.parametrize(
     "scene",
-    ["fleet", "fleet-80x24", "filter", "register", "host-key", "revoke", "labels", "help"],
+    [
+        "fleet",
+        "fleet-80x24",
+        "filter",
+        "register",
+        "host-key",
+        "revoke",
+        "labels",
+        "help",
+        "host-jobs",
+        "host-jobs-80x24",
+        "fanout-ask",
+        "fanout",
+    ],
 )
 def test_snapshot(snap_compare, scene: str) -> None:
     size, run_before = screenshots.SCENES[scene]

@@ -9,8 +9,7 @@ import subprocess
 import time
 
 from bench.harness import Context, Row, Samples
-from oc_tui.api import OpenComputersClient
-from oc_tui.api.client import job_output_bytes
+from oc_tui.api import OpenComputersClient, job_output_bytes
 
 
 def size(ctx: Context) -> int:

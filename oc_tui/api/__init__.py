@@ -11,9 +11,9 @@ import logging
 
 from . import errors, models
 from .client import OpenComputersClient
-from .streams import EventStream, StreamState
+from .streams import EventStream, StreamState, job_output_bytes
 
 # A library logs; the application decides where to (a TUI must not get warnings on its screen).
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-__all__ = ["EventStream", "OpenComputersClient", "StreamState", "errors", "models"]
+__all__ = ["EventStream", "OpenComputersClient", "StreamState", "errors", "job_output_bytes", "models"]

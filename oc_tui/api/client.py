@@ -17,7 +17,9 @@ import httpx
 import pydantic
 
 from . import errors, models
-from .streams import EventStream, StateCallback, decode_body, describe_transport_error
+from .streams import EventStream, StateCallback, decode_body, describe_transport_error, job_output_bytes
+
+__all__ = ["API_PREFIX", "OpenComputersClient", "job_output_bytes", "server_root"]
 
 API_PREFIX = "/api/v1/opencomputers"
 
@@ -244,12 +246,31 @@ class OpenComputersClient:
         env: list[str] | None = None,
         cwd: str | None = None,
         timeout: int | None = None,
+        wait: float | None = None,
     ) -> models.Job:
-        """Start ``command`` on the host (``POST …/exec``); ``env`` items are ``KEY=VALUE``."""
+        """Start a job on the host (``POST …/exec``) and return it as the server has it then.
+
+        With ``args`` the program runs without a shell (``[command, *args]``); without, ``command`` runs
+        through the host's shell. ``env`` items are ``KEY=VALUE``; ``timeout`` is in seconds (server
+        default 60). ``wait`` (seconds, at most 300) asks the server to answer only when the job has
+        ended or the wait ran out (an extension: a server without it answers at once, still correct).
+        Raises :class:`~errors.HostOfflineError` (409) for an offline host.
+        """
         body = _fields(command=command, args=args, env=env, cwd=cwd, timeout=timeout)
-        return await self._call(models.Job, "POST", _host_path(host_id, "exec"), json=body)
+        params = {"wait": f"{wait:g}"} if wait is not None else None
+        # the HTTP read must outlast the server's wait
+        read = self._timeout + (wait or 0)
+        return await self._call(
+            models.Job,
+            "POST",
+            _host_path(host_id, "exec"),
+            json=body,
+            params=params,
+            timeout=httpx.Timeout(read, connect=min(self._timeout, 10.0)),
+        )
 
     async def list_jobs(self, host_id: str, page: int = 1, per_page: int = 20) -> models.Page[models.Job]:
+        """One page of the host's jobs, newest first."""
         return await self._call(
             models.Page[models.Job],
             "GET",
@@ -258,9 +279,11 @@ class OpenComputersClient:
         )
 
     async def get_job(self, host_id: str, job_id: str) -> models.Job:
+        """The job with its ``stdout``/``stderr`` as text (the exact bytes are in :meth:`job_events`)."""
         return await self._call(models.Job, "GET", _host_path(host_id, "exec", job_id))
 
     async def cancel_job(self, host_id: str, job_id: str) -> None:
+        """Kill the job's whole process tree (204). Cancelling a finished job changes nothing."""
         await self._request("DELETE", _host_path(host_id, "exec", job_id))
 
     def job_events(
@@ -272,13 +295,20 @@ class OpenComputersClient:
         reconnect: bool = True,
         on_state: StateCallback | None = None,
     ) -> EventStream[models.JobEvent]:
-        """A job's output as it happens; ends after the job does (``[DONE]``)."""
+        """A job's output from its start, then live; ends after the ``exit`` event (or ``[DONE]``).
+
+        ``stdout``/``stderr`` events carry ``{"text"}`` or ``{"b64"}`` (:func:`job_output_bytes` gives
+        the bytes); ``truncated`` says the server stopped storing output; ``exit`` carries ``status``,
+        ``exit_code`` and ``error``. A dropped connection resumes with ``Last-Event-ID``: nothing is
+        lost and nothing arrives twice.
+        """
         return self._stream(
             _host_path(host_id, "exec", job_id, "stream"),
             models.JobEvent,
             last_event_id=last_event_id,
             reconnect=reconnect,
             on_state=on_state,
+            final=lambda event: event.type == "exit",
         )
 
     # --- file system -------------------------------------------------------------------------------

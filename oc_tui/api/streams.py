@@ -1,4 +1,4 @@
-"""Server-Sent Event streams of the API (host events now; job output and agent events use the same code).
+"""Server-Sent Event streams of the API: host events, job output and agent events share this code.
 
 A stream survives a flaky network or a control-plane restart: it reconnects with exponential backoff
 and full jitter and sends ``Last-Event-ID`` so the server replays what was missed. Only the ``data:`` JSON
@@ -9,6 +9,8 @@ gives an event its meaning (MIOSA's clients read nothing else); the SSE ``id:`` 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import json
 import logging
@@ -109,7 +111,10 @@ class EventStream(AsyncIterator[E], Generic[E]):
         timeout: httpx.Timeout | None = None,
         initial_delay: float = 0.25,
         max_delay: float = 10.0,
+        final: Callable[[E], bool] | None = None,
     ) -> None:
+        """``final``: an event after which the stream ends by itself (a job's ``exit``), so a server
+        that closes the connection without ``[DONE]`` is not mistaken for a dropped one."""
         self._http = http
         self._url = url
         self._model = model
@@ -121,6 +126,7 @@ class EventStream(AsyncIterator[E], Generic[E]):
         self._initial_delay = initial_delay
         self._max_delay = max_delay
         self._state: StreamState | None = None
+        self._final = final
         self._events = self._run()
 
     def __aiter__(self) -> EventStream[E]:
@@ -205,6 +211,8 @@ class EventStream(AsyncIterator[E], Generic[E]):
                     if event is not None:
                         event.event_id = sse.id or None  # type: ignore[attr-defined]
                         yield event
+                        if self._final is not None and self._final(event):
+                            return
         raise _Retry("the server ended the stream")
 
     def _parse(self, data: str) -> E | None:
@@ -213,6 +221,25 @@ class EventStream(AsyncIterator[E], Generic[E]):
         except (ValueError, pydantic.ValidationError) as exc:
             log.warning("skipping an event that is not a valid %s: %s", self._model.__name__, exc)
             return None
+
+
+def job_output_bytes(event: Any) -> bytes:
+    """The output bytes a job's ``stdout``/``stderr`` event carries (``{"text"}`` or ``{"b64"}``).
+
+    ``text`` is used when the agent's bytes were valid UTF-8, ``b64`` when they were not: together they
+    make the stream binary-exact. Any other event (``exit``, ``truncated``) carries no output: ``b""``.
+    """
+    data = getattr(event, "data", None) or {}
+    text = data.get("text")
+    if isinstance(text, str):
+        return text.encode("utf-8", "replace")
+    encoded = data.get("b64")
+    if isinstance(encoded, str):
+        try:
+            return base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            log.warning("skipping job output that is not valid base64")
+    return b""
 
 
 class _Retry(Exception):

@@ -7,6 +7,9 @@ Tests and the screenshot script feed fixed models through the very same messages
 The screen keeps the one copy of the hosts (by id); the table shows a filtered, sorted view of it.
 When the control plane goes away, a banner says so; the event stream keeps retrying and, when it
 connects again, the table is reloaded.
+
+``enter`` opens a host in its own screen (tabs: overview, jobs). ``space`` marks hosts, ``a`` marks
+every host the filter shows, and ``x`` runs one command on all marked hosts (the fan-out screen).
 """
 
 from __future__ import annotations
@@ -29,9 +32,12 @@ from oc_tui.api import OpenComputersClient, StreamState, errors
 from oc_tui.api.models import HOST_STATUSES, Host, HostEvent, HostRegistration, HostSysInfo
 from oc_tui.screens.confirm import ConfirmRevokeScreen
 from oc_tui.screens.errors import describe_error
+from oc_tui.screens.fanout import FanoutScreen
+from oc_tui.screens.host import HostScreen
 from oc_tui.screens.host_key import HostKeyScreen
 from oc_tui.screens.labels import EditLabelsScreen
 from oc_tui.screens.register import RegisterHostScreen
+from oc_tui.screens.run_command import RunCommandScreen
 from oc_tui.widgets.connection_banner import ConnectionBanner
 from oc_tui.widgets.event_feed import EventFeed
 from oc_tui.widgets.host_detail import HostDetail
@@ -47,10 +53,14 @@ class FleetScreen(Screen[None]):
     """The ``:hosts`` view."""
 
     BINDINGS = [
+        Binding("space", "toggle_mark", "Mark", tooltip="Mark / unmark the host (for x)"),
+        Binding("a", "mark_shown", "Mark all shown", show=False),
+        Binding("x", "run_on_marked", "Run", tooltip="Run one command on the marked hosts"),
         Binding("slash", "filter", "Filter"),
         Binding("n", "register", "Register"),
-        Binding("l", "edit_labels", "Labels"),
-        Binding("ctrl+d,delete", "revoke", "Revoke"),
+        # shown by ? and the palette; the footer keeps to what fits 80 columns
+        Binding("l", "edit_labels", "Labels", show=False),
+        Binding("ctrl+d,delete", "revoke", "Revoke", show=False),
         Binding("r", "reload", "Reload", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
@@ -275,6 +285,7 @@ class FleetScreen(Screen[None]):
 
     def on_fleet_screen_host_gone(self, message: HostGone) -> None:
         if self._hosts.pop(message.host_id, None) is not None:
+            self.table.set_marked(self.table.marked - {message.host_id})
             self._render_hosts()
 
     def on_fleet_screen_host_event_arrived(self, message: HostEventArrived) -> None:
@@ -339,6 +350,10 @@ class FleetScreen(Screen[None]):
     def _row_highlighted(self) -> None:
         self._show_selected()
 
+    @on(DataTable.RowSelected, "#hosts")
+    def _row_selected(self) -> None:
+        self.action_open_host()
+
     # --- filter --------------------------------------------------------------------------------------
 
     def action_filter(self) -> None:
@@ -362,6 +377,60 @@ class FleetScreen(Screen[None]):
         self._filter = HostFilter()
         self._render_hosts()
         self.table.focus()
+
+    # --- a host's own screen, marks and fan-out --------------------------------------------------------
+
+    @property
+    def _networked(self) -> bool:
+        return bool(getattr(self.app, "networked", True))
+
+    def _history(self, key: str) -> list[str]:
+        histories = getattr(self.app, "histories", None)
+        return histories.setdefault(key, []) if isinstance(histories, dict) else []
+
+    def action_open_host(self, tab: str = "overview") -> None:
+        host = self._selected()
+        if host is None:
+            return
+        self.app.push_screen(
+            HostScreen(host, self._history(host.id), self._clock, tab=tab, live=self._networked)
+        )
+
+    def action_toggle_mark(self) -> None:
+        host_id = self.table.selected_host_id
+        if host_id is None:
+            return
+        self.table.toggle_mark(host_id)
+        self.table.action_cursor_down()  # as in a file manager: mark, move on
+
+    def action_mark_shown(self) -> None:
+        """Mark every host the filter shows; when all of them already are, unmark them."""
+        shown = set(self.table.shown_ids)
+        marked = self.table.marked
+        self.table.set_marked(marked - shown if shown <= marked else marked | shown)
+
+    def action_run_on_marked(self) -> None:
+        """Ask for a command and run it on every marked host (the highlighted one when none is)."""
+        hosts = self.marked_hosts()
+        if not hosts:
+            host = self._selected()
+            if host is None:
+                return
+            hosts = [host]
+
+        def run(command: str | None) -> None:
+            if command:
+                self.app.push_screen(FanoutScreen(hosts, command, self._clock, live=self._networked))
+
+        self.app.push_screen(RunCommandScreen(hosts, self._history("*fan-out*")), run)
+
+    def on_host_table_marks_changed(self) -> None:
+        self._update_info()
+
+    def marked_hosts(self) -> list[Host]:
+        """The marked hosts that still exist, in table order (name)."""
+        hosts = [self._hosts[host_id] for host_id in self.table.marked if host_id in self._hosts]
+        return sorted(hosts, key=lambda host: (host.name.lower(), host.id))
 
     # --- actions on hosts ------------------------------------------------------------------------------
 
@@ -425,6 +494,9 @@ class FleetScreen(Screen[None]):
             )
         self._hosts[host.id] = host
         self._render_hosts()
+        for screen in self.app.screen_stack:
+            if isinstance(screen, HostScreen) and screen.host.id == host.id:
+                screen.update_host(host)
 
     def _render_hosts(self) -> None:
         visible = sorted(
@@ -458,6 +530,9 @@ class FleetScreen(Screen[None]):
         ]
         if self._filter.active:
             parts.append(f"{self.table.row_count} shown")
+        marked = len(self.table.marked)
+        if marked:
+            parts.append(f"{marked} marked")
         if self.live:
             parts.append("● live")
         self.query_one("#fleet-info", Static).update("  ·  ".join(parts))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from oc_tui.api.models import Job
+
 STATUS_SYMBOLS: dict[str, str] = {
     "online": "●",
     "offline": "○",
@@ -67,3 +69,38 @@ def format_duration(seconds: float | None) -> str:
     if hours:
         return f"{hours}h {minutes}m"
     return f"{minutes}m {secs}s"
+
+
+JOB_STATUS_SYMBOLS: dict[str, str] = {
+    "queued": "◌",
+    "running": "▶",
+    "completed": "✓",
+    "failed": "✗",
+    "cancelled": "⊘",
+}
+
+
+def job_status_label(status: str) -> str:
+    """``✓ completed`` — like :func:`status_label`, for a job's status."""
+    return f"{JOB_STATUS_SYMBOLS.get(status, '?')} {status}"
+
+
+def job_started(job: Job) -> datetime:
+    """When the job's process started (``started_at``), else when it was recorded."""
+    return job.started_at or job.created_at
+
+
+def job_duration(job: Job, now: datetime) -> str:
+    """How long the job ran (or has been running): ``0.4s``, ``12s``, ``4m 10s``; ``-`` while queued."""
+    if job.status == "queued":
+        return "-"
+    start = job_started(job)
+    end = job.completed_at
+    if end is None:
+        end = now if job.status == "running" else job.updated_at
+    seconds = max(0.0, (end - start).total_seconds())
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 60:
+        return f"{int(seconds)}s"
+    return format_duration(seconds)

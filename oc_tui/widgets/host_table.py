@@ -7,6 +7,9 @@ table (rendering only the visible window of a sorted host list) without touching
 
 Live updates never steal the cursor: the selection is remembered by host id, not by row index, and
 restored after every refresh.
+
+Hosts can be *marked* (``space`` in the fleet view) to run one command on all of them: a mark column
+shows ``✓`` and the name is styled; :attr:`marked` survives filtering and reloads.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from datetime import datetime
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
+from textual.message import Message
 from textual.widgets import DataTable
 
 from oc_tui.api.models import Host
@@ -24,7 +28,9 @@ from oc_tui.widgets.formatting import relative_time, status_label
 from oc_tui.widgets.labels import format_labels
 from oc_tui.widgets.styles import text_style
 
+MARK = "✓"
 COLUMNS: tuple[tuple[str, str], ...] = (
+    ("mark", " "),
     ("status", "STATUS"),
     ("name", "NAME"),
     ("region", "REGION"),
@@ -43,9 +49,11 @@ class HostTable(DataTable[Text]):
         "host-table--revoked",
         "host-table--error",
         "host-table--dim",
+        "host-table--marked",
     }
 
     BINDINGS = [
+        Binding("enter", "select_cursor", "Open"),  # the fleet opens the host on RowSelected
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
         Binding("g", "scroll_top", "Top", show=False),
@@ -56,6 +64,8 @@ class HostTable(DataTable[Text]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
         self._clock = clock
         self._hosts: list[Host] = []
+        self.marked: set[str] = set()
+        """Ids of the marked hosts (kept while they are filtered out of view)."""
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -88,6 +98,28 @@ class HostTable(DataTable[Text]):
                 for (column, _), cell in zip(COLUMNS, self._cells(host, now), strict=True):
                     self.update_cell(host.id, column, cell, update_width=True)
 
+    @property
+    def shown_ids(self) -> list[str]:
+        """Ids of the hosts shown, in order (the filter applied)."""
+        return [host.id for host in self._hosts]
+
+    class MarksChanged(Message):
+        """The set of marked hosts changed (the screen counts them)."""
+
+    def set_marked(self, host_ids: set[str]) -> None:
+        """Mark exactly ``host_ids``; only rows whose mark changed are redrawn."""
+        changed = self.marked ^ host_ids
+        self.marked = set(host_ids)
+        if changed:
+            self.post_message(self.MarksChanged())
+        for host in self._hosts:
+            if host.id in changed:
+                self.update_cell(host.id, "mark", self._mark_cell(host))
+                self.update_cell(host.id, "name", self._name_cell(host))
+
+    def toggle_mark(self, host_id: str) -> None:
+        self.set_marked(self.marked ^ {host_id})
+
     def refresh_times(self) -> None:
         """Re-render the relative "last change" column (called on a timer)."""
         now = self._clock()
@@ -112,12 +144,23 @@ class HostTable(DataTable[Text]):
 
     def _cells(self, host: Host, now: datetime) -> tuple[Text, ...]:
         return (
+            self._mark_cell(host),
             Text(status_label(host.status), style=self._status_style(host.status)),
-            Text(host.name),
+            self._name_cell(host),
             Text(host.region or "-"),
             Text(format_labels(host.labels) or "-", style=self._dim if not host.labels else ""),
             self._changed_cell(host, now),
         )
+
+    def _mark_cell(self, host: Host) -> Text:
+        return Text(MARK, style=self._marked) if host.id in self.marked else Text(" ")
+
+    def _name_cell(self, host: Host) -> Text:
+        return Text(host.name, style=self._marked if host.id in self.marked else "")
+
+    @property
+    def _marked(self) -> Style:
+        return text_style(self, "host-table--marked")
 
     def _changed_cell(self, host: Host, now: datetime) -> Text:
         return Text(relative_time(host.status_changed_at or host.updated_at, now))

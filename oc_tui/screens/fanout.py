@@ -1,0 +1,334 @@
+"""One command on many hosts at once, and the results as they come in.
+
+Every online host gets its job started concurrently (one worker per host: start, then follow its
+output stream to the end). Hosts that are not online are reported at once as "offline — not run"
+and never waited for; a host that turns out offline when asked (409) is reported the same way.
+The table shows each host's status, exit code, duration and first output line; below it, the
+full output of the highlighted host. Each host's output is kept up to ``KEEP_BYTES`` (its tail)
+so moving between hosts redraws at once without asking the server again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+from textual.worker import Worker, WorkerState
+
+from oc_tui.api import OpenComputersClient, errors
+from oc_tui.api.models import Host, Job
+from oc_tui.api.streams import job_output_bytes
+from oc_tui.screens.errors import describe_error
+from oc_tui.screens.jobs_tab import exit_note
+from oc_tui.widgets.fanout_table import FIRST_LINE_CHARS, FanoutTable, HostRun
+from oc_tui.widgets.formatting import job_duration
+from oc_tui.widgets.job_list import ACTIVE
+from oc_tui.widgets.job_output import JobOutput
+
+KEEP_BYTES = 4 * 1024 * 1024
+"""Output kept per host for the lower pane (the tail; the server has it all)."""
+
+
+class FanoutScreen(Screen[None]):
+    """Runs ``command`` on ``hosts``; ``esc`` goes back to the fleet (jobs keep running)."""
+
+    BINDINGS = [
+        Binding("escape", "app.back", "Back"),
+        Binding("ctrl+k", "cancel_job", "Cancel job"),
+        Binding("C", "cancel_all", "Cancel all"),
+    ]
+
+    # --- messages: what workers (or a test) deliver ------------------------------------------------
+
+    @dataclass
+    class Skipped(Message):
+        host_id: str
+        reason: str
+
+    @dataclass
+    class Failed(Message):
+        host_id: str
+        reason: str
+
+    @dataclass
+    class JobChanged(Message):
+        """The host's job as the server has it (started, or its final record)."""
+
+        host_id: str
+        job: Job
+
+    @dataclass
+    class OutputArrived(Message):
+        host_id: str
+        data: bytes
+        stderr: bool = False
+
+    @dataclass
+    class OutputEnded(Message):
+        host_id: str
+        data: dict[str, Any]
+        at: datetime | None = None
+        """When the job ended (the event's timestamp)."""
+
+    def __init__(
+        self,
+        hosts: Sequence[Host],
+        command: str,
+        clock: Callable[[], datetime],
+        *,
+        live: bool = True,
+    ) -> None:
+        super().__init__()
+        self.command = command
+        self._clock = clock
+        self._live = live
+        self.runs: dict[str, HostRun] = {host.id: HostRun(host) for host in hosts}
+        self._shown: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="fanout-info")
+        yield FanoutTable(self._clock, id="fanout-results")
+        yield JobOutput(id="fanout-output")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        table = self.table
+        table.border_title = f"$ {self.command}"
+        table.set_runs(list(self.runs.values()))
+        self.set_interval(1.0, self._tick)
+        for run in self.runs.values():
+            if run.host.status != "online":
+                self.post_message(self.Skipped(run.host.id, f"{run.host.status} — not run"))
+            elif self._live:
+                self.run_on(run.host)
+        self._update_info()
+        table.focus()
+        self._show_output(table.selected_host_id)
+
+    @property
+    def client(self) -> OpenComputersClient | None:
+        return getattr(self.app, "client", None)
+
+    @property
+    def table(self) -> FanoutTable:
+        return self.query_one(FanoutTable)
+
+    @property
+    def output(self) -> JobOutput:
+        return self.query_one(JobOutput)
+
+    # --- workers ------------------------------------------------------------------------------------
+
+    @work(group="fanout", exit_on_error=False)
+    async def run_on(self, host: Host) -> None:
+        """Start the job on one host, then follow its output to the end."""
+        client = self.client
+        if client is None:
+            self.post_message(self.Failed(host.id, "not connected"))
+            return
+        try:
+            job = await client.run_job(host.id, self.command)
+        except errors.HostOfflineError:
+            self.post_message(self.Skipped(host.id, "offline — not run"))
+            return
+        except errors.OpenComputersError as exc:
+            self.post_message(self.Failed(host.id, describe_error(exc)))
+            return
+        self.post_message(self.JobChanged(host.id, job))
+        try:
+            async with client.job_events(host.id, job.id) as stream:
+                async for event in stream:
+                    if event.type in ("stdout", "stderr"):
+                        data = job_output_bytes(event)
+                        self.post_message(self.OutputArrived(host.id, data, event.type == "stderr"))
+                    elif event.type == "exit":
+                        self.post_message(self.OutputEnded(host.id, dict(event.data), event.timestamp))
+            final = await client.get_job(host.id, job.id)
+        except errors.OpenComputersError as exc:
+            self.post_message(self.Failed(host.id, f"output: {describe_error(exc)}"))
+        else:
+            self.post_message(self.JobChanged(host.id, final))
+
+    @work(group="fanout-cancel", exit_on_error=False)
+    async def cancel(self, host_id: str, job_id: str) -> None:
+        client = self.client
+        if client is None:
+            return
+        try:
+            await client.cancel_job(host_id, job_id)
+        except errors.OpenComputersError as exc:
+            self.notify(f"cancel: {describe_error(exc)}", severity="error")
+
+    # --- message handlers ---------------------------------------------------------------------------
+
+    def on_fanout_screen_skipped(self, message: Skipped) -> None:
+        self._update(message.host_id, skipped=message.reason)
+
+    def on_fanout_screen_failed(self, message: Failed) -> None:
+        run = self.runs.get(message.host_id)
+        if run is not None and run.job is not None and run.job.status not in ACTIVE:
+            return  # the job ended; only reading its final record failed
+        self._update(message.host_id, error=message.reason)
+
+    def on_fanout_screen_job_changed(self, message: JobChanged) -> None:
+        run = self.runs.get(message.host_id)
+        if run is None:
+            return
+        known = run.job
+        if known is not None and known.status not in ACTIVE and message.job.status in ACTIVE:
+            return  # the start record arriving after the end (never in practice; cheap to guard)
+        self._update(message.host_id, job=message.job)
+
+    def on_fanout_screen_output_arrived(self, message: OutputArrived) -> None:
+        run = self.runs.get(message.host_id)
+        if run is None:
+            return
+        self._keep(run, message.data, message.stderr)
+        if not run.first_line_done:
+            self._read_first_line(run)
+            self.table.redraw(run.host.id)
+        if message.host_id == self._shown:
+            self.output.feed(message.data, stderr=message.stderr)
+
+    def on_fanout_screen_output_ended(self, message: OutputEnded) -> None:
+        run = self.runs.get(message.host_id)
+        if run is None:
+            return
+        data = message.data
+        if run.job is not None and run.job.status in ACTIVE:
+            update: dict[str, Any] = {
+                "status": data.get("status", "completed"),
+                "exit_code": data.get("exit_code"),
+                "error": data.get("error"),
+            }
+            if run.job.completed_at is None:
+                update["completed_at"] = message.at or self._clock()
+            run.job = run.job.model_copy(update=update)
+        if not run.first_line_done:
+            run.first_line_done = True
+            self._read_first_line(run, final=True)
+        self._note_end(run)
+        self.table.redraw(run.host.id)
+        self._update_info()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self.notify(
+                f"{event.worker.name}: {event.worker.error}", title="Unexpected error", severity="error"
+            )
+
+    @on(DataTable.RowHighlighted, "#fanout-results")
+    def _row_highlighted(self) -> None:
+        host_id = self.table.selected_host_id
+        if host_id != self._shown:
+            self._show_output(host_id)
+
+    # --- actions ------------------------------------------------------------------------------------
+
+    def action_cancel_job(self) -> None:
+        run = self.runs.get(self.table.selected_host_id or "")
+        if run is None or run.job is None or run.job.status not in ACTIVE:
+            self.notify("the selected host has no running job", severity="warning")
+            return
+        self.cancel(run.host.id, run.job.id)
+
+    def action_cancel_all(self) -> None:
+        running = [r for r in self.runs.values() if r.job is not None and r.job.status in ACTIVE]
+        if not running:
+            self.notify("nothing is running", severity="warning")
+            return
+        for run in running:
+            assert run.job is not None
+            self.cancel(run.host.id, run.job.id)
+        self.notify(f"cancelling {len(running)} job{'' if len(running) == 1 else 's'}…")
+
+    # --- helpers ------------------------------------------------------------------------------------
+
+    def _update(self, host_id: str, **changes: Any) -> None:
+        run = self.runs.get(host_id)
+        if run is None:
+            return
+        for name, value in changes.items():
+            setattr(run, name, value)
+        self.table.redraw(host_id)
+        self._update_info()
+        if host_id == self._shown:
+            self._update_output_title()
+
+    def _keep(self, run: HostRun, data: bytes, stderr: bool) -> None:
+        run.chunks.append((data, stderr))
+        run.kept += len(data)
+        while run.kept > KEEP_BYTES and len(run.chunks) > 1:
+            dropped, _ = run.chunks.pop(0)
+            run.kept -= len(dropped)
+
+    def _read_first_line(self, run: HostRun, final: bool = False) -> None:
+        """The first non-empty output line (ANSI removed), once a newline (or the end) shows it."""
+        head = b"".join(data for data, _ in run.chunks[:16])[:4096]
+        text = head.decode("utf-8", "replace")
+        lines = text.split("\n")
+        complete = lines if final else lines[:-1]
+        for line in complete:
+            plain = Text.from_ansi(line).plain.strip()
+            if plain:
+                run.first_line = plain[:FIRST_LINE_CHARS]
+                run.first_line_done = True
+                return
+        if final or len(head) >= 4096:
+            run.first_line = Text.from_ansi(lines[0]).plain.strip()[:FIRST_LINE_CHARS]
+            run.first_line_done = True
+
+    def _show_output(self, host_id: str | None) -> None:
+        self._shown = host_id
+        self.output.clear()
+        run = self.runs.get(host_id or "")
+        if run is not None:
+            for data, stderr in run.chunks:
+                self.output.feed(data, stderr=stderr)
+            if run.job is not None and run.job.status not in ACTIVE:
+                self._note_end(run)
+        self._update_output_title()
+
+    def _note_end(self, run: HostRun) -> None:
+        if run.host.id != self._shown or run.job is None:
+            return
+        job = run.job
+        self.output.add_note(
+            exit_note(job.status, job.exit_code, job.error, job_duration(job, self._clock()))
+        )
+
+    def _update_output_title(self) -> None:
+        run = self.runs.get(self._shown or "")
+        if run is None:
+            self.output.border_title = "output"
+        elif run.skipped or run.error:
+            self.output.border_title = f"{run.host.name} · {run.skipped or run.error}"
+        else:
+            self.output.border_title = f"output · {run.host.name}"
+
+    def _update_info(self) -> None:
+        runs = list(self.runs.values())
+        counts: dict[str, int] = {}
+        for run in runs:
+            counts[run.status] = counts.get(run.status, 0) + 1
+        done = sum(1 for run in runs if run.finished)
+        parts = [f"{len(runs)} host{'' if len(runs) == 1 else 's'}", f"{done} finished"]
+        for status in ("completed", "failed", "cancelled", "skipped", "error", "running"):
+            if counts.get(status):
+                label = "not run" if status == "skipped" else status
+                parts.append(f"{counts[status]} {label}")
+        self.query_one("#fanout-info", Static).update(f"fan-out  ·  {'  ·  '.join(parts)}")
+
+    def _tick(self) -> None:
+        for run in self.runs.values():
+            if run.job is not None and run.job.status == "running":
+                self.table.redraw(run.host.id)

@@ -1,0 +1,338 @@
+"""The Jobs tab of a host: a command line, the host's jobs, and the selected job's output, live.
+
+Data flow as everywhere in oc-tui: workers (``@work``) talk to the client and post messages; handlers
+only update widgets. Running a command posts :class:`JobsTab.JobStarted`; the new job is selected,
+which starts streaming its output (one stream at a time: selecting another job replaces it, and a
+late subscriber gets the job's output from the start). While any job is queued or running the list
+is reloaded every ``POLL_SECONDS`` so jobs started elsewhere and their ends show up too.
+
+Tests and the screenshot script feed fixed models through the same messages (``live=False``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Input, Label
+from textual.worker import Worker, WorkerState
+
+from oc_tui.api import OpenComputersClient, errors
+from oc_tui.api.models import Job
+from oc_tui.api.streams import job_output_bytes
+from oc_tui.screens.errors import describe_error
+from oc_tui.widgets.command_line import CommandLine
+from oc_tui.widgets.formatting import format_bytes, job_duration
+from oc_tui.widgets.job_list import ACTIVE, JobList, command_line
+from oc_tui.widgets.job_output import JobOutput
+
+POLL_SECONDS = 2.0
+"""How often the list is reloaded while a job is active."""
+JOBS_SHOWN = 50
+"""The newest jobs listed (one page)."""
+
+
+def exit_note(status: str, exit_code: int | None, error: str | None, duration: str | None = None) -> str:
+    """The closing line under a job's output: ``── completed · exit 0 · 0.4s ──``."""
+    parts = [status]
+    if exit_code is not None:
+        parts.append(f"exit {exit_code}")
+    if error:
+        parts.append(error)
+    if duration and duration != "-":
+        parts.append(duration)
+    return f"── {' · '.join(parts)} ──"
+
+
+class JobsTab(Vertical):
+    """Run commands on one host and watch them."""
+
+    BINDINGS = [
+        # priority: it must work while the command line has the focus (it takes ctrl+k from Input's
+        # "delete to the end of the line", which a one-line command prompt hardly needs).
+        Binding("ctrl+k", "cancel_job", "Cancel job", priority=True),
+    ]
+
+    # --- messages: what workers (or a test) deliver ------------------------------------------------
+
+    @dataclass
+    class JobsLoaded(Message):
+        jobs: list[Job]
+
+    @dataclass
+    class JobStarted(Message):
+        """A job this tab started: it is selected and its output followed."""
+
+        job: Job
+
+    @dataclass
+    class JobUpdated(Message):
+        job: Job
+
+    @dataclass
+    class OutputArrived(Message):
+        job_id: str
+        data: bytes
+        stderr: bool = False
+
+    @dataclass
+    class OutputNote(Message):
+        job_id: str
+        text: str
+
+    @dataclass
+    class OutputEnded(Message):
+        """The stream's final event: ``status``, ``exit_code``, ``error``."""
+
+        job_id: str
+        data: dict[str, Any]
+        at: datetime | None = None
+        """When the job ended (the event's timestamp)."""
+
+    @dataclass
+    class RequestFailed(Message):
+        action: str
+        error: errors.OpenComputersError
+
+    # --- setup -------------------------------------------------------------------------------------
+
+    def __init__(
+        self,
+        host_id: str,
+        history: list[str],
+        clock: Callable[[], datetime],
+        *,
+        live: bool = True,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self.host_id = host_id
+        self._history = history
+        self._clock = clock
+        self._live = live
+        self._shown: str | None = None
+        """The job whose output the output pane shows."""
+        self._ended: set[str] = set()
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="job-command-bar"):
+            yield Label("$", id="job-prompt")
+            yield CommandLine(
+                self._history,
+                placeholder="command to run on this host  (↑ ↓ history · enter runs)",
+                id="job-command",
+                compact=True,
+            )
+        yield JobList(self._clock, id="job-list")
+        yield JobOutput(id="job-output")
+
+    def on_mount(self) -> None:
+        self.query_one(JobList).border_title = "jobs"
+        self.output.border_title = "output"
+        self.set_interval(1.0, self._tick)
+        if self._live:
+            self.set_interval(POLL_SECONDS, self._poll)
+            self.load_jobs()
+
+    @property
+    def client(self) -> OpenComputersClient | None:
+        return getattr(self.app, "client", None)
+
+    @property
+    def job_list(self) -> JobList:
+        return self.query_one(JobList)
+
+    @property
+    def output(self) -> JobOutput:
+        return self.query_one(JobOutput)
+
+    @property
+    def command_line(self) -> CommandLine:
+        return self.query_one(CommandLine)
+
+    # --- workers: the only code that talks to the network ------------------------------------------
+
+    @work(exclusive=True, group="jobs-load", exit_on_error=False)
+    async def load_jobs(self) -> None:
+        client = self.client
+        if client is None:
+            return
+        try:
+            page = await client.list_jobs(self.host_id, per_page=JOBS_SHOWN)
+        except errors.OpenComputersError as exc:
+            self.post_message(self.RequestFailed("list jobs", exc))
+        else:
+            self.post_message(self.JobsLoaded(page.data))
+
+    @work(group="jobs-run", exit_on_error=False)
+    async def start_job(self, command: str) -> None:
+        client = self.client
+        if client is None:
+            self.post_message(self.RequestFailed("run", errors.ConnectionFailed("not connected yet")))
+            return
+        try:
+            job = await client.run_job(self.host_id, command)
+        except errors.OpenComputersError as exc:
+            self.post_message(self.RequestFailed(f"run {command!r}", exc))
+        else:
+            self.post_message(self.JobStarted(job))
+
+    @work(group="jobs-fetch", exit_on_error=False)
+    async def fetch_job(self, job_id: str) -> None:
+        client = self.client
+        if client is None:
+            return
+        try:
+            job = await client.get_job(self.host_id, job_id)
+        except errors.OpenComputersError as exc:
+            self.post_message(self.RequestFailed("get job", exc))
+        else:
+            self.post_message(self.JobUpdated(job))
+
+    @work(group="jobs-cancel", exit_on_error=False)
+    async def cancel(self, job: Job) -> None:
+        client = self.client
+        if client is None:
+            return
+        try:
+            await client.cancel_job(self.host_id, job.id)
+        except errors.OpenComputersError as exc:
+            self.post_message(self.RequestFailed(f"cancel {command_line(job)!r}", exc))
+            return
+        self.fetch_job(job.id)
+
+    @work(exclusive=True, group="job-output", exit_on_error=False)
+    async def stream_output(self, job_id: str) -> None:
+        """Everything the job printed, from its start, then live until it ends."""
+        client = self.client
+        if client is None:
+            return
+        try:
+            async with client.job_events(self.host_id, job_id) as stream:
+                async for event in stream:
+                    if event.type in ("stdout", "stderr"):
+                        data = job_output_bytes(event)
+                        self.post_message(self.OutputArrived(job_id, data, event.type == "stderr"))
+                    elif event.type == "truncated":
+                        limit = event.data.get("limit")
+                        size = format_bytes(limit) if isinstance(limit, int) else "its limit"
+                        note = f"── the server stores only the first {size} of a job's output ──"
+                        self.post_message(self.OutputNote(job_id, note))
+                    elif event.type == "exit":
+                        self.post_message(self.OutputEnded(job_id, dict(event.data), event.timestamp))
+        except errors.OpenComputersError as exc:
+            self.post_message(self.RequestFailed("job output", exc))
+
+    # --- message handlers: update widgets, never await the network ---------------------------------
+
+    def on_jobs_tab_jobs_loaded(self, message: JobsLoaded) -> None:
+        self.job_list.show(message.jobs)
+        if self._shown is None and (job := self.job_list.selected_job) is not None:
+            self._show_output(job)
+
+    def on_jobs_tab_job_started(self, message: JobStarted) -> None:
+        self.job_list.upsert(message.job)
+        self.job_list.select_job(message.job.id)
+        self._show_output(message.job)
+
+    def on_jobs_tab_job_updated(self, message: JobUpdated) -> None:
+        self.job_list.upsert(message.job)
+        self._update_output_title()
+
+    def on_jobs_tab_output_arrived(self, message: OutputArrived) -> None:
+        if message.job_id == self._shown:
+            self.output.feed(message.data, stderr=message.stderr)
+
+    def on_jobs_tab_output_note(self, message: OutputNote) -> None:
+        if message.job_id == self._shown:
+            self.output.add_note(message.text)
+
+    def on_jobs_tab_output_ended(self, message: OutputEnded) -> None:
+        data = message.data
+        job = self.job_list.job(message.job_id)
+        status = str(data.get("status") or (job.status if job else "ended"))
+        exit_code = data.get("exit_code")
+        if job is not None and job.status in ACTIVE:
+            update: dict[str, Any] = {"status": status, "exit_code": exit_code, "error": data.get("error")}
+            if job.completed_at is None:
+                update["completed_at"] = message.at or self._clock()
+            job = job.model_copy(update=update)
+            self.job_list.upsert(job)
+        if message.job_id == self._shown:
+            duration = job_duration(job, self._clock()) if job is not None else None
+            self.output.add_note(exit_note(status, exit_code, data.get("error"), duration))
+            self._update_output_title()
+        self._ended.add(message.job_id)
+        if self._live:
+            self.fetch_job(message.job_id)  # the record's completed_at and final fields
+
+    def on_jobs_tab_request_failed(self, message: RequestFailed) -> None:
+        self.app.notify(f"{message.action}: {describe_error(message.error)}", title="Jobs", severity="error")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A bug in a worker must not take the app down: say what failed and carry on."""
+        if event.state == WorkerState.ERROR:
+            self.app.notify(
+                f"{event.worker.name}: {event.worker.error}", title="Unexpected error", severity="error"
+            )
+
+    @on(DataTable.RowHighlighted, "#job-list")
+    def _job_highlighted(self) -> None:
+        job = self.job_list.selected_job
+        if job is not None and job.id != self._shown:
+            self._show_output(job)
+
+    @on(Input.Submitted, "#job-command")
+    def _command_submitted(self, event: Input.Submitted) -> None:
+        command = event.value.strip()
+        if not command:
+            return
+        self.command_line.remember(command)
+        self.command_line.value = ""
+        self.start_job(command)
+
+    # --- actions -----------------------------------------------------------------------------------
+
+    def action_cancel_job(self) -> None:
+        job = self.job_list.selected_job
+        if job is None:
+            self.app.notify("no job selected", severity="warning")
+            return
+        if job.status not in ACTIVE:
+            self.app.notify(f"{command_line(job)!r} is not running ({job.status})", severity="warning")
+            return
+        self.app.notify(f"cancelling {command_line(job)!r}…", title="Jobs")
+        self.cancel(job)
+
+    # --- helpers -----------------------------------------------------------------------------------
+
+    def _show_output(self, job: Job) -> None:
+        self._shown = job.id
+        self.output.clear()
+        self._update_output_title()
+        if self._live:
+            self.stream_output(job.id)
+
+    def _update_output_title(self) -> None:
+        job = self.job_list.job(self._shown) if self._shown else None
+        if job is None:
+            self.output.border_title = "output"
+            return
+        title = f"output · {command_line(job)}"
+        if job.truncated:
+            title += " · truncated by the server"
+        self.output.border_title = title
+
+    def _tick(self) -> None:
+        self.job_list.refresh_times()
+
+    def _poll(self) -> None:
+        if self.job_list.any_active:
+            self.load_jobs()
