@@ -88,8 +88,12 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status_code, code, detail or "request failed", dict(exc.headers or {}))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         code, message = describe_validation_errors(list(exc.errors()))
+        content_type = request.headers.get("content-type", "")
+        if message.startswith("request body") and "json" not in content_type:
+            # FastAPI parses a body as JSON only when it says it is JSON (curl -d sends a form type).
+            message += f" sent as Content-Type: application/json (got {content_type or 'none'!r})"
         return error_response(400, code, message)
 
     @app.exception_handler(Exception)

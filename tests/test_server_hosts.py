@@ -219,6 +219,13 @@ def test_malformed_ids_are_invalid_id(api: httpx.Client, host_id: str) -> None:
         assert error(api.request(method, f"/hosts/{host_id}{suffix}")) == (400, "INVALID_ID")
 
 
+def test_json_sent_as_a_form_says_which_content_type_to_use(api: httpx.Client) -> None:
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}  # what `curl -d` sends
+    resp = api.post("/hosts", content=b'{"name": "x"}', headers=headers)
+    assert error(resp) == (400, "VALIDATION_ERROR")
+    assert "Content-Type: application/json" in resp.json()["error"]["message"]
+
+
 def test_malformed_json_is_invalid_json(api: httpx.Client) -> None:
     headers = {"Content-Type": "application/json"}
     for body in [b'{"name":', b"not json", b'{"name": "x",}']:

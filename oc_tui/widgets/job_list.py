@@ -18,12 +18,13 @@ from oc_tui.api.models import Job
 from oc_tui.widgets.formatting import job_duration, job_started, job_status_label, relative_time
 from oc_tui.widgets.styles import text_style
 
+# The command comes last: the short columns stay in view in an 80-column terminal.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("status", "STATUS"),
-    ("command", "COMMAND"),
     ("exit", "EXIT"),
     ("duration", "DURATION"),
     ("started", "STARTED"),
+    ("command", "COMMAND"),
 )
 COMMAND_WIDTH = 60
 """Longer commands are cut with an ellipsis (the output pane's title shows them whole)."""
@@ -139,10 +140,10 @@ class JobList(DataTable[Text]):
         exit_code = "-" if job.exit_code is None else str(job.exit_code)
         return (
             Text(job_status_label(job.status), style=text_style(self, f"job-list--{job.status}")),
-            Text(command),
             Text(exit_code, style=text_style(self, "job-list--dim") if job.exit_code is None else ""),
             Text(job_duration(job, now)),
             self._started_cell(job, now),
+            Text(command),
         )
 
     def _started_cell(self, job: Job, now: datetime) -> Text:
