@@ -33,10 +33,19 @@ def hub(request: Request) -> Hub:
     return request.app.state.hub
 
 
-async def valid_host_id(host_id: str) -> str:
-    if not is_valid_id("host", host_id):
-        raise ApiProblem(400, ErrorCode.INVALID_ID, f"{host_id!r} is not a valid host ID (host_…)")
-    return host_id
+def path_id(kind: str, label: str) -> Any:
+    """A dependency that checks the path's ``{kind}_id`` has the shape of a ``kind`` ID (400 INVALID_ID)."""
+
+    async def check(request: Request) -> str:
+        value = request.path_params[f"{kind}_id"]
+        if not is_valid_id(kind, value):
+            raise ApiProblem(400, ErrorCode.INVALID_ID, f"{value!r} is not a valid {label} ID")
+        return value
+
+    return check
+
+
+valid_host_id = path_id("host", "host (host_…)")
 
 
 async def tenant_host(

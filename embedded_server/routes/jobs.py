@@ -14,12 +14,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from oc_tui.api.errors import ErrorCode
-from oc_tui.api.models import Host, JobCreate, format_timestamp, is_valid_id, utcnow
+from oc_tui.api.models import Host, JobCreate, format_timestamp, utcnow
 
 from ..errors import ApiProblem
-from ..hub import HostOffline, Hub
+from ..hub import HostOffline
 from ..jobs import FINAL, JobStore
-from .hosts import Tenant, TenantHost, last_event_id
+from .hosts import Tenant, TenantHost, hub, last_event_id, path_id
 
 router = APIRouter(prefix="/hosts", tags=["jobs"])
 
@@ -30,17 +30,7 @@ def jobs_of(request: Request) -> JobStore:
     return request.app.state.jobs
 
 
-def hub_of(request: Request) -> Hub:
-    return request.app.state.hub
-
-
-async def valid_job_id(job_id: str) -> str:
-    if not is_valid_id("job", job_id):
-        raise ApiProblem(400, ErrorCode.INVALID_ID, f"{job_id!r} is not a valid job ID (job_…)")
-    return job_id
-
-
-JobId = Annotated[str, Depends(valid_job_id)]
+JobId = Annotated[str, Depends(path_id("job", "job (job_…)"))]
 
 
 def job_row(request: Request, host: Host, job_id: str) -> dict[str, Any]:
@@ -53,7 +43,7 @@ def job_row(request: Request, host: Host, job_id: str) -> dict[str, Any]:
 def usable(request: Request, host: Host) -> None:
     if host.status == "revoked":
         raise ApiProblem(409, ErrorCode.HOST_REVOKED, f"host {host.id} is revoked")
-    if host.id not in hub_of(request).channels:
+    if host.id not in hub(request).channels:
         raise HostOffline()
 
 
@@ -80,7 +70,7 @@ async def run_job(
         params["wait"] = wait  # a job that ends at once comes back with its result (docs/protocol.md)
     jobs.starting.add(row["id"])
     try:
-        result = await hub_of(request).call(host.id, "job.start", params)
+        result = await hub(request).call(host.id, "job.start", params)
     except ApiProblem as exc:
         await jobs.fail(row, f"could not be started: {exc.message}")
         raise
@@ -129,7 +119,7 @@ async def cancel_job(request: Request, host: TenantHost, job_id: JobId) -> Respo
         return Response(status_code=204)
     usable(request, host)
     out = jobs.live.get(job_id)
-    result = await hub_of(request).call(host.id, "job.cancel", {"job_id": job_id})
+    result = await hub(request).call(host.id, "job.cancel", {"job_id": job_id})
     if out is not None and isinstance(result, dict) and result.get("known"):
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CANCEL_WAIT):
