@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from rich.text import Text
-from textual.binding import Binding
-from textual.widgets import DataTable
 
 from oc_tui.api.models import Host, Job
 from oc_tui.widgets.formatting import job_duration, job_status_label
+from oc_tui.widgets.row_table import RowTable
 from oc_tui.widgets.styles import text_style
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -57,7 +56,7 @@ class HostRun:
         return self.status in ("skipped", "error", "completed", "failed", "cancelled")
 
 
-class FanoutTable(DataTable[Text]):
+class FanoutTable(RowTable):
     """Rows of :class:`HostRun`; status cells coloured by a component class per status."""
 
     COMPONENT_CLASSES = {
@@ -72,20 +71,14 @@ class FanoutTable(DataTable[Text]):
         "fanout-table--dim",
     }
 
-    BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-    ]
+    COLUMNS = COLUMNS
 
     def __init__(self, clock: Callable[[], datetime], *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
-        self._clock = clock
+        super().__init__(clock, id=id)
         self._runs: dict[str, HostRun] = {}
 
-    def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
-        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.redraw_all())
+    def restyle(self) -> None:
+        self.redraw_all()
 
     def set_runs(self, runs: Sequence[HostRun]) -> None:
         self.clear()

@@ -21,11 +21,11 @@ from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import DataTable
 
 from oc_tui.api.models import Host
 from oc_tui.widgets.formatting import relative_time, status_label
 from oc_tui.widgets.labels import format_labels
+from oc_tui.widgets.row_table import RowTable
 from oc_tui.widgets.styles import text_style
 
 MARK = "✓"
@@ -39,7 +39,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-class HostTable(DataTable[Text]):
+class HostTable(RowTable):
     """Hosts as rows; the status cell is coloured by a component class per status."""
 
     COMPONENT_CLASSES = {
@@ -54,23 +54,20 @@ class HostTable(DataTable[Text]):
 
     BINDINGS = [
         Binding("enter", "select_cursor", "Open"),  # the fleet opens the host on RowSelected
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
         Binding("g", "scroll_top", "Top", show=False),
         Binding("G", "scroll_bottom", "Bottom", show=False),
     ]
 
+    COLUMNS = COLUMNS
+
     def __init__(self, clock: Callable[[], datetime], *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
-        self._clock = clock
+        super().__init__(clock, id=id)
         self._hosts: list[Host] = []
         self.marked: set[str] = set()
         """Ids of the marked hosts (kept while they are filtered out of view)."""
 
-    def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
-        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._rebuild())
+    def restyle(self) -> None:
+        self._rebuild()
 
     @property
     def selected_host_id(self) -> str | None:

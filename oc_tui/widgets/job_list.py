@@ -11,11 +11,10 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from rich.text import Text
-from textual.binding import Binding
-from textual.widgets import DataTable
 
 from oc_tui.api.models import Job
 from oc_tui.widgets.formatting import job_duration, job_started, job_status_label, relative_time
+from oc_tui.widgets.row_table import RowTable
 from oc_tui.widgets.styles import text_style
 
 # The command comes last: the short columns stay in view in an 80-column terminal.
@@ -36,7 +35,7 @@ def command_line(job: Job) -> str:
     return " ".join([job.command, shlex.join(job.args)]) if job.args else job.command
 
 
-class JobList(DataTable[Text]):
+class JobList(RowTable):
     """Jobs as rows keyed by job id; the status cell is coloured by a component class per status."""
 
     COMPONENT_CLASSES = {
@@ -48,21 +47,15 @@ class JobList(DataTable[Text]):
         "job-list--dim",
     }
 
-    BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-    ]
+    COLUMNS = COLUMNS
 
     def __init__(self, clock: Callable[[], datetime], *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
-        self._clock = clock
+        super().__init__(clock, id=id)
         self._jobs: dict[str, Job] = {}
         self._order: list[str] = []
 
-    def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
-        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._rebuild())
+    def restyle(self) -> None:
+        self._rebuild()
 
     @property
     def selected_job(self) -> Job | None:
