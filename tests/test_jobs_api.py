@@ -522,3 +522,59 @@ async def test_job_the_agent_lost_is_failed(server: Any, start_agent: Any) -> No
         await server.wait_for_status(host["id"], "online")
         final = await wait_job(client, host["id"], job["id"], timeout=10)
         assert final["status"] == "failed" and final["error"] == "lost by the agent"
+
+
+async def test_exec_to_an_agent_that_does_not_answer_is_502_and_the_job_failed(
+    server: Any, start_agent: Any, tmp_path: Path
+) -> None:
+    """The agent is connected but frozen: the start is never confirmed, so the API answers 502 and the
+    job is recorded as failed (not left queued), and it stays failed once the agent is back."""
+    host = server.register("frozen")
+    agent = start_agent(host["host_key"])
+    await server.wait_for_status(host["id"], "online")
+    marker = tmp_path / "ran"
+    async with api(server) as client:
+        agent.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            response = await client.post(f"/hosts/{host['id']}/exec", json={"command": f"touch {marker}"})
+            assert time.monotonic() - started < 5  # the call timeout (3 s) or the heartbeat loss (1.5 s)
+            assert error(response) == (502, "AGENT_UNREACHABLE")
+            body = response.json()["error"]
+            assert set(body) == {"code", "message"} and body["message"].startswith(
+                "host agent is unreachable: "
+            )
+            listed = (await client.get(f"/hosts/{host['id']}/exec")).json()
+            assert listed["meta"]["total"] == 1
+            (job,) = listed["data"]
+            assert job["status"] == "failed" and job["exit_code"] is None and job["started_at"] is None
+            assert job["error"].startswith("could not be started: host agent is unreachable: ")
+            assert job["completed_at"] and job["command"] == f"touch {marker}"
+        finally:
+            agent.send_signal(signal.SIGCONT)
+        await server.wait_for_status(host["id"], "online", timeout=15)  # the agent redials
+        assert await get_job(client, host["id"], job["id"]) == job  # a final record stays as it was
+
+
+async def test_cancel_of_a_running_job_on_an_offline_host_is_409(
+    server: Any, start_agent: Any, tmp_path: Path
+) -> None:
+    """Nothing can kill the job while its agent is gone: 409 HOST_OFFLINE, and the job is left running."""
+    host = server.register("gone")
+    agent = start_agent(host["host_key"])
+    await server.wait_for_status(host["id"], "online")
+    pids = tmp_path / "pids"
+    async with api(server) as client:
+        job = await run(client, host["id"], wait=None, command=f"echo $$ > {pids}; exec sleep 300")
+        (pid,) = await pids_in(pids, 1)
+        try:
+            agent.send_signal(signal.SIGKILL)
+            await server.wait_for_status(host["id"], "offline", timeout=10)
+            response = await client.delete(f"/hosts/{host['id']}/exec/{job['id']}")
+            assert error(response) == (409, "HOST_OFFLINE")
+            after = await get_job(client, host["id"], job["id"])
+            assert after["status"] == "running" and after["completed_at"] is None and after["error"] is None
+            assert alive(pid)  # the job runs in a session of its own: the agent's death did not kill it
+        finally:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
