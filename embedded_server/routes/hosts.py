@@ -77,18 +77,30 @@ def event_stream(request: Request, tenant_id: str, host_id: str | None) -> Strea
     return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
 
+class Paging:
+    """``?page=&per_page=`` as the reference's hosts list has them, for every list."""
+
+    def __init__(
+        self,
+        page: Annotated[int, Query(ge=1)] = 1,
+        per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> None:
+        self.page, self.per_page = page, per_page
+
+    def body(self, items: list[Any], total: int) -> dict[str, Any]:
+        """The reference's list shape: ``{data, meta: {total, page, per_page}}``."""
+        return {
+            "data": [item.model_dump(mode="json") for item in items],
+            "meta": {"total": total, "page": self.page, "per_page": self.per_page},
+        }
+
+
+PageQuery = Annotated[Paging, Depends()]
+
+
 @router.get("")
-async def list_hosts(
-    request: Request,
-    tenant_id: Tenant,
-    page: Annotated[int, Query(ge=1)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> dict[str, Any]:
-    hosts, total = store(request).page(tenant_id, page, per_page)
-    return {
-        "data": [h.model_dump(mode="json") for h in hosts],
-        "meta": {"total": total, "page": page, "per_page": per_page},
-    }
+async def list_hosts(request: Request, tenant_id: Tenant, paging: PageQuery) -> dict[str, Any]:
+    return paging.body(*store(request).page(tenant_id, paging.page, paging.per_page))
 
 
 @router.post("", status_code=201)

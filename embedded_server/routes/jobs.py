@@ -19,7 +19,7 @@ from oc_tui.api.models import Host, JobCreate, format_timestamp, utcnow
 from ..errors import ApiProblem
 from ..hub import HostOffline
 from ..jobs import FINAL, JobStore
-from .hosts import Tenant, TenantHost, hub, last_event_id, path_id
+from .hosts import PageQuery, Tenant, TenantHost, hub, last_event_id, path_id
 
 router = APIRouter(prefix="/hosts", tags=["jobs"])
 
@@ -92,17 +92,8 @@ async def run_job(
 
 
 @router.get("/{host_id}/exec")
-async def list_jobs(
-    request: Request,
-    host: TenantHost,
-    page: Annotated[int, Query(ge=1)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> dict[str, Any]:
-    jobs, total = jobs_of(request).page(host.id, page, per_page)
-    return {
-        "data": [j.model_dump(mode="json") for j in jobs],
-        "meta": {"total": total, "page": page, "per_page": per_page},
-    }
+async def list_jobs(request: Request, host: TenantHost, paging: PageQuery) -> dict[str, Any]:
+    return paging.body(*jobs_of(request).page(host.id, paging.page, paging.per_page))
 
 
 @router.get("/{host_id}/exec/{job_id}")

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from textual import on
+from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
@@ -31,6 +33,14 @@ class FormDialog(ModalScreen[ResultType | None]):
     @dataclass
     class Failed(Message):
         error: BaseException
+
+    @staticmethod
+    def compose_footer(submit_label: str) -> ComposeResult:
+        """The ``#error`` label and the submit/cancel buttons every form ends with."""
+        yield Label("", id="error", classes="dialog-error")
+        with Horizontal(classes="dialog-buttons"):
+            yield Button(submit_label, variant="primary", id="submit", compact=True)
+            yield Button("Cancel", id="cancel", compact=True)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Button, Input, Label
 
@@ -41,10 +41,7 @@ class EditLabelsScreen(FormDialog[Host]):
             yield Input(
                 format_labels(self._host.labels), placeholder="env=prod, team=web", id="labels", compact=True
             )
-            yield Label("", id="error", classes="dialog-error")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Save", variant="primary", id="submit", compact=True)
-                yield Button("Cancel", id="cancel", compact=True)
+            yield from self.compose_footer("Save")
 
     @on(Button.Pressed, "#submit")
     @on(Input.Submitted)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Button, Input, Label
 
@@ -42,10 +42,7 @@ class RegisterHostScreen(FormDialog[HostRegistration]):
             yield Input(placeholder="e.g. eu-west", id="region", compact=True)
             yield Label("Labels (optional)", classes="field-label -spaced")
             yield Input(placeholder="env=prod, team=web", id="labels", compact=True)
-            yield Label("", id="error", classes="dialog-error")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Register", variant="primary", id="submit", compact=True)
-                yield Button("Cancel", id="cancel", compact=True)
+            yield from self.compose_footer("Register")
 
     @on(Button.Pressed, "#submit")
     @on(Input.Submitted)
