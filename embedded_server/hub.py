@@ -21,6 +21,7 @@ from . import __version__, protocol
 from .auth import bearer, host_for_key
 from .errors import ApiProblem
 from .hosts import LAST_SEEN_WRITE_EVERY, HostStore
+from .ids import new_id
 from .jobs import JobStore, describe_exit
 from .settings import Settings
 
@@ -82,12 +83,67 @@ class AgentChannel:
             future.set_result(message)
 
 
+class AgentStream:
+    """A stream WebSocket an agent dialled back for one request (a file body, a PTY, an RFB session).
+
+    Binary frames carry the bytes; text frames are small JSON control messages whose shape the request's
+    method defines. ``receive()`` returns ``None`` once the agent has closed it.
+    """
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+        self.finished = asyncio.Event()
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    async def __aenter__(self) -> AgentStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def receive(self) -> bytes | dict[str, Any] | None:
+        """The next frame: bytes, a decoded JSON message, or None when the stream has ended."""
+        if self.finished.is_set():
+            return None
+        try:
+            frame = await self.ws.receive()
+        except (RuntimeError, OSError, WebSocketDisconnect):
+            frame = {"type": "websocket.disconnect"}
+        if frame["type"] == "websocket.disconnect":
+            self.close_code = frame.get("code")
+            self.close_reason = frame.get("reason") or ""
+            self.finished.set()
+            return None
+        if frame.get("bytes") is not None:
+            return frame["bytes"]
+        try:
+            return protocol.decode(frame.get("text") or "")
+        except ValueError:
+            return {"type": "malformed"}
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.ws.send_bytes(data)
+
+    async def send_message(self, type_: str, **fields: Any) -> None:
+        await self.ws.send_text(protocol.encode(type_, **fields))
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if not self.finished.is_set():
+            self.finished.set()
+            try:
+                await self.ws.close(code, reason)
+            except (RuntimeError, OSError):
+                pass
+
+
 class Hub:
     def __init__(self, hosts: HostStore, settings: Settings, jobs: JobStore) -> None:
         self.hosts = hosts
         self.jobs = jobs
         self.settings = settings
         self.channels: dict[str, AgentChannel] = {}
+        self.pending_streams: dict[str, tuple[str, asyncio.Future[AgentStream]]] = {}
         self._request_ids = itertools.count(1)
 
     async def call(self, host_id: str, method: str, params: dict[str, Any] | None = None) -> Any:
@@ -113,8 +169,37 @@ class Hub:
             channel.pending.pop(request_id, None)
         if "error" in reply:
             error = reply["error"] if isinstance(reply["error"], dict) else {}
-            raise AgentUnreachable(f"the agent failed: {error.get('message', 'unknown error')}")
+            code, message = str(error.get("code", "")), str(error.get("message", "unknown error"))
+            status = protocol.AGENT_ERROR_STATUS.get(code)
+            if status is not None:  # the agent's own verdict on the request (no such file, …)
+                raise ApiProblem(status, code, message)
+            raise AgentUnreachable(f"the agent failed: {message}")
         return reply.get("result")
+
+    async def open_stream(
+        self, host_id: str, method: str, params: dict[str, Any] | None = None
+    ) -> tuple[Any, AgentStream]:
+        """Call ``method`` with a fresh ``stream_id`` and wait for the agent to dial that stream back.
+
+        The agent answers the call first (an error there means no stream is opened) and then dials
+        ``STREAM_PATH?stream_id=…``. Use the stream as an async context manager: leaving it closes the
+        agent's WebSocket, which tells the agent the other end is done.
+        """
+        stream_id = new_id("stream")
+        arrived: asyncio.Future[AgentStream] = asyncio.get_running_loop().create_future()
+        self.pending_streams[stream_id] = (host_id, arrived)
+        try:
+            result = await self.call(host_id, method, {**(params or {}), "stream_id": stream_id})
+            try:
+                async with asyncio.timeout(self.settings.call_timeout):
+                    stream = await arrived
+            except TimeoutError:
+                raise AgentUnreachable("it did not open the stream in time") from None
+        finally:
+            self.pending_streams.pop(stream_id, None)
+            if not arrived.done():
+                arrived.cancel()
+        return result, stream
 
     async def disconnect(self, host_id: str, code: int) -> None:
         """Close the host's channel (revocation: 4403) without marking the host offline."""
@@ -203,13 +288,30 @@ class Hub:
             elif message["type"] == protocol.RESPONSE:
                 channel.resolve(message)
 
-    async def serve_job_stream(self, ws: WebSocket) -> None:
-        """One job's output from its agent (docs/protocol.md): resume offset, bytes, exit, done."""
+    async def serve_stream(self, ws: WebSocket) -> None:
+        """A stream WebSocket dialled by an agent: a job's output (``?job_id=``) or a request's (``?stream_id=``)."""
         await ws.accept()
         host = host_for_key(self.hosts.db, bearer(ws.headers.get("authorization")) or "")
         if host is None or host["status"] == "revoked":
             await ws.close(protocol.CLOSE_UNKNOWN_KEY if host is None else protocol.CLOSE_REVOKED)
             return
+        if "stream_id" in ws.query_params:
+            await self._hand_over(ws, host["id"], ws.query_params["stream_id"])
+        else:
+            await self._serve_job_stream(ws, host)
+
+    async def _hand_over(self, ws: WebSocket, host_id: str, stream_id: str) -> None:
+        """Give the stream to the request waiting for it, and keep the socket open until it is done."""
+        waiting = self.pending_streams.get(stream_id)
+        if waiting is None or waiting[0] != host_id or waiting[1].done():
+            await ws.close(protocol.CLOSE_UNKNOWN_STREAM)
+            return
+        stream = AgentStream(ws)
+        waiting[1].set_result(stream)
+        await stream.finished.wait()
+
+    async def _serve_job_stream(self, ws: WebSocket, host: dict[str, Any]) -> None:
+        """One job's output from its agent (docs/protocol.md): resume offset, bytes, exit, done."""
         row = self.jobs.row(host["id"], ws.query_params.get("job_id", ""))
         if row is None:
             await ws.close(protocol.CLOSE_UNKNOWN_JOB)

@@ -6,7 +6,11 @@ import json
 from typing import Any
 
 AGENT_PATH = "/opencomputers/ws/agent"
-STREAM_PATH = "/opencomputers/ws/agent/stream"  # one per job, dialled by the agent
+STREAM_PATH = (
+    "/opencomputers/ws/agent/stream"  # dialled by the agent: ?job_id= (a job) or ?stream_id= (a request)
+)
+TERMINAL_PATH = "/opencomputers/ws/terminal"  # client side, ?ticket=
+DESKTOP_PATH = "/opencomputers/ws/desktop"  # client side, ?ticket=
 
 HELLO_TIMEOUT = 10.0  # seconds the server waits for the agent's hello
 MISSED_HEARTBEATS = 3  # silence for this many intervals drops the connection
@@ -30,6 +34,13 @@ CLOSE_REVOKED = 4403
 CLOSE_REPLACED = 4409
 CLOSE_HEARTBEAT_LOST = 4000
 CLOSE_UNKNOWN_JOB = 4404  # stream for a job the server does not know (for this host)
+CLOSE_UNKNOWN_STREAM = 4404  # stream_id nobody waits for (any more): the agent drops that stream
+
+# Close codes of the client-side session WebSockets (terminal, desktop); the reason says more.
+CLOSE_TICKET_REFUSED = 4401  # unknown, forged, expired or already used ticket
+CLOSE_SESSION_HOST_GONE = 4404  # the ticket's host was revoked or deleted since
+CLOSE_SESSION_HOST_OFFLINE = 4409  # the host's agent is not connected
+CLOSE_SESSION_AGENT_FAILED = 4502  # the agent could not open the session (the reason says why)
 
 REFUSALS = {
     CLOSE_BAD_HELLO: "the server refused the handshake (protocol mismatch: update oc-agent)",
@@ -37,6 +48,30 @@ REFUSALS = {
     CLOSE_REVOKED: "host key was revoked; register the host again",
     CLOSE_REPLACED: "another oc-agent connected with this host key and replaced this one",
 }
+
+
+# Error codes an agent may answer a request with, and the HTTP status the API gives them. Any other code
+# (UNKNOWN_METHOD, HANDLER_FAILED …) is 502 AGENT_UNREACHABLE "the agent failed: …".
+AGENT_ERROR_STATUS = {
+    "NOT_FOUND": 404,
+    "FORBIDDEN": 403,
+    "VALIDATION_ERROR": 400,
+    "NOT_A_DIRECTORY": 400,
+    "IS_A_DIRECTORY": 400,
+    "DIRECTORY_NOT_EMPTY": 409,
+    "ALREADY_EXISTS": 409,
+    "CONFLICT": 409,
+    "RANGE_NOT_SATISFIABLE": 416,
+}
+
+
+class AgentError(Exception):
+    """Raised by an agent handler to answer with ``{"error": {"code", "message"}}`` (no traceback logged)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 def encode(type_: str, **fields: Any) -> str:

@@ -34,6 +34,8 @@ class Settings:
     # SSE comment keep-alives, so proxies and clients can tell a quiet stream from a dead one.
     keepalive_interval: float = field(default_factory=lambda: _env_float("OC_SSE_KEEPALIVE", 15.0))
     max_body: int = 1024 * 1024
+    # Seconds a terminal/desktop ticket stays valid (tests shorten it).
+    ticket_ttl: float = field(default_factory=lambda: _env_float("OC_TICKET_TTL", 30.0))
     # Output bytes (stdout + stderr) stored per job; beyond it output is only streamed live (truncated).
     job_output_cap: int = field(
         default_factory=lambda: int(_env_float("OC_JOB_OUTPUT_CAP", 64 * 1024 * 1024))

@@ -19,8 +19,10 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.uri import parse_uri
 
 from .. import protocol
+from . import fs, pty, vnc
 from .handlers import HANDLERS, default_state_dir, hello
 from .jobs import JobManager
+from .streams import StreamDialer
 
 log = logging.getLogger("oc_agent")
 
@@ -54,21 +56,32 @@ def backoff_delay(attempt: int) -> float:
 
 
 class Agent:
-    def __init__(self, server: str, host_key: str, state_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        server: str,
+        host_key: str,
+        state_dir: Path | None = None,
+        vnc_target: vnc.VncTarget | None = None,
+    ) -> None:
         self.url = agent_url(server)
         self.host_key = host_key
         self.jobs = JobManager(
             state_dir or default_state_dir(), agent_url(server, protocol.STREAM_PATH), host_key
         )
+        self.streams = StreamDialer(agent_url(server, protocol.STREAM_PATH), host_key)
         self.handlers: dict[str, Any] = {
             **HANDLERS,
             "job.start": self.jobs.start,
             "job.cancel": self.jobs.cancel,
             "job.list": lambda _params: {"jobs": self.jobs.known()},
+            **fs.handlers(self.streams),
+            **pty.handlers(self.streams),
+            **vnc.handlers(self.streams, vnc_target or vnc.VncTarget.from_env()),
         }
 
     def close(self) -> None:
         self.jobs.close()
+        self.streams.close()
 
     async def run_forever(self) -> None:
         """Serve until refused (raises Refused); other failures are retried."""
@@ -163,6 +176,8 @@ class Agent:
                     reply = {"result": handler(params)}
                 else:
                     reply = {"result": await asyncio.to_thread(handler, params)}
+            except protocol.AgentError as exc:  # the handler's verdict on the request (no such file …)
+                reply = {"error": {"code": exc.code, "message": exc.message}}
             except Exception as exc:  # a failing handler answers with an error, never kills the agent
                 log.exception("%s failed", method)
                 reply = {"error": {"code": "HANDLER_FAILED", "message": f"{type(exc).__name__}: {exc}"}}

@@ -18,7 +18,7 @@ from .. import protocol
 from ..auth import current_tenant
 from ..errors import ApiProblem
 from ..hosts import HostStore
-from ..hub import AgentUnreachable, Hub
+from ..hub import AgentUnreachable, HostOffline, Hub
 
 router = APIRouter(prefix="/hosts", tags=["hosts"])
 
@@ -59,6 +59,14 @@ async def tenant_host(
 
 
 TenantHost = Annotated[Host, Depends(tenant_host)]
+
+
+def usable(request: Request, host: Host) -> None:
+    """409 unless the host's agent is connected now: HOST_REVOKED or HOST_OFFLINE."""
+    if host.status == "revoked":
+        raise ApiProblem(409, ErrorCode.HOST_REVOKED, f"host {host.id} is revoked")
+    if host.id not in hub(request).channels:
+        raise HostOffline()
 
 
 def last_event_id(request: Request) -> int | None:

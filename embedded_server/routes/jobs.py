@@ -17,9 +17,8 @@ from oc_tui.api.errors import ErrorCode
 from oc_tui.api.models import Host, JobCreate, format_timestamp, utcnow
 
 from ..errors import ApiProblem
-from ..hub import HostOffline
 from ..jobs import FINAL, JobStore
-from .hosts import PageQuery, Tenant, TenantHost, hub, last_event_id, path_id
+from .hosts import PageQuery, Tenant, TenantHost, hub, last_event_id, path_id, usable
 
 router = APIRouter(prefix="/hosts", tags=["jobs"])
 
@@ -38,13 +37,6 @@ def job_row(request: Request, host: Host, job_id: str) -> dict[str, Any]:
     if row is None:
         raise ApiProblem(404, ErrorCode.NOT_FOUND, f"job {job_id} not found")
     return row
-
-
-def usable(request: Request, host: Host) -> None:
-    if host.status == "revoked":
-        raise ApiProblem(409, ErrorCode.HOST_REVOKED, f"host {host.id} is revoked")
-    if host.id not in hub(request).channels:
-        raise HostOffline()
 
 
 @router.post("/{host_id}/exec", status_code=201)

@@ -39,6 +39,19 @@ class StreamClosed(OpenComputersError):
     """A stream ended for good (for example: the job or session finished, or the server said so)."""
 
 
+class SessionRefused(OpenComputersError):
+    """A terminal/desktop WebSocket was closed by the server before or instead of a session.
+
+    ``code`` is the WebSocket close code (4401 ticket refused, 4404 host gone, 4409 host offline, 4502 the
+    agent could not open the session) and ``reason`` the server's explanation.
+    """
+
+    def __init__(self, code: int | None, reason: str) -> None:
+        super().__init__(reason or f"session closed by the server ({code})")
+        self.code = code
+        self.reason = reason
+
+
 class ApiError(OpenComputersError):
     """The server answered with an error status."""
 

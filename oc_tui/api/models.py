@@ -27,6 +27,7 @@ ID_PREFIXES = {
     "ticket": "tk_",
     "host_key": "hk_",
     "tenant": "t_",
+    "stream": "st_",  # ours: a stream an agent dials back for one request (docs/protocol.md)
 }
 
 _ID_BODY = r"[A-Za-z0-9]{3,64}"

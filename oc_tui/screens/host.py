@@ -20,15 +20,20 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane, Tabs
 
 from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.models import Host, HostSysInfo
+from oc_tui.screens.desktop_tab import DesktopTab
 from oc_tui.screens.errors import describe_error
+from oc_tui.screens.files_tab import FilesTab
 from oc_tui.screens.jobs_tab import JobsTab
+from oc_tui.screens.terminal_tab import TerminalTab
 from oc_tui.widgets.command_line import CommandLine
 from oc_tui.widgets.formatting import status_label
 from oc_tui.widgets.host_detail import HostDetail
 
-COMING = ("Files", "Terminal", "Desktop", "Tunnels", "Agents", "Secrets")
+COMING = ("Tunnels", "Agents", "Secrets")
 """Tabs of the design that are not built yet: shown disabled."""
 SYSINFO_SECONDS = 10.0
+SESSION_TABS = {"files": FilesTab, "terminal": TerminalTab, "desktop": DesktopTab}
+"""Tabs that decide themselves where focus goes when shown (``activate()``)."""
 
 
 class HostScreen(Screen[None]):
@@ -38,6 +43,9 @@ class HostScreen(Screen[None]):
         Binding("escape", "app.back", "Back"),
         Binding("o", "show_tab('overview')", "Overview"),
         Binding("j", "show_tab('jobs')", "Jobs"),
+        Binding("f", "show_tab('files')", "Files"),
+        Binding("t", "show_tab('terminal')", "Terminal"),
+        Binding("d", "show_tab('desktop')", "Desktop"),
     ]
 
     @dataclass
@@ -67,6 +75,12 @@ class HostScreen(Screen[None]):
                 yield HostDetail(self._clock, id="host-detail")
             with TabPane("Jobs", id="jobs"):
                 yield JobsTab(self.host.id, self._history, self._clock, live=self._live, id="jobs-tab")
+            with TabPane("Files", id="files"):
+                yield FilesTab(self.host.id, live=self._live, id="files-tab")
+            with TabPane("Terminal", id="terminal"):
+                yield TerminalTab(self.host.id, live=self._live, id="terminal-tab")
+            with TabPane("Desktop", id="desktop"):
+                yield DesktopTab(self.host.id, live=self._live, id="desktop-tab")
             for name in COMING:
                 with TabPane(name, id=name.lower(), disabled=True):
                     yield Static(f"{name}: not yet available", classes="coming")
@@ -119,9 +133,12 @@ class HostScreen(Screen[None]):
         self._focus_tab(tab)
 
     def _focus_tab(self, tab: str) -> None:
-        """Jobs: the command line, ready to type; elsewhere the tab strip, so ← → switch tabs."""
+        """Jobs: the command line, ready to type; files, terminal, desktop: the tab's own choice;
+        elsewhere the tab strip, so ← → switch tabs."""
         if tab == "jobs":
             self.query_one(CommandLine).focus()
+        elif tab in SESSION_TABS:
+            self.query_one(SESSION_TABS[tab]).activate()
         else:
             self.query_one(Tabs).focus()
 

@@ -1,0 +1,16 @@
+"""Host → Files tab (placeholder until it is built)."""
+
+from __future__ import annotations
+
+from textual.widgets import Static
+
+
+class FilesTab(Static):
+    def __init__(self, host_id: str, *, live: bool = True, id: str | None = None) -> None:
+        super().__init__("Files: not yet available", id=id, classes="coming")
+        self.host_id = host_id
+        self.live = live
+
+    def activate(self) -> None:
+        """The tab was shown: take focus where typing should go."""
+        self.focus()

@@ -1,0 +1,16 @@
+"""Host → Terminal tab (placeholder until it is built)."""
+
+from __future__ import annotations
+
+from textual.widgets import Static
+
+
+class TerminalTab(Static):
+    def __init__(self, host_id: str, *, live: bool = True, id: str | None = None) -> None:
+        super().__init__("Terminal: not yet available", id=id, classes="coming")
+        self.host_id = host_id
+        self.live = live
+
+    def activate(self) -> None:
+        """The tab was shown: take focus where typing should go."""
+        self.focus()
