@@ -145,6 +145,7 @@ class SimulatedAgents:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.welcomed = 0
         self.tasks: list[asyncio.Task[None]] = []
+        self.streams: set[asyncio.Future[None]] = set()
 
     def __enter__(self) -> SimulatedAgents:
         self.thread.start()
@@ -156,9 +157,11 @@ class SimulatedAgents:
         self.tasks = [asyncio.ensure_future(self._one(key, limiter)) for key in self.keys]
 
     async def _stop_all(self) -> None:
-        for task in self.tasks:
+        tasks = [*self.tasks, *self.streams]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if tasks:  # a connection whose close handshake stalls is abandoned, not waited for forever
+            await asyncio.wait(tasks, timeout=15)
 
     async def _one(self, key: str, limiter: asyncio.Semaphore) -> None:
         async with limiter:
@@ -179,9 +182,39 @@ class SimulatedAgents:
                     continue
                 msg = json.loads(raw)
                 if msg.get("type") == "request":
-                    await ws.send(json.dumps({"type": "response", "id": msg["id"], "result": {}}))
+                    result = self._answer(key, msg.get("method"), msg.get("params") or {})
+                    await ws.send(json.dumps({"type": "response", "id": msg["id"], "result": result}))
         finally:
             await ws.close()
+
+    def _answer(self, key: str, method: object, params: dict[str, object]) -> dict[str, object]:
+        """``job.start`` runs nothing and ends at once with exit 0, as a real agent does for ``true``:
+        with ``wait`` the whole result comes inline; without, the job's stream reports the exit."""
+        if method != "job.start":
+            return {}
+        now = time.time()
+        started: dict[str, object] = {"started": True, "pid": os.getpid(), "started_at": now}
+        if params.get("wait"):
+            exit_info = {"reason": "exited", "exit_code": 0, "signal": None, "finished_at": now}
+            return started | {"exit": exit_info, "output": []}
+        job = asyncio.ensure_future(self._job_stream(key, str(params.get("job_id"))))
+        self.streams.add(job)
+        job.add_done_callback(self.streams.discard)
+        return started
+
+    async def _job_stream(self, key: str, job_id: str) -> None:
+        """Dial the job's stream (docs/protocol.md): after ``resume``, the exit frame; then ``done``."""
+        url = self.url + f"/stream?job_id={job_id}"
+        async with websockets.connect(
+            url, additional_headers={"Authorization": f"Bearer {key}"}, ping_interval=None, open_timeout=60
+        ) as ws:
+            first = json.loads(await ws.recv())
+            if first.get("type") != "resume":
+                return
+            exit_frame = {"type": "exit", "job_id": job_id, "output_bytes": first.get("offset", 0),
+                          "reason": "exited", "exit_code": 0, "signal": None, "finished_at": time.time()}  # fmt: skip
+            await ws.send(json.dumps(exit_frame))
+            await ws.recv()  # done
 
     @staticmethod
     def _hello() -> dict[str, object]:

@@ -44,8 +44,8 @@ def rows(app: OcTuiApp) -> dict[str, str]:
     """What the table shows: host name -> status word."""
     table = app.fleet.table
     shown = {}
-    for row_key in table.rows:
-        _mark, status, name, *_ = (cell.plain for cell in table.get_row(row_key))
+    for host_id in table.shown_ids:
+        _mark, status, name, *_ = (cell.plain for cell in table.cells(host_id))
         shown[name] = status.split()[-1]
     return shown
 
@@ -260,7 +260,7 @@ async def test_server_killed_shows_unreachable_and_recovers(server) -> None:
         await wait_until(pilot, lambda: banner.kind == "ok", "the banner cleared", timeout=20)
         added = server.register("epsilon")
         await wait_until(pilot, lambda: rows(app).get("epsilon") == "pending", "live again", timeout=10)
-        assert added["id"] in app.fleet.table.rows
+        assert added["id"] in app.fleet.table.shown_ids
         assert "connection lost" in feed_text(app) and "reachable again" in feed_text(app)
 
 

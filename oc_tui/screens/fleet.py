@@ -25,7 +25,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from oc_tui.api import OpenComputersClient, StreamState, errors
@@ -60,6 +60,7 @@ class FleetScreen(Screen[None]):
         Binding("n", "register", "Register"),
         # shown by ? and the palette; the footer keeps to what fits 80 columns
         Binding("l", "edit_labels", "Labels", show=False),
+        Binding("t", "open_host('terminal')", "Terminal", show=False, tooltip="Open a terminal on the host"),
         Binding("ctrl+d,delete", "revoke", "Revoke", show=False),
         Binding("r", "reload", "Reload", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
@@ -346,11 +347,11 @@ class FleetScreen(Screen[None]):
                 f"{event.worker.name}: {event.worker.error}", title="Unexpected error", severity="error"
             )
 
-    @on(DataTable.RowHighlighted, "#hosts")
+    @on(HostTable.RowHighlighted, "#hosts")
     def _row_highlighted(self) -> None:
         self._show_selected()
 
-    @on(DataTable.RowSelected, "#hosts")
+    @on(HostTable.RowSelected, "#hosts")
     def _row_selected(self) -> None:
         self.action_open_host()
 
@@ -493,17 +494,15 @@ class FleetScreen(Screen[None]):
                 update={"status": known.status, "status_changed_at": known.status_changed_at}
             )
         self._hosts[host.id] = host
-        self._render_hosts()
+        self.table.upsert(host)  # one row redrawn or moved, not the whole table
+        self._update_info()
+        self._show_selected()
         for screen in self.app.screen_stack:
             if isinstance(screen, HostScreen) and screen.host.id == host.id:
                 screen.update_host(host)
 
     def _render_hosts(self) -> None:
-        visible = sorted(
-            (host for host in self._hosts.values() if self._filter.matches(host)),
-            key=lambda host: (host.name.lower(), host.id),
-        )
-        self.table.show(visible)
+        self.table.show_hosts(self._hosts.values(), self._filter.matches if self._filter.active else None)
         self._update_info()
         self._show_selected()
 

@@ -1,12 +1,15 @@
-"""The fleet's host table: one row per host, keyed by host id.
+"""The fleet's host table: one row per host, keyed by host id, sorted by name.
 
-It is a thin wrapper around Textual's ``DataTable`` so the rest of the app only speaks
-``show(hosts)`` / ``selected_host_id``. A later benchmark needs 10,000 hosts without a >50 ms stall;
-``DataTable`` rebuilds every row on a full refresh, so this class is the place to swap in a virtual
-table (rendering only the visible window of a sorted host list) without touching the screen.
+A :class:`~oc_tui.widgets.virtual_table.VirtualTable`: only the rows on screen are ever turned into
+cells, so 10,000 hosts load, filter and update without freezing the app (bench/cases/tui_stall.py).
+The table holds every host the screen knows and shows those its filter matches, in name order:
 
-Live updates never steal the cursor: the selection is remembered by host id, not by row index, and
-restored after every refresh.
+- :meth:`show_hosts` takes all hosts and a filter (a load, a reload, a new filter): O(n), and it sorts
+  again only when the set of hosts or a name changed;
+- :meth:`upsert` takes one host (a live event): a status change redraws one row; a
+  new host, a rename or a host entering or leaving the filter moves one row.
+
+Live updates never steal the cursor: the selection follows the host id, not the row index.
 
 Hosts can be *marked* (``space`` in the fleet view) to run one command on all of them: a mark column
 shows ``✓`` and the name is styled; :attr:`marked` survives filtering and reloads.
@@ -14,19 +17,22 @@ shows ``✓`` and the name is styled; :attr:`marked` survives filtering and relo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import bisect
+import gc
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 
 from oc_tui.api.models import Host
-from oc_tui.widgets.formatting import relative_time, status_label
+from oc_tui.widgets.formatting import STATUS_SYMBOLS, relative_time, status_label
 from oc_tui.widgets.labels import format_labels
-from oc_tui.widgets.row_table import RowTable
 from oc_tui.widgets.styles import text_style
+from oc_tui.widgets.virtual_table import VirtualTable
 
 MARK = "✓"
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -37,9 +43,22 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("labels", "LABELS"),
     ("changed", "LAST CHANGE"),
 )
+COLUMN_INDEX = {key: i for i, (key, _) in enumerate(COLUMNS)}
+MEASURE_CHUNK = 2000
+"""Hosts whose cell widths are measured per step; more wait for the next step, so a load of 10,000
+never holds the event loop for long (columns may widen a moment after the first frame)."""
+FREEZE_AFTER = 1000
+"""A load that brings this many hosts not seen before moves every object alive into the garbage
+collector's permanent generation (``gc.freeze``)."""
+_STATUS_WIDTHS = {status: cell_len(status_label(status)) for status in STATUS_SYMBOLS}
 
 
-class HostTable(RowTable):
+def sort_key(host: Host) -> tuple[str, str]:
+    """The table's order: by name, case-insensitively, then by id."""
+    return (host.name.lower(), host.id)
+
+
+class HostTable(VirtualTable):
     """Hosts as rows; the status cell is coloured by a component class per status."""
 
     COMPONENT_CLASSES = {
@@ -60,48 +79,125 @@ class HostTable(RowTable):
 
     COLUMNS = COLUMNS
 
+    class MarksChanged(Message):
+        """The set of marked hosts changed (the screen counts them)."""
+
     def __init__(self, clock: Callable[[], datetime], *, id: str | None = None) -> None:
-        super().__init__(clock, id=id)
-        self._hosts: list[Host] = []
+        super().__init__(id=id)
+        self._clock = clock
+        self._all: dict[str, Host] = {}
+        self._order: list[tuple[str, str]] = []
+        """``sort_key`` of every host in ``_all``, sorted."""
+        self._ordered: list[Host] | None = []
+        """The hosts of ``_all`` in that order (None: to be rebuilt)."""
+        self._matches: Callable[[Host], bool] | None = None
+        self._measured: dict[str, Host] = {}
+        """The host record each row's widths were measured from."""
+        self._to_measure: list[str] = []
         self.marked: set[str] = set()
         """Ids of the marked hosts (kept while they are filtered out of view)."""
 
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.restyle())
+
     def restyle(self) -> None:
-        self._rebuild()
+        """Cells are styled when drawn, so a new theme only needs every row drawn again."""
+        self.refresh_all_rows()
+
+    # --- what the screen reads ---------------------------------------------------------------------
 
     @property
     def selected_host_id(self) -> str | None:
         """The id of the host under the cursor, or ``None`` when the table is empty."""
-        if not self.row_count:
-            return None
-        row_key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        return row_key.value
-
-    def show(self, hosts: Sequence[Host]) -> None:
-        """Display exactly ``hosts`` in this order, keeping the cursor on the same host id.
-
-        When the rows are the same hosts in the same order (the common case: a status change),
-        only the changed cells are updated; otherwise the rows are rebuilt.
-        """
-        previous = {host.id: host for host in self._hosts}
-        same_rows = [host.id for host in hosts] == [host.id for host in self._hosts]
-        self._hosts = list(hosts)
-        if not same_rows:
-            self._rebuild()
-            return
-        now = self._clock()
-        for host in self._hosts:
-            if previous[host.id] != host:
-                for (column, _), cell in zip(COLUMNS, self._cells(host, now), strict=True):
-                    self.update_cell(host.id, column, cell, update_width=True)
+        return self.cursor_key
 
     @property
     def shown_ids(self) -> list[str]:
         """Ids of the hosts shown, in order (the filter applied)."""
-        return [host.id for host in self._hosts]
+        return list(self.row_keys)
 
-    class MarksChanged(Message):
-        """The set of marked hosts changed (the screen counts them)."""
+    def host(self, host_id: str) -> Host | None:
+        return self._all.get(host_id)
+
+    def cells(self, host_id: str) -> tuple[Text, ...]:
+        """What the row of ``host_id`` shows, one ``Text`` per column (for tests and tools)."""
+        return self.row_cells(host_id)
+
+    def get_cell(self, host_id: str, column: str) -> Text:
+        """One cell of the row of ``host_id`` (``column``: a key of ``COLUMNS``), like ``DataTable``'s."""
+        return self.row_cells(host_id)[COLUMN_INDEX[column]]
+
+    # --- what the screen feeds ---------------------------------------------------------------------
+
+    def show_hosts(self, hosts: Iterable[Host], matches: Callable[[Host], bool] | None = None) -> None:
+        """Know exactly ``hosts``; show, by name, those ``matches`` accepts (all when it is None).
+
+        When the hosts are the very records shown already (a new filter), only the filter runs."""
+        previous = self._all
+        hosts = list(hosts)
+        self._matches = matches
+        if len(hosts) == len(previous) and all(previous.get(host.id) is host for host in hosts):
+            if self._ordered is None:
+                self._ordered = [previous[host_id] for _, host_id in self._order]
+            self.set_rows(self._shown(self._ordered, matches))
+            return
+        fresh = {host.id: host for host in hosts}
+        same_order = fresh.keys() == previous.keys() and all(
+            previous[host.id].name == host.name for host in hosts
+        )
+        self._all = fresh
+        if not same_order:
+            self._order = sorted(sort_key(host) for host in hosts)
+        self._ordered = [fresh[host_id] for _, host_id in self._order]
+        shown = self._shown(self._ordered, matches)
+        if shown == self.row_keys:
+            for host_id in shown:
+                if previous.get(host_id) is not fresh[host_id]:
+                    self.refresh_key(host_id)
+        else:
+            self.set_rows(shown)
+        if len(fresh.keys() - previous.keys()) >= FREEZE_AFTER:
+            # Thousands of long-lived records make every full garbage collection walk them all
+            # (70-190 ms stalls measured with 10,000 hosts); frozen, the collector skips them.
+            gc.freeze()
+        self._measure_later(
+            [host_id for host_id in shown if self._measured.get(host_id) is not fresh[host_id]]
+        )
+
+    @staticmethod
+    def _shown(ordered: list[Host], matches: Callable[[Host], bool] | None) -> list[str]:
+        return [host.id for host in (ordered if matches is None else filter(matches, ordered))]
+
+    def upsert(self, host: Host) -> None:
+        """One host is new or changed: redraw, move, add or hide just its row."""
+        known = self._all.get(host.id)
+        self._all[host.id] = host
+        self._ordered = None
+        if known is None or known.name != host.name:
+            if known is not None:
+                self._order.pop(bisect.bisect_left(self._order, sort_key(known)))
+            bisect.insort(self._order, sort_key(host))
+        index = self.row_index(host.id)
+        show = self._matches is None or self._matches(host)
+        if index is not None and show and (known is None or known.name == host.name):
+            self.refresh_key(host.id)
+        elif index is not None or show:
+            keys = list(self.row_keys)
+            if index is not None:
+                del keys[index]
+            if show:
+                keys.insert(bisect.bisect_left(keys, sort_key(host), key=self._key_of), host.id)
+            self.set_rows(keys)
+        if show:
+            self._measure([host.id])
+
+    def _key_of(self, host_id: str) -> tuple[str, str]:
+        return sort_key(self._all[host_id])
+
+    def select_host(self, host_id: str) -> None:
+        index = self.row_index(host_id)
+        if index is not None:
+            self.move_cursor(row=index, animate=False)
 
     def set_marked(self, host_ids: set[str]) -> None:
         """Mark exactly ``host_ids``; only rows whose mark changed are redrawn."""
@@ -109,62 +205,79 @@ class HostTable(RowTable):
         self.marked = set(host_ids)
         if changed:
             self.post_message(self.MarksChanged())
-        for host in self._hosts:
-            if host.id in changed:
-                self.update_cell(host.id, "mark", self._mark_cell(host))
-                self.update_cell(host.id, "name", self._name_cell(host))
+        for host_id in changed:
+            self.refresh_key(host_id)
 
     def toggle_mark(self, host_id: str) -> None:
         self.set_marked(self.marked ^ {host_id})
 
     def refresh_times(self) -> None:
-        """Re-render the relative "last change" column (called on a timer)."""
-        now = self._clock()
-        for host in self._hosts:
-            self.update_cell(host.id, "changed", self._changed_cell(host, now))
+        """Re-render the relative "last change" column (called on a timer): only rows on screen are
+        drawn again, and the column keeps its width."""
+        self.refresh_all_rows()
 
-    def select_host(self, host_id: str) -> None:
-        if host_id in self.rows:
-            self.move_cursor(row=self.get_row_index(host_id), animate=False)
+    # --- cells -------------------------------------------------------------------------------------
 
-    def _rebuild(self) -> None:
-        selected = self.selected_host_id
-        previous_index = self.cursor_row
-        now = self._clock()
-        self.clear()
-        for host in self._hosts:
-            self.add_row(*self._cells(host, now), key=host.id)
-        if selected is not None and selected in self.rows:
-            self.move_cursor(row=self.get_row_index(selected), animate=False)
-        elif self.row_count:
-            self.move_cursor(row=min(previous_index, self.row_count - 1), animate=False)
-
-    def _cells(self, host: Host, now: datetime) -> tuple[Text, ...]:
+    def row_cells(self, key: str) -> tuple[Text, ...]:
+        host = self._all[key]
+        marked = key in self.marked
+        marked_style = self._style("host-table--marked") if marked else ""
+        dim = self._style("host-table--dim")
         return (
-            self._mark_cell(host),
-            Text(status_label(host.status), style=self._status_style(host.status)),
-            self._name_cell(host),
+            Text(MARK, style=marked_style) if marked else Text(" "),
+            Text(status_label(host.status), style=self._style(f"host-table--{host.status}")),
+            Text(host.name, style=marked_style),
             Text(host.region or "-"),
-            Text(format_labels(host.labels) or "-", style=self._dim if not host.labels else ""),
-            self._changed_cell(host, now),
+            Text(format_labels(host.labels) or "-", style=dim if not host.labels else ""),
+            Text(self._changed(host, self._clock())),
         )
 
-    def _mark_cell(self, host: Host) -> Text:
-        return Text(MARK, style=self._marked) if host.id in self.marked else Text(" ")
+    def _style(self, component: str) -> Style:
+        return text_style(self, component)
 
-    def _name_cell(self, host: Host) -> Text:
-        return Text(host.name, style=self._marked if host.id in self.marked else "")
+    @staticmethod
+    def _changed(host: Host, now: datetime) -> str:
+        return relative_time(host.status_changed_at or host.updated_at, now)
 
-    @property
-    def _marked(self) -> Style:
-        return text_style(self, "host-table--marked")
+    # --- column widths -----------------------------------------------------------------------------
 
-    def _changed_cell(self, host: Host, now: datetime) -> Text:
-        return Text(relative_time(host.status_changed_at or host.updated_at, now))
+    def _measure_later(self, host_ids: list[str]) -> None:
+        """Measure the rows on screen now, the rest in steps (see ``MEASURE_CHUNK``)."""
+        if len(host_ids) <= MEASURE_CHUNK:
+            self._measure(host_ids)
+            return
+        top = int(self.scroll_y)
+        self._measure(self.row_keys[top : top + max(self.size.height, 100)])
+        pending = not self._to_measure
+        self._to_measure = host_ids
+        if pending:
+            self.call_later(self._measure_step)
 
-    def _status_style(self, status: str) -> Style:
-        return text_style(self, f"host-table--{status}")
+    def _measure_step(self) -> None:
+        chunk, self._to_measure = self._to_measure[:MEASURE_CHUNK], self._to_measure[MEASURE_CHUNK:]
+        self._measure(chunk)
+        if self._to_measure:
+            self.set_timer(0.001, self._measure_step)
 
-    @property
-    def _dim(self) -> Style:
-        return text_style(self, "host-table--dim")
+    def _measure(self, host_ids: Iterable[str]) -> None:
+        now = self._clock()
+        widths = [0] * len(COLUMNS)
+        measured = self._measured
+        for host_id in host_ids:
+            host = self._all.get(host_id)
+            if host is None or measured.get(host_id) is host:
+                continue
+            measured[host_id] = host
+            for i, width in enumerate(
+                (
+                    1,
+                    _STATUS_WIDTHS.get(host.status) or cell_len(status_label(host.status)),
+                    cell_len(host.name),
+                    cell_len(host.region or "-"),
+                    cell_len(format_labels(host.labels) or "-"),
+                    len(self._changed(host, now)),
+                )
+            ):
+                if width > widths[i]:
+                    widths[i] = width
+        self.grow_widths(widths)

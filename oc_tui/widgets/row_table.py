@@ -1,5 +1,6 @@
-"""The base of the app's tables: one row per resource, a row cursor, vim keys, and cells restyled
-when the theme changes.
+"""The base of the job and fan-out tables: one row per resource, a row cursor, vim keys, and cells
+restyled when the theme changes. (The fleet's host table, which must hold 10,000 rows, is a
+:class:`~oc_tui.widgets.virtual_table.VirtualTable` instead.)
 
 Cell colours come from component classes resolved into each cell's ``Text`` when it is written
 (widgets.styles), so a theme switch must rewrite the cells: subclasses say how in :meth:`restyle`.
