@@ -13,6 +13,10 @@ class _TooLarge(BaseException):
     """A BaseException so that no route or framework handler on the way up turns it into a 400/500."""
 
 
+# Routes whose bodies stream through instead of being read into memory (path suffixes): exempt.
+UNLIMITED_SUFFIXES = ("/fs/upload",)
+
+
 class BodyLimit:
     """ASGI middleware: checks Content-Length up front and counts streamed (chunked) bodies."""
 
@@ -21,7 +25,7 @@ class BodyLimit:
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].endswith(UNLIMITED_SUFFIXES):
             await self.app(scope, receive, send)
             return
         length = dict(scope["headers"]).get(b"content-length")

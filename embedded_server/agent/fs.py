@@ -1,11 +1,470 @@
-"""The agent's file system requests (placeholder until built): ``fs.*`` methods."""
+"""The agent's file system requests: ``fs.list``, ``fs.stat``, ``fs.mkdir``, ``fs.delete`` (answered inline)
+and ``fs.read`` / ``fs.write`` (a file body on a stream the agent dials back; docs/protocol.md).
+
+Paths are absolute, or relative to the agent user's home; ``~`` and ``~/x`` expand. They are normalised
+lexically (``.`` and ``..`` collapse, symlinks stay as they are), so browsing through a symlinked
+directory keeps the path the user followed. Every ``OSError`` becomes an :class:`AgentError` whose code
+the API maps to a status (``NOT_FOUND`` 404, ``FORBIDDEN`` 403 …).
+
+Bodies are bounded in memory: a download reads one chunk ahead of the one the WebSocket is sending, an
+upload writes each frame before it takes the next, and a slow side slows the other through the sockets.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import os
+import secrets
+import shutil
+import stat
+import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from ..protocol import AgentError
 from .streams import StreamDialer
+
+log = logging.getLogger("oc_agent.fs")
+
+MAX_PATH = 4096  # bytes, as PATH_MAX
+READ_CHUNK = 256 * 1024  # bytes per download frame
+MAX_ENTRIES = 100_000  # a listing longer than this is cut (``truncated: true``)
+MAX_NAME_BYTES = 8 * 1024 * 1024  # … and so is one whose names add up to more (the answer is one frame)
+UPLOAD_MARK = ".oc-upload-"
+
+_ERRNO_CODES = {
+    errno.ENOENT: ("NOT_FOUND", "no such file or directory"),
+    errno.EACCES: ("FORBIDDEN", "permission denied"),
+    errno.EPERM: ("FORBIDDEN", "operation not permitted"),
+    errno.EROFS: ("FORBIDDEN", "read-only file system"),
+    errno.ENOTDIR: ("NOT_A_DIRECTORY", "not a directory"),
+    errno.EISDIR: ("IS_A_DIRECTORY", "is a directory"),
+    errno.ENOTEMPTY: ("DIRECTORY_NOT_EMPTY", "directory not empty"),
+    errno.EEXIST: ("ALREADY_EXISTS", "already exists"),
+    errno.ENAMETOOLONG: ("VALIDATION_ERROR", "file name too long"),
+    errno.ELOOP: ("VALIDATION_ERROR", "too many levels of symbolic links"),
+    errno.ENOSPC: ("NO_SPACE", "no space left on device"),
+    errno.EDQUOT: ("NO_SPACE", "disk quota exceeded"),
+    errno.EBUSY: ("CONFLICT", "device or resource busy"),
+}
+
+
+def fs_error(exc: OSError, path: str) -> AgentError:
+    """The AgentError for an OSError on ``path``: a code the API maps to a status, and a readable message."""
+    code, text = _ERRNO_CODES.get(exc.errno or 0, ("IO_ERROR", exc.strerror or str(exc)))
+    return AgentError(code, f"{text}: {path}")
+
+
+# --- paths -------------------------------------------------------------------------------------------
+
+
+def home() -> str:
+    return os.path.expanduser("~")
+
+
+def resolve(raw: Any, *, default_home: bool = False) -> str:
+    """The absolute, normalised path for a request's ``path``; VALIDATION_ERROR for a bad one."""
+    if raw is None and default_home:
+        raw = ""
+    if not isinstance(raw, str):
+        raise AgentError("VALIDATION_ERROR", "path must be a string")
+    if "\0" in raw:
+        raise AgentError("VALIDATION_ERROR", "path must not contain a NUL byte")
+    if len(raw.encode("utf-8", "surrogateescape")) > MAX_PATH:
+        raise AgentError("VALIDATION_ERROR", f"path is longer than {MAX_PATH} bytes")
+    if not raw.strip():
+        if not default_home:
+            raise AgentError("VALIDATION_ERROR", "path must not be empty")
+        raw = "~"
+    path = os.path.expanduser(raw) if raw.startswith("~") else raw
+    if not os.path.isabs(path):
+        path = os.path.join(home(), path)
+    return os.path.normpath(path)
+
+
+def iso_time(seconds: float) -> str:
+    """UTC ISO 8601 with milliseconds and ``Z``, as every timestamp of the API."""
+    millis = int(round(seconds * 1000))
+    whole, ms = divmod(millis, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}Z"
+
+
+def _target_stat(path: str, st: os.stat_result) -> os.stat_result:
+    """What a symlink points to (its size, time, kind), or the link itself when it dangles."""
+    if not stat.S_ISLNK(st.st_mode):
+        return st
+    try:
+        return os.stat(path)
+    except OSError:
+        return st
+
+
+def describe(path: str) -> dict[str, Any]:
+    """``FsStat``: the path's own mode (``l…`` for a link); size, time and is_dir of what it points to."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise fs_error(exc, path) from None
+    link = stat.S_ISLNK(st.st_mode)
+    target = _target_stat(path, st)
+    symlink_target = None
+    if link:
+        with contextlib.suppress(OSError):
+            symlink_target = os.readlink(path)
+    return {
+        "path": path,
+        "name": os.path.basename(path) or path,
+        "size": target.st_size,
+        "mode": stat.filemode(st.st_mode),
+        "is_dir": stat.S_ISDIR(target.st_mode),
+        "is_symlink": link,
+        "symlink_target": symlink_target,
+        "modified_at": iso_time(target.st_mtime),
+    }
+
+
+# --- control calls -----------------------------------------------------------------------------------
+
+
+def list_dir(params: dict[str, Any]) -> dict[str, Any]:
+    """``{path, entries: [[name, size, is_dir, mtime, is_symlink, mode], …], truncated}``, sorted by name.
+
+    Rows are compact (the server expands them into the API's entry objects) so a huge directory still
+    fits in one answer; past MAX_ENTRIES (or MAX_NAME_BYTES of names) the rest is left out.
+    """
+    path = resolve(params.get("path"), default_home=True)
+    try:
+        names = sorted(os.listdir(path))
+    except OSError as exc:
+        raise fs_error(exc, path) from None
+    truncated, budget = False, MAX_NAME_BYTES
+    if len(names) > MAX_ENTRIES:
+        names, truncated = names[:MAX_ENTRIES], True
+    rows: list[list[Any]] = []
+    dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in names:
+            budget -= len(name) + 64
+            if budget < 0:
+                truncated = True
+                break
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except OSError:  # gone since the listing, or unreadable: skip it
+                continue
+            link = stat.S_ISLNK(st.st_mode)
+            target = st
+            if link:
+                with contextlib.suppress(OSError):
+                    target = os.stat(name, dir_fd=dir_fd)
+            rows.append(
+                [
+                    name,
+                    target.st_size,
+                    stat.S_ISDIR(target.st_mode),
+                    round(target.st_mtime, 3),
+                    link,
+                    stat.filemode(st.st_mode),
+                ]
+            )
+    finally:
+        os.close(dir_fd)
+    return {"path": path, "entries": rows, "truncated": truncated}
+
+
+def stat_path(params: dict[str, Any]) -> dict[str, Any]:
+    return describe(resolve(params.get("path")))
+
+
+def make_dir(params: dict[str, Any]) -> dict[str, Any]:
+    """Create a directory (and its missing parents when ``parents``); ALREADY_EXISTS if it exists."""
+    path = resolve(params.get("path"))
+    parents = params.get("parents", True) is not False
+    if os.path.lexists(path):
+        raise AgentError("ALREADY_EXISTS", f"already exists: {path}")
+    try:
+        if parents:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.mkdir(path)
+    except FileNotFoundError:
+        parent = os.path.dirname(path)
+        message = f"no such directory: {parent} (pass parents=true to create it)"
+        raise AgentError("NOT_FOUND", message) from None
+    except FileExistsError as exc:  # a parent that exists as a file
+        failed = exc.filename or path
+        if failed != path:
+            raise AgentError("NOT_A_DIRECTORY", f"not a directory: {failed}") from None
+        raise fs_error(exc, path) from None
+    except OSError as exc:
+        raise fs_error(exc, exc.filename or path) from None
+    return describe(path)
+
+
+def delete(params: dict[str, Any]) -> dict[str, Any]:
+    """Remove a file, a symlink (never what it points to), an empty directory, or with ``recursive`` a tree."""
+    path = resolve(params.get("path"))
+    if path == "/":
+        raise AgentError("VALIDATION_ERROR", "refusing to delete /")
+    recursive = params.get("recursive") is True
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            os.unlink(path)
+        elif recursive:
+            shutil.rmtree(path)
+        else:
+            os.rmdir(path)
+    except OSError as exc:
+        if exc.errno == errno.EEXIST:  # some systems say EEXIST for a non-empty rmdir
+            exc.errno = errno.ENOTEMPTY
+        error = fs_error(exc, exc.filename or path)
+        if error.code == "DIRECTORY_NOT_EMPTY":
+            error.message += " (pass recursive=true to delete it and everything in it)"
+        raise error from None
+    return {}
+
+
+# --- downloads ---------------------------------------------------------------------------------------
+
+
+def open_for_read(path: str) -> tuple[int, os.stat_result]:
+    """An fd on a regular file (no blocking on a FIFO), and its stat."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise fs_error(exc, path) from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise AgentError("IS_A_DIRECTORY", f"is a directory: {path}")
+        if not stat.S_ISREG(st.st_mode):
+            raise AgentError("VALIDATION_ERROR", f"not a regular file: {path}")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def _read_at(fd: int, offset: int, size: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, size)
+
+
+async def send_file(fd: int, ws: ClientConnection) -> None:
+    """Wait for ``{"type": "read", "offset", "length"}`` (length null = to the end), send that byte
+    range as binary frames, then ``{"type": "eof", "size": bytes sent}`` and close.
+
+    One read is in flight while the previous chunk is being sent; it is awaited before the fd closes.
+    """
+    reading: asyncio.Future[bytes] | None = None
+    sent = 0
+    try:
+        try:
+            request = json.loads(await ws.recv())
+        except ConnectionClosed:  # the server had no use for the stream after all (416, client gone)
+            return
+        offset = max(0, int(request.get("offset") or 0))
+        length = request.get("length")
+        remaining = int(length) if length is not None else None
+
+        def next_read() -> asyncio.Future[bytes]:
+            want = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining - sent)
+            return asyncio.ensure_future(asyncio.to_thread(_read_at, fd, offset + sent, max(0, want)))
+
+        reading = next_read()
+        while True:
+            chunk = await reading
+            reading = None
+            if not chunk:
+                break
+            sent += len(chunk)
+            if remaining is not None and sent >= remaining:
+                await ws.send(chunk)
+                break
+            reading = next_read()  # the disk works on the next chunk while this one goes out
+            await ws.send(chunk)
+        await ws.send(json.dumps({"type": "eof", "size": sent}))
+    except ConnectionClosed:  # the client went away: stop reading
+        log.info("download stopped by the server after %d bytes", sent)
+    except (ValueError, TypeError, AttributeError):
+        log.warning("download: malformed read request; closing the stream")
+    finally:
+        if reading is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(reading)
+        os.close(fd)
+
+
+# --- uploads -----------------------------------------------------------------------------------------
+
+
+def _temp_name(name: str) -> str:
+    suffix = UPLOAD_MARK + secrets.token_hex(6)
+    limit = 255 - len(suffix) - 1
+    base = name.encode("utf-8", "surrogateescape")[:limit].decode("utf-8", "ignore")
+    return f".{base}{suffix}"
+
+
+def prepare_upload(path: str, mkdir: bool) -> tuple[int, str, str]:
+    """Check the target and create the temporary file beside it: ``(fd, temp path, final path)``.
+
+    A target that is a symlink is followed: the file it points to is replaced and the link stays (as
+    ``cp`` does). A replaced file keeps its permission bits (and, as root, its owner).
+    """
+    final = os.path.realpath(path) if os.path.islink(path) else path
+    parent = os.path.dirname(final)
+    try:
+        if mkdir:
+            os.makedirs(parent, exist_ok=True)
+        parent_st = os.stat(parent)
+    except FileExistsError as exc:
+        raise AgentError("NOT_A_DIRECTORY", f"not a directory: {exc.filename or parent}") from None
+    except OSError as exc:
+        error = fs_error(exc, exc.filename or parent)
+        if error.code == "NOT_FOUND" and not mkdir:
+            error.message = f"no such directory: {parent} (pass mkdir=true to create it)"
+        raise error from None
+    if not stat.S_ISDIR(parent_st.st_mode):
+        raise AgentError("NOT_A_DIRECTORY", f"not a directory: {parent}")
+    try:
+        existing: os.stat_result | None = os.stat(final)
+    except OSError:
+        existing = None
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
+        raise AgentError("IS_A_DIRECTORY", f"is a directory: {final}")
+    temp = os.path.join(parent, _temp_name(os.path.basename(final)))
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        raise fs_error(exc, parent) from None
+    if existing is not None:
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, stat.S_IMODE(existing.st_mode))
+            if os.geteuid() == 0:
+                os.fchown(fd, existing.st_uid, existing.st_gid)
+    return fd, temp, final
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _commit(fd: int, temp: str, final: str) -> None:
+    """Make the upload durable, then put it under the real name in one step."""
+    os.fsync(fd)
+    os.close(fd)
+    os.replace(temp, final)
+    with contextlib.suppress(OSError):  # the rename itself durable too
+        dir_fd = os.open(os.path.dirname(final), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def discard(fd: int, temp: str) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(temp)
+
+
+async def receive_file(fd: int, temp: str, final: str, shown: str, ws: ClientConnection) -> None:
+    """Binary frames are written in order; ``{"type": "end", "size"}`` commits and answers
+    ``{"type": "done", "stat"}``; ``abort``, a lost stream or a write error removes the temporary file."""
+    written = 0
+    committed = False
+    try:
+        async for frame in ws:
+            if isinstance(frame, bytes):
+                await asyncio.to_thread(_write_all, fd, frame)
+                written += len(frame)
+                continue
+            message = json.loads(frame)
+            if message.get("type") == "end":
+                size = message.get("size")
+                if size is not None and size != written:
+                    raise AgentError("CONFLICT", f"upload incomplete: got {written} of {size} bytes")
+                await asyncio.to_thread(_commit, fd, temp, final)
+                committed = True
+                info = await asyncio.to_thread(describe, shown)
+                await ws.send(json.dumps({"type": "done", "stat": info}))
+                return
+            if message.get("type") == "abort":
+                return
+    except OSError as exc:
+        await _report(ws, fs_error(exc, final))
+    except AgentError as exc:
+        await _report(ws, exc)
+    except (ValueError, AttributeError):
+        await _report(ws, AgentError("VALIDATION_ERROR", "malformed upload control message"))
+    finally:
+        if not committed:
+            discard(fd, temp)
+
+
+async def _report(ws: ClientConnection, error: AgentError) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        await ws.send(json.dumps({"type": "error", "code": error.code, "message": error.message}))
+
+
+# --- registration ------------------------------------------------------------------------------------
+
+
+def _stream_id(params: dict[str, Any]) -> str:
+    stream_id = params.get("stream_id")
+    if not isinstance(stream_id, str) or not stream_id:
+        raise AgentError("VALIDATION_ERROR", "stream_id is required")
+    return stream_id
 
 
 def handlers(streams: StreamDialer) -> dict[str, Any]:
-    return {}
+    async def read(params: dict[str, Any]) -> dict[str, Any]:
+        stream_id = _stream_id(params)
+        path = resolve(params.get("path"))
+        fd, st = await asyncio.to_thread(open_for_read, path)
+        streams.spawn(stream_id, partial(send_file, fd), on_fail=partial(_close_quietly, fd))
+        return {
+            "path": path,
+            "name": os.path.basename(path),
+            "size": st.st_size,
+            "mtime": st.st_mtime,
+            "mtime_ns": st.st_mtime_ns,
+            "modified_at": iso_time(st.st_mtime),
+        }
+
+    async def write(params: dict[str, Any]) -> dict[str, Any]:
+        stream_id = _stream_id(params)
+        path = resolve(params.get("path"))
+        fd, temp, final = await asyncio.to_thread(prepare_upload, path, params.get("mkdir") is True)
+        serve = partial(receive_file, fd, temp, final, path)
+        streams.spawn(stream_id, serve, on_fail=partial(discard, fd, temp))
+        return {"path": path, "temp": os.path.basename(temp)}
+
+    table: dict[str, Callable[[dict[str, Any]], Any]] = {
+        "fs.list": list_dir,
+        "fs.stat": stat_path,
+        "fs.mkdir": make_dir,
+        "fs.delete": delete,
+        "fs.read": read,
+        "fs.write": write,
+    }
+    return table
+
+
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)

@@ -1,7 +1,210 @@
-"""``/hosts/{id}/fs/…``: the host's file system (placeholder until it is built)."""
+"""``/hosts/{id}/fs/…``: the host's file system, through its agent (docs/api.md "Files").
+
+Every route is ``async def`` (see routes/hosts.py). Small answers (list, stat, mkdir, delete) are one
+request to the agent; bodies (download, upload) travel on a stream the agent dials back, a frame at a
+time in step with the client's socket (fs_download.py, fs_upload.py).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from oc_tui.api.errors import ErrorCode
+from oc_tui.api.models import FsMkdir, format_timestamp
+
+from ..errors import ApiProblem
+from ..fs_download import (
+    FileInfo,
+    StreamedFile,
+    Unsatisfiable,
+    byte_range,
+    download_headers,
+    if_range_matches,
+)
+from ..fs_upload import Upload
+from ..hub import AgentUnreachable
+from .hosts import TenantHost, hub, usable
 
 router = APIRouter(prefix="/hosts", tags=["fs"])
+
+MAX_PATH = 4096  # bytes
+BIG_LISTING = 2000  # entries; a longer listing is turned into JSON in a worker thread
+
+PathQuery = Annotated[str | None, Query()]
+
+
+def check_path(value: str | None, *, where: str = "query parameter 'path'", empty_ok: bool = False) -> str:
+    """The path as given (not stripped), or 400 VALIDATION_ERROR: empty, a NUL byte, over 4096 bytes."""
+    if value is None or not value.strip():
+        if empty_ok:
+            return ""
+        raise ApiProblem(400, ErrorCode.VALIDATION_ERROR, f"{where}: is required (a file system path)")
+    if "\0" in value:
+        raise ApiProblem(400, ErrorCode.VALIDATION_ERROR, f"{where}: must not contain a NUL byte")
+    if len(value.encode("utf-8", "surrogateescape")) > MAX_PATH:
+        raise ApiProblem(400, ErrorCode.VALIDATION_ERROR, f"{where}: longer than {MAX_PATH} bytes")
+    return value
+
+
+def json_bytes(body: Any) -> bytes:
+    """JSON as UTF-8; a file name that is not UTF-8 (kept by the agent as lone surrogates) is written as
+    its ``\\udcXX`` escape instead of failing the whole answer."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(json_bytes(body), status_code=status, media_type="application/json")
+
+
+def malformed(method: str) -> AgentUnreachable:
+    return AgentUnreachable(f"the agent answered {method} with a malformed result")
+
+
+def listing(result: Any) -> bytes:
+    """The agent's compact rows expanded into the reference's entries (``FsList``), as JSON."""
+    try:
+        base = str(result["path"])
+        prefix = base if base.endswith("/") else base + "/"
+        entries = [
+            {
+                "name": name,
+                "path": prefix + name,
+                "size": size,
+                "is_dir": is_dir,
+                "modified_at": format_timestamp(datetime.fromtimestamp(mtime, UTC)),
+                "is_symlink": link,
+                "mode": mode,
+            }
+            for name, size, is_dir, mtime, link, mode in result["entries"]
+        ]
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        raise malformed("fs.list") from None
+    body: dict[str, Any] = {"path": base, "entries": entries}
+    if result.get("truncated"):
+        body["truncated"] = True
+    return json_bytes(body)
+
+
+async def call(request: Request, host: TenantHost, method: str, params: dict[str, Any]) -> Any:
+    usable(request, host)
+    return await hub(request).call(host.id, method, params)
+
+
+def stat_result(result: Any, method: str) -> dict[str, Any]:
+    if not isinstance(result, dict) or not isinstance(result.get("path"), str):
+        raise malformed(method)
+    return result
+
+
+# --- list, stat, mkdir, delete -----------------------------------------------------------------------
+
+
+@router.get("/{host_id}/fs/list")
+async def list_dir(request: Request, host: TenantHost, path: PathQuery = None) -> Response:
+    """The directory's entries sorted by name; no path = the agent user's home."""
+    result = await call(request, host, "fs.list", {"path": check_path(path, empty_ok=True)})
+    if not isinstance(result, dict) or not isinstance(result.get("entries"), list):
+        raise malformed("fs.list")
+    if len(result["entries"]) > BIG_LISTING:
+        return Response(await asyncio.to_thread(listing, result), media_type="application/json")
+    return Response(listing(result), media_type="application/json")
+
+
+@router.get("/{host_id}/fs")
+async def list_dir_alias(request: Request, host: TenantHost, path: PathQuery = None) -> Response:
+    """``GET /hosts/{id}/fs?path=``: the same as ``fs/list``."""
+    return await list_dir(request, host, path)
+
+
+@router.get("/{host_id}/fs/stat")
+async def stat_path(request: Request, host: TenantHost, path: PathQuery = None) -> Response:
+    """The path itself (a symlink is reported as one, with its target)."""
+    result = await call(request, host, "fs.stat", {"path": check_path(path)})
+    return json_response(stat_result(result, "fs.stat"))
+
+
+@router.post("/{host_id}/fs/mkdir", status_code=201)
+async def make_dir(request: Request, host: TenantHost, spec: FsMkdir) -> Response:
+    """``{"path", "parents": true}`` → 201 with the new directory's stat; 409 if it exists."""
+    path = check_path(spec.path, where="path")
+    result = await call(request, host, "fs.mkdir", {"path": path, "parents": spec.parents})
+    return json_response(stat_result(result, "fs.mkdir"), 201)
+
+
+@router.delete("/{host_id}/fs/delete", status_code=204)
+async def delete_path(
+    request: Request, host: TenantHost, path: PathQuery = None, recursive: bool = False
+) -> Response:
+    """A file, a symlink (not what it points to), an empty directory, or with ``recursive=true`` a tree."""
+    await call(request, host, "fs.delete", {"path": check_path(path), "recursive": recursive})
+    return Response(status_code=204)
+
+
+@router.delete("/{host_id}/fs", status_code=204)
+async def delete_path_alias(
+    request: Request, host: TenantHost, path: PathQuery = None, recursive: bool = False
+) -> Response:
+    """``DELETE /hosts/{id}/fs?path=&recursive=``: the same as ``fs/delete``."""
+    return await delete_path(request, host, path, recursive)
+
+
+# --- download and upload -----------------------------------------------------------------------------
+
+
+@router.get("/{host_id}/fs/download")
+async def download(request: Request, host: TenantHost, path: PathQuery = None) -> Response:
+    """The file's bytes, streamed; one HTTP Range (206, 416) for resuming."""
+    target = check_path(path)
+    usable(request, host)
+    result, stream = await hub(request).open_stream(host.id, "fs.read", {"path": target})
+    try:
+        info = FileInfo.from_result(result)
+        headers = download_headers(info)
+        wanted = None
+        if info.size > 0 and if_range_matches(request.headers.get("if-range"), info):
+            wanted = byte_range(request.headers.get("range"), info.size)
+    except Unsatisfiable:
+        await stream.close()
+        message = f"range not satisfiable: the file has {info.size} bytes"
+        body = json_bytes({"error": {"code": "RANGE_NOT_SATISFIABLE", "message": message}})
+        headers = {"Content-Range": f"bytes */{info.size}"}
+        return Response(body, status_code=416, media_type="application/json", headers=headers)
+    except (KeyError, TypeError, ValueError):
+        await stream.close()
+        raise malformed("fs.read") from None
+    except BaseException:
+        await stream.close()
+        raise
+    if wanted is not None:
+        first, last = wanted
+        length: int | None = last - first + 1
+        headers["Content-Range"] = f"bytes {first}-{last}/{info.size}"
+        status = 206
+    else:
+        first, status = 0, 200
+        # A size of 0 may be a /proc-style file whose size is not known: read it to its end, chunked.
+        length = info.size or None
+    if length is not None:
+        headers["Content-Length"] = str(length)
+    try:
+        await stream.send_message("read", offset=first, length=length)
+    except (RuntimeError, OSError):
+        await stream.close()
+        raise AgentUnreachable("its stream closed before the download started") from None
+    return StreamedFile(stream, length, status, headers)
+
+
+@router.post("/{host_id}/fs/upload", status_code=201)
+async def upload(request: Request, host: TenantHost, path: PathQuery = None, mkdir: bool = False) -> Response:
+    """A multipart body's file part written to ``path`` atomically; 201 with the file's stat."""
+    target = check_path(path) if path is not None else None
+    usable(request, host)
+    spool_dir = request.app.state.settings.data_dir / "spool"
+    job = Upload(hub(request), host.id, target, mkdir, spool_dir)
+    result = await job.run(request, lambda value: check_path(value, where="form field 'path'"))
+    return json_response(stat_result(result, "fs.write"), 201)

@@ -51,3 +51,45 @@ class ConfirmRevokeScreen(ModalScreen[bool]):
     @on(Button.Pressed, "#cancel")
     def _cancel_pressed(self) -> None:
         self.dismiss(False)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question about something that cannot be undone; True only on ``y`` or the button.
+
+    ``confirm_label`` names the action (``Delete``); the focus starts on Cancel."""
+
+    BINDINGS = [
+        Binding("y", "confirm", "Confirm"),
+        Binding("n,escape", "cancel", "Cancel"),
+    ]
+
+    def __init__(self, title: str, text: str, confirm_label: str = "Confirm") -> None:
+        super().__init__()
+        self._title = title
+        self._text = text
+        self._confirm_label = confirm_label
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog -danger"):
+            yield Label(self._title, classes="dialog-title")
+            yield Label(self._text, classes="dialog-text")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"{self._confirm_label} (y)", variant="error", id="confirm", compact=True)
+                yield Button("Cancel (n)", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    @on(Button.Pressed, "#confirm")
+    def _confirm_pressed(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_pressed(self) -> None:
+        self.dismiss(False)

@@ -1,0 +1,246 @@
+"""The Files tab's dialogs: download to a local path, upload from one, make a directory.
+
+They are :class:`~oc_tui.screens.form_dialog.FormDialog` s: what they check on this machine (does the
+file exist, is there a partial download to resume) is done in a worker, a problem is shown inline,
+and the dialog stays open to fix it. Download and upload dismiss with what to transfer (the tab
+queues it); the mkdir dialog sends its request itself and dismisses with the new directory's path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Button, Input, Label
+
+from oc_tui.api import OpenComputersClient, errors
+from oc_tui.api.transfers import existing_size, part_path
+from oc_tui.screens.form_dialog import FormDialog
+from oc_tui.widgets.formatting import format_bytes
+
+
+def remote_join(directory: str, name: str) -> str:
+    """``name`` on the host: as given when absolute or ``~``-based, else inside ``directory``."""
+    if name.startswith(("/", "~")):
+        return name
+    return posixpath.join(directory, name)
+
+
+def default_download_path(name: str) -> str:
+    """``~/Downloads/<name>`` when there is a Downloads folder, else ``<cwd>/<name>`` (disk: call it
+    from a worker)."""
+    downloads = Path.home() / "Downloads"
+    if downloads.is_dir():
+        return str(Path("~") / "Downloads" / name)
+    return str(Path.cwd() / name)
+
+
+@dataclass
+class DownloadRequest:
+    dest: Path
+    resume: bool
+
+
+@dataclass
+class UploadRequest:
+    source: Path
+    remote: str
+    size: int
+
+
+def check_download(value: str, name: str) -> tuple[DownloadRequest, str]:
+    """Where a download of ``name`` typed as ``value`` goes, and a warning to confirm ("" if none)."""
+    dest = Path(value).expanduser()
+    if dest.is_dir():
+        dest = dest / name
+    if not dest.parent.is_dir():
+        raise ValueError(f"there is no folder {dest.parent}")
+    partial = existing_size(part_path(dest))
+    if partial:
+        return DownloadRequest(dest, True), ""
+    if dest.exists():
+        if dest.is_dir():
+            raise ValueError(f"{dest} is a folder")
+        return DownloadRequest(dest, False), f"{dest} exists: enter again to replace it"
+    return DownloadRequest(dest, False), ""
+
+
+def check_upload(local: str, remote: str) -> UploadRequest:
+    source = Path(local).expanduser()
+    if not source.exists():
+        raise ValueError(f"there is no file {source}")
+    if not source.is_file():
+        raise ValueError(f"{source} is not a file")
+    if remote.endswith("/"):
+        remote += source.name
+    return UploadRequest(source, remote, source.stat().st_size)
+
+
+class DownloadDialog(FormDialog[DownloadRequest]):
+    """Asks where on this machine a remote file goes."""
+
+    FAILURE_TITLE = "Download"
+
+    @dataclass
+    class Checked(Message):
+        request: DownloadRequest
+        warning: str
+
+    def __init__(self, remote: str, size: int | None, default: str) -> None:
+        super().__init__()
+        self._remote = remote
+        self._file_size = size
+        self._default = default
+        self._warned: str | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Download", classes="dialog-title")
+            size = f" ({format_bytes(self._file_size)})" if self._file_size is not None else ""
+            yield Label(f"{self._remote}{size}", classes="dialog-text")
+            yield Label("Save to (a path on this machine)", classes="field-label")
+            yield Input(self._default, id="local", compact=True)
+            yield from self.compose_footer("Download")
+
+    @on(Button.Pressed, "#submit")
+    @on(Input.Submitted)
+    def _submit(self) -> None:
+        value = self.query_one("#local", Input).value.strip()
+        if not value:
+            self.show_error("a path is required")
+            return
+        self.set_busy(True)
+        self._check(value)
+
+    @work(exclusive=True, group="check", exit_on_error=False)
+    async def _check(self, value: str) -> None:
+        name = posixpath.basename(self._remote.rstrip("/")) or "download"
+        try:
+            request, warning = await asyncio.to_thread(check_download, value, name)
+        except (OSError, ValueError) as exc:
+            self.post_message(self.Failed(exc))
+        else:
+            self.post_message(self.Checked(request, warning))
+
+    def on_download_dialog_checked(self, message: Checked) -> None:
+        self.set_busy(False)
+        value = str(message.request.dest)
+        if message.warning and self._warned != value:
+            self._warned = value
+            self.show_error(message.warning)
+            return
+        self.dismiss(message.request)
+
+
+class UploadDialog(FormDialog[UploadRequest]):
+    """Asks for a local file and where on the host it goes (a path ending in ``/`` keeps its name)."""
+
+    FAILURE_TITLE = "Upload"
+
+    @dataclass
+    class Checked(Message):
+        request: UploadRequest
+
+    def __init__(self, directory: str, existing: set[str]) -> None:
+        super().__init__()
+        self._directory = directory
+        self._existing = existing
+        self._warned: str | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Upload", classes="dialog-title")
+            yield Label("Local file", classes="field-label")
+            yield Input(placeholder="~/path/to/file", id="local", compact=True)
+            yield Label("To (on the host; ending in / keeps the file's name)", classes="field-label -spaced")
+            yield Input(self._directory.rstrip("/") + "/", id="remote", compact=True)
+            yield from self.compose_footer("Upload")
+
+    @on(Button.Pressed, "#submit")
+    @on(Input.Submitted)
+    def _submit(self) -> None:
+        local = self.query_one("#local", Input).value.strip()
+        remote = self.query_one("#remote", Input).value.strip()
+        if not local:
+            self.show_error("which file? a local path is required")
+            self.query_one("#local", Input).focus()
+            return
+        if not remote:
+            self.show_error("a remote path is required")
+            return
+        self.set_busy(True)
+        self._check(local, remote_join(self._directory, remote) + ("/" if remote.endswith("/") else ""))
+
+    @work(exclusive=True, group="check", exit_on_error=False)
+    async def _check(self, local: str, remote: str) -> None:
+        try:
+            request = await asyncio.to_thread(check_upload, local, remote)
+        except (OSError, ValueError) as exc:
+            self.post_message(self.Failed(exc))
+        else:
+            self.post_message(self.Checked(request))
+
+    def on_upload_dialog_checked(self, message: Checked) -> None:
+        self.set_busy(False)
+        remote = message.request.remote
+        if remote in self._existing and self._warned != remote:
+            self._warned = remote
+            self.show_error(f"{remote} exists: enter again to replace it")
+            return
+        self.dismiss(message.request)
+
+
+class MkdirDialog(FormDialog[str]):
+    """Makes a directory (a name inside the current one, or a path; missing parents are made too) and
+    dismisses with its path."""
+
+    FAILURE_TITLE = "New directory"
+
+    @dataclass
+    class Made(Message):
+        path: str
+
+    def __init__(self, client: OpenComputersClient | None, host_id: str, directory: str) -> None:
+        super().__init__()
+        self._client = client
+        self._host_id = host_id
+        self._directory = directory
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("New directory", classes="dialog-title")
+            yield Label(f"in {self._directory} (or an absolute path)", classes="field-label")
+            yield Input(placeholder="name", id="name", compact=True)
+            yield from self.compose_footer("Create")
+
+    @on(Button.Pressed, "#submit")
+    @on(Input.Submitted)
+    def _submit(self) -> None:
+        name = self.query_one("#name", Input).value.strip()
+        if not name:
+            self.show_error("a name is required")
+            return
+        if self._client is None:
+            self.show_error("not connected to a control plane yet")
+            return
+        self.show_error("")
+        self.set_busy(True)
+        self._make(self._client, remote_join(self._directory, name))
+
+    @work(exclusive=True, group="mkdir", exit_on_error=False)
+    async def _make(self, client: OpenComputersClient, path: str) -> None:
+        try:
+            stat = await client.mkdir(self._host_id, path)
+        except errors.OpenComputersError as exc:
+            self.post_message(self.Failed(exc))
+        else:
+            self.post_message(self.Made(stat.path if stat is not None else path))
+
+    def on_mkdir_dialog_made(self, message: Made) -> None:
+        self.dismiss(message.path)
