@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 from .connection import Agent, Refused
+from .vnc import VncTarget, read_password_file
 
 EXIT_OK = 0
 EXIT_REFUSED = 2
@@ -35,6 +36,18 @@ def _parser() -> argparse.ArgumentParser:
         "--state-dir",
         default=os.environ.get("OC_AGENT_STATE_DIR"),
         help="where running jobs spool their output (env OC_AGENT_STATE_DIR; default: the user cache dir)",
+    )
+    parser.add_argument(
+        "--vnc",
+        metavar="HOST:PORT",
+        default=os.environ.get("OC_VNC_ADDR"),
+        help="the VNC server the Desktop tab shows (env OC_VNC_ADDR; default 127.0.0.1:5900)",
+    )
+    parser.add_argument(
+        "--vnc-password-file",
+        metavar="FILE",
+        default=os.environ.get("OC_VNC_PASSWORD_FILE"),
+        help="its password: a text file or a vncpasswd file (env OC_VNC_PASSWORD_FILE, or OC_VNC_PASSWORD)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     return parser
@@ -83,12 +96,23 @@ def main(argv: list[str] | None = None) -> int:
         print("oc-agent: a host key starts with hk_ (see the register response)", file=sys.stderr)
         return EXIT_REFUSED
     try:
-        agent = Agent(args.server, args.host_key, Path(args.state_dir) if args.state_dir else None)
-    except ValueError as exc:
+        vnc_target = _vnc_target(args)
+        agent = Agent(
+            args.server, args.host_key, Path(args.state_dir) if args.state_dir else None, vnc_target
+        )
+    except (ValueError, OSError) as exc:
         print(f"oc-agent: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     _fast_child_watcher()
     return asyncio.run(_run(agent))
+
+
+def _vnc_target(args: argparse.Namespace) -> VncTarget:
+    """--vnc and its password: OC_VNC_PASSWORD, else the password file; ValueError/OSError if bad."""
+    password = os.environ.get("OC_VNC_PASSWORD") or None
+    if password is None and args.vnc_password_file:
+        password = read_password_file(Path(args.vnc_password_file))
+    return VncTarget.parse(args.vnc, password)
 
 
 def _fast_child_watcher() -> None:
