@@ -133,7 +133,7 @@ class AgentStream:
             self.finished.set()
             try:
                 await self.ws.close(code, reason)
-            except (RuntimeError, OSError):
+            except (RuntimeError, OSError, WebSocketDisconnect):  # the agent closed it first
                 pass
 
 

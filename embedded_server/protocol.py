@@ -62,6 +62,10 @@ AGENT_ERROR_STATUS = {
     "ALREADY_EXISTS": 409,
     "CONFLICT": 409,
     "RANGE_NOT_SATISFIABLE": 416,
+    "NO_SPACE": 507,  # fs: the host's disk or quota is full
+    "NO_VNC_SERVER": 502,  # vnc.open: the reasons reach the client as a 4502 close reason
+    "VNC_AUTH_FAILED": 502,
+    "VNC_UNSUPPORTED": 502,
 }
 
 

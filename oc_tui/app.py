@@ -31,10 +31,13 @@ from oc_tui.api.models import utcnow
 from oc_tui.local import LocalFleet, LocalFleetError
 from oc_tui.screens.command import CommandScreen
 from oc_tui.screens.fanout import FanoutScreen
+from oc_tui.screens.files_tab import HELP_KEYS as FILES_KEYS
+from oc_tui.screens.files_tab import FilesTab
 from oc_tui.screens.fleet import FleetScreen
 from oc_tui.screens.help import HelpScreen, KeySection
 from oc_tui.screens.host import HostScreen
 from oc_tui.screens.jobs_tab import JobsTab
+from oc_tui.screens.terminal_tab import HELP as TERMINAL_KEYS
 from oc_tui.themes import DEFAULT_THEME, load_themes
 
 COMMANDS = ("hosts", "quit", "q", "clusters", "secrets")
@@ -93,6 +96,14 @@ class OcTuiApp(App[None]):
         Binding("q", "quit", "Quit"),
         Binding("escape", "back", "Back", show=False),
     ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While a terminal or desktop has the keyboard, Textual's priority keys (ctrl+p palette, ctrl+q
+        quit) belong to the remote program: shells recall history with ctrl+p. The session's escape key
+        (ctrl+]) gives the keyboard back to the app first."""
+        if action in ("command_palette", "quit") and getattr(self.focused, "CAPTURES_KEYS", False):
+            return False
+        return True
 
     @dataclass
     class LocalFleetReady(Message):
@@ -258,6 +269,8 @@ class OcTuiApp(App[None]):
                     ("G  g", "Output: follow the end / top"),
                 ],
             ),
+            ("Host · Files tab", [*FILES_KEYS, *rows(FilesTab.BINDINGS)]),
+            ("Host · Terminal tab", TERMINAL_KEYS),
             ("Fan-out results", [*rows(FanoutScreen.BINDINGS), ("↑ ↓", "Pick the host whose output shows")]),
             (
                 "Dialogs",

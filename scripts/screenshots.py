@@ -16,10 +16,21 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
-from oc_tui.api.models import AgentInfo, Host, HostEvent, HostRegistration, HostSysInfo, Job
+from oc_tui.api.models import (
+    AgentInfo,
+    FsEntry,
+    FsList,
+    FsStat,
+    Host,
+    HostEvent,
+    HostRegistration,
+    HostSysInfo,
+    Job,
+)
 from oc_tui.app import OcTuiApp
 from oc_tui.config import Profile
 from oc_tui.screens.fanout import FanoutScreen
+from oc_tui.screens.files_tab import FilesTab
 from oc_tui.screens.fleet import FleetScreen
 from oc_tui.screens.host import HostScreen
 from oc_tui.screens.host_key import HostKeyScreen
@@ -294,6 +305,213 @@ async def help_keys(pilot: Pilot) -> None:
     await pilot.pause()
 
 
+def demo_files() -> FsList:
+    """/srv/app on db-primary: directories first, a symlink, files of all sizes."""
+
+    def entry(
+        name: str, size: int, minutes_ago: int, mode: str, is_dir: bool = False, link: bool = False
+    ) -> FsEntry:
+        return FsEntry(
+            name=name,
+            path=f"/srv/app/{name}",
+            size=size,
+            is_dir=is_dir,
+            is_symlink=link,
+            mode=mode,
+            modified_at=NOW - timedelta(minutes=minutes_ago),
+        )
+
+    return FsList(
+        path="/srv/app",
+        entries=[
+            entry(".git", 4096, 12, "drwxr-xr-x", is_dir=True),
+            entry("migrations", 4096, 2900, "drwxr-xr-x", is_dir=True),
+            entry("static", 4096, 45000, "drwxr-xr-x", is_dir=True),
+            entry("current", 11, 600, "lrwxrwxrwx", is_dir=True, link=True),
+            entry("README.md", 2_318, 4000, "-rw-r--r--"),
+            entry("app.py", 1_466, 8, "-rw-r--r--"),
+            entry("backup-2026-03-01.tar.gz", 1_782_579_200, 19000, "-rw-------"),
+            entry("config.toml", 512, 200, "-rw-r-----"),
+            entry("deploy.sh", 903, 90000, "-rwxr-xr-x"),
+            entry("logo.png", 48_213, 30000, "-rw-r--r--"),
+            entry("requirements.txt", 162, 12000, "-rw-r--r--"),
+        ],
+    )
+
+
+DEMO_SOURCE = """\"\"\"The web app: routes and startup.\"\"\"
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, HTTPException
+
+from .db import Database
+
+log = logging.getLogger(__name__)
+app = FastAPI(title="shop")
+db = Database.from_env()
+
+
+@app.get("/items/{item_id}")
+async def get_item(item_id: int) -> dict[str, object]:
+    \"\"\"One item, or 404.\"\"\"
+    item = await db.fetch_item(item_id)
+    if item is None:
+        raise HTTPException(404, f"no item {item_id}")
+    return {"id": item.id, "name": item.name, "price": item.price}
+
+
+@app.on_event("startup")
+async def startup() -> None:
+    await db.connect()
+    log.info("ready on %s", db.url)
+"""
+
+
+async def _files_tab(pilot: Pilot) -> FilesTab:
+    """db-primary's Files tab listing /srv/app with app.py highlighted and previewed."""
+    await fleet(pilot)
+    await pilot.press("enter")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, HostScreen)
+    await pilot.press("f")
+    await pilot.pause()
+    tab = screen.query_one(FilesTab)
+    tab.clock = lambda: NOW
+    listing = demo_files()
+    tab.post_message(FilesTab.Listed(listing, select="app.py"))
+    await pilot.pause()
+    app_py = next(entry for entry in listing.entries if entry.name == "app.py")
+    stat = FsStat(
+        path=app_py.path, size=app_py.size, mode=app_py.mode, is_dir=False, modified_at=app_py.modified_at
+    )
+    tab.post_message(FilesTab.Previewed(app_py.path, stat, "text", text=DEMO_SOURCE))
+    await pilot.pause()
+    return tab
+
+
+async def host_files(pilot: Pilot) -> None:
+    await _files_tab(pilot)
+    await _settle(pilot)
+
+
+async def host_files_transfer(pilot: Pilot) -> None:
+    """A download half way, with its rate and time left, and an upload waiting behind it."""
+    tab = await _files_tab(pilot)
+    size = 1_782_579_200
+    download = tab.add_transfer(
+        "download",
+        "/srv/app/backup-2026-03-01.tar.gz",
+        "/home/me/Downloads/backup-2026-03-01.tar.gz",
+        size=size,
+    )
+    tab.add_transfer("upload", "/srv/app/static/logo.png", "/home/me/logo.png", size=48_213)
+    tab.post_message(FilesTab.TransferProgress(download.id, 700_000_000, size, at=100.0))
+    tab.post_message(FilesTab.TransferProgress(download.id, 820_000_000, size, at=101.0))
+    await pilot.pause()
+    pilot.app.clear_notifications()
+    await _settle(pilot)
+
+
+def demo_terminal(cols: int) -> bytes:
+    """A shell on db-primary after ``ls``, a colour test and ``git log``: 16, 256 and truecolour, text
+    styles and wide characters, as a PTY would send them."""
+    prompt = "\x1b[1;32mops@db-primary\x1b[0m:\x1b[1;34m/srv/app\x1b[0m$ "
+    width = max(16, min(cols - 13, 72))
+    palette = "".join(f"\x1b[48;5;{16 + i * 216 // width}m " for i in range(width))
+    gradient = "".join(
+        f"\x1b[48;2;{255 - i * 255 // width};{i * 200 // width};{80 + i * 175 // width}m "
+        for i in range(width)
+    )
+    lines = [
+        prompt + "ls --color=auto",
+        "\x1b[1;34mmigrations\x1b[0m  \x1b[1;34mstatic\x1b[0m  \x1b[1;36mcurrent\x1b[0m  README.md  app.py  "
+        "\x1b[1;31mbackup.tar.gz\x1b[0m  \x1b[1;32mdeploy.sh\x1b[0m  \x1b[1;35mlogo.png\x1b[0m",
+        prompt + "./colours",
+        "16 colours  "
+        + "".join(f"\x1b[4{i}m  " for i in range(8))
+        + "".join(f"\x1b[10{i}m  " for i in range(8)),
+        "\x1b[0m256 colours " + palette + "\x1b[0m",
+        "truecolour  " + gradient + "\x1b[0m",
+        "styles      \x1b[1mbold\x1b[0m \x1b[3mitalic\x1b[0m \x1b[4munderline\x1b[0m \x1b[7mreverse\x1b[0m "
+        "\x1b[2mdim\x1b[0m \x1b[9mstrike\x1b[0m \x1b[1;4;38;5;208morange\x1b[0m",
+        "wide        日本語のテキスト · 한국어 · 中文 ✓",
+        prompt + "git log --oneline --graph -4",
+        "* \x1b[33m3d3a4b9 (\x1b[1;36mHEAD -> \x1b[1;32mmain\x1b[0;33m, \x1b[1;31morigin/main\x1b[0;33m)\x1b[0m "
+        "Session bridge for terminal and desktop",
+        "* \x1b[33me6dfd43\x1b[0m Spine for files, terminal and desktop",
+        "\x1b[31m|\x1b[0m\\  ",
+        "\x1b[31m|\x1b[0m * \x1b[33mfc113ac\x1b[0m One paging query for hosts and jobs",
+        prompt,
+    ]
+    return "\r\n".join(lines).encode()
+
+
+async def host_terminal(pilot: Pilot) -> None:
+    """``t`` on db-primary: its Terminal tab with two terminals, the first showing colourful output
+    (fed to the widget: the demo app opens no session)."""
+    from oc_tui.screens.terminal_tab import TerminalTab
+
+    await fleet(pilot)
+    await pilot.press("t")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, HostScreen)
+    tab = screen.query_one(TerminalTab)
+    while not tab.panes:
+        await pilot.pause()
+    await tab.new_terminal()
+    first = tab.panes[0]
+    tab.bar.active = "tab-terminal-1"
+    first.view.focus()
+    await pilot.pause()
+    first.view.feed(demo_terminal(first.view.size_cells[0]))
+    first.view.flush()
+    await _settle(pilot)
+
+
+def demo_desktop_picture():
+    """A small made-up desktop (640×400): sky, hills, a window with a title bar, a taskbar."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (640, 400))
+    draw = ImageDraw.Draw(image)
+    for y in range(400):
+        draw.line([(0, y), (639, y)], fill=(40 + y // 5, 90 + y // 4, 170 + y // 6))
+    draw.ellipse((500, 40, 580, 120), fill=(255, 214, 90))
+    draw.polygon(
+        [(0, 330), (160, 230), (330, 320), (470, 250), (640, 330), (640, 400), (0, 400)], fill=(56, 120, 70)
+    )
+    draw.rectangle((70, 70, 390, 290), fill=(245, 245, 240), outline=(30, 30, 30), width=2)
+    draw.rectangle((72, 72, 388, 96), fill=(60, 70, 110))
+    for i, colour in enumerate([(230, 80, 70), (240, 190, 60), (90, 190, 90)]):
+        draw.ellipse((82 + 22 * i, 78, 96 + 22 * i, 92), fill=colour)
+    for i in range(6):
+        draw.rectangle((90, 112 + 26 * i, 90 + (260 - 33 * (i % 4)), 124 + 26 * i), fill=(120, 120, 130))
+    draw.rectangle((0, 376, 639, 399), fill=(25, 28, 36))
+    draw.rectangle((6, 380, 60, 395), fill=(80, 140, 220))
+    return image
+
+
+async def host_desktop(pilot: Pilot) -> None:
+    """db-primary's Desktop tab showing a still demo picture (no VNC server needed)."""
+    from oc_tui.screens.desktop_tab import DesktopTab
+
+    await fleet(pilot)
+    await pilot.press("enter")
+    await pilot.pause()
+    await pilot.press("d")
+    await pilot.pause()
+    tab = pilot.app.screen.query_one(DesktopTab)
+    tab.show_picture(demo_desktop_picture())
+    await pilot.pause()
+    tab.view.focus()
+    await _settle(pilot)
+
+
 Scene = Callable[[Pilot], Awaitable[None]]
 SCENES: dict[str, tuple[tuple[int, int], Scene]] = {
     "fleet": ((120, 40), fleet),
@@ -309,6 +527,12 @@ SCENES: dict[str, tuple[tuple[int, int], Scene]] = {
     "host-jobs-80x24": ((80, 24), host_jobs),
     "fanout-ask": ((120, 40), fanout_ask),
     "fanout": ((120, 40), fanout),
+    "host-files": ((120, 40), host_files),
+    "host-files-80x24": ((80, 24), host_files),
+    "host-files-transfer": ((120, 40), host_files_transfer),
+    "host-terminal": ((120, 40), host_terminal),
+    "host-terminal-80x24": ((80, 24), host_terminal),
+    "host-desktop": ((120, 40), host_desktop),
 }
 
 

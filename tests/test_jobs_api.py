@@ -178,6 +178,18 @@ async def test_env_and_cwd(server: Any, start_agent: Any, tmp_path: Path) -> Non
         assert home["stdout"] == os.path.expanduser("~") + "\n"
 
 
+async def test_the_agents_own_settings_never_reach_a_job(server: Any, start_agent: Any) -> None:
+    """The host key (and any other OC_* setting of the agent) stays with the agent."""
+    host = server.register("keeper")
+    start_agent(host["host_key"], OC_VNC_PASSWORD="hunter2")
+    await server.wait_for_status(host["id"], "online")
+    async with api(server) as client:
+        job = await run(client, host["id"], command="env")
+        assert job["status"] == "completed" and "PATH=" in job["stdout"]
+        assert host["host_key"] not in job["stdout"] and "hunter2" not in job["stdout"]
+        assert "OC_HOST_KEY" not in job["stdout"]
+
+
 async def test_answers_at_once_without_wait(server: Any, start_agent: Any) -> None:
     host_id = await online_host(server, start_agent)
     async with api(server) as client:

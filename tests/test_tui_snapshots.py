@@ -36,6 +36,12 @@ _spec.loader.exec_module(screenshots)
         "host-jobs-80x24",
         "fanout-ask",
         "fanout",
+        "host-files",
+        "host-files-80x24",
+        "host-files-transfer",
+        "host-terminal",
+        "host-terminal-80x24",
+        "host-desktop",
     ],
 )
 def test_snapshot(snap_compare, scene: str) -> None:

@@ -2,10 +2,28 @@
 
 from bench.cases import (
     control_round_trip,
+    desktop_fps,
     exec_round_trip,
+    fanout,
+    file_transfer,
     idle_agents,
     output_throughput,
+    terminal_echo,
+    terminal_render,
     tui_first_frame,
+    tui_stall,
 )
 
-ALL = [exec_round_trip, output_throughput, control_round_trip, idle_agents, tui_first_frame]
+ALL = [
+    exec_round_trip,
+    output_throughput,
+    fanout,
+    file_transfer,
+    terminal_echo,
+    terminal_render,
+    desktop_fps,
+    control_round_trip,
+    idle_agents,
+    tui_first_frame,
+    tui_stall,
+]

@@ -64,6 +64,12 @@ def sys_info(_: dict[str, Any]) -> dict[str, Any]:
 HANDLERS: dict[str, Callable[[dict[str, Any]], Any]] = {"sys.info": sys_info}
 
 
+def work_env() -> dict[str, str]:
+    """The environment jobs and shells start from: the agent's own, minus its ``OC_*`` settings, so the
+    host key and the VNC password stay with the agent and never reach a job's environment or output."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("OC_")}
+
+
 def default_state_dir() -> Path:
     """``$OC_AGENT_STATE_DIR``, else the per-user cache dir of oc-tui + ``/agent`` (job output spools)."""
     env = os.environ.get("OC_AGENT_STATE_DIR")

@@ -30,6 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from .. import protocol
+from .handlers import work_env
 
 log = logging.getLogger("oc_agent.jobs")
 
@@ -240,7 +241,7 @@ class JobManager:
             argv = ["cmd", "/c", command]
         else:
             argv = ["/bin/sh", "-c", command]
-        env = dict(os.environ)
+        env = work_env()
         for item in params.get("env") or []:
             key, _, value = str(item).partition("=")
             env[key] = value

@@ -8,16 +8,24 @@ an :class:`~errors.ApiError` subclass when it answers with an error.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 import pydantic
 
-from . import errors, models
+from . import errors, models, transfers
 from .streams import EventStream, StateCallback, decode_body, describe_transport_error, job_output_bytes
+from .terminal import TerminalSession
+
+if TYPE_CHECKING:
+    from .desktop import DesktopSession
 
 __all__ = ["API_PREFIX", "OpenComputersClient", "job_output_bytes", "server_root"]
 
@@ -313,36 +321,197 @@ class OpenComputersClient:
 
     # --- file system -------------------------------------------------------------------------------
 
-    async def list_dir(self, host_id: str, path: str) -> models.FsList:
-        return await self._call(
-            models.FsList, "GET", _host_path(host_id, "fs", "list"), params={"path": path}
-        )
+    async def list_dir(self, host_id: str, path: str = "") -> models.FsList:
+        """A directory's entries, sorted by name. ``""`` is the agent user's home, ``~`` expands and a
+        relative path is relative to the home; the answer's ``path`` is absolute and resolved.
+
+        The answer is parsed in a worker thread: 20,000 entries take ~0.2 s to validate, too long to
+        hold up a UI's event loop."""
+        url = _host_path(host_id, "fs", "list")
+        response = await self._request("GET", url, params=_fs(path))
+        try:
+            return await asyncio.to_thread(models.FsList.model_validate_json, response.content)
+        except pydantic.ValidationError as exc:
+            raise errors.OpenComputersError(
+                f"unexpected answer to GET {url} from {self.base_url}: {exc}"
+            ) from exc
 
     async def stat(self, host_id: str, path: str) -> models.FsStat:
-        """Stat ``path`` without following a final symlink."""
-        return await self._call(
-            models.FsStat, "GET", _host_path(host_id, "fs", "stat"), params={"path": path}
-        )
+        """Stat ``path`` without following a final symlink (``is_symlink``, ``symlink_target``)."""
+        return await self._call(models.FsStat, "GET", _host_path(host_id, "fs", "stat"), params=_fs(path))
 
-    async def download(self, host_id: str, path: str) -> bytes:
-        response = await self._request("GET", _host_path(host_id, "fs", "download"), params={"path": path})
+    async def mkdir(self, host_id: str, path: str, parents: bool = True) -> models.FsStat | None:
+        """Create a directory (and missing parents unless ``parents=False``); 409 if it exists.
+
+        Returns its stat (our server's 201), or None from a server that answers without one (the
+        reference does not say what the answer holds)."""
+        body: dict[str, Any] = {"path": path} if parents else {"path": path, "parents": False}
+        response = await self._request("POST", _host_path(host_id, "fs", "mkdir"), json=body)
+        return _stat_or_none(response)
+
+    async def delete_path(self, host_id: str, path: str, recursive: bool = False) -> None:
+        """Delete a file, a symlink (never followed) or a directory; a non-empty directory needs
+        ``recursive=True`` (else :class:`~errors.ConflictError` DIRECTORY_NOT_EMPTY)."""
+        params = _fs(path, recursive="true" if recursive else None)
+        await self._request("DELETE", _host_path(host_id, "fs", "delete"), params=params)
+
+    async def download(self, host_id: str, path: str, *, offset: int = 0, length: int | None = None) -> bytes:
+        """A small file's bytes, whole or ``length`` bytes from ``offset`` (a Range request; a
+        ``length`` past the end gives what there is). Big files: :meth:`download_to`."""
+        headers = _range(offset, length)
+        response = await self._request(
+            "GET", _host_path(host_id, "fs", "download"), params=_fs(path), headers=headers
+        )
         return response.content
 
-    async def upload(self, host_id: str, path: str, content: bytes) -> None:
-        """Write ``content`` to ``path`` on the host (multipart; ``path`` both in the query and the form)."""
-        await self._request(
+    @asynccontextmanager
+    async def download_stream(
+        self,
+        host_id: str,
+        path: str,
+        *,
+        offset: int = 0,
+        length: int | None = None,
+        if_range: str | None = None,
+    ) -> AsyncIterator[transfers.DownloadStream]:
+        """``async with client.download_stream(h, p) as stream: async for chunk in stream``.
+
+        ``stream.size`` is the whole file's size and ``stream.offset`` where this answer starts (0
+        when the server ignored the Range, or sent the whole file because ``if_range`` — an ETag or
+        a Last-Modified date — names another version). Leaving the block early closes the connection.
+        """
+        url = _host_path(host_id, "fs", "download")
+        headers = _range(offset, length)
+        if if_range and headers:
+            headers["If-Range"] = if_range
+        request = self._http.build_request(
+            "GET", url, params=_fs(path), headers=headers, timeout=self._stream_timeout
+        )
+        with self._transport_errors("GET", url):
+            response = await self._http.send(request, stream=True)
+        try:
+            if response.status_code >= 400:
+                with self._transport_errors("GET", url):
+                    await response.aread()
+                raise errors.error_from_response(response.status_code, decode_body(response))
+
+            async def chunks() -> AsyncIterator[bytes]:
+                with self._transport_errors("GET", url):
+                    async for chunk in response.aiter_bytes(transfers.CHUNK):
+                        yield chunk
+
+            yield transfers.DownloadStream.from_headers(response.status_code, response.headers, chunks())
+        finally:
+            await response.aclose()
+
+    async def download_to(
+        self,
+        host_id: str,
+        path: str,
+        dest: str | os.PathLike[str],
+        *,
+        resume: bool = False,
+        progress: transfers.Progress | None = None,
+    ) -> int:
+        """Stream a remote file to ``dest`` (a directory: the file keeps its name there); returns its size.
+
+        Bytes go to ``dest.part``, renamed over ``dest`` when complete, so ``dest`` never holds half a
+        file. ``resume=True`` continues an existing ``.part`` with a Range request (the whole file
+        comes again if it has changed since the ``.part`` was written). Cancelling (the
+        task) stops at once and deletes the ``.part``; a failure keeps it for a later ``resume``.
+        Local file errors raise ``OSError``.
+        """
+        target = Path(dest).expanduser()
+        if await asyncio.to_thread(target.is_dir):
+            target = target / transfers.upload_name(path)
+        part = transfers.part_path(target)
+        offset = await asyncio.to_thread(transfers.existing_size, part) if resume else 0
+        try:
+            try:
+                size = await self._download_part(host_id, path, part, offset, progress)
+            except errors.RangeNotSatisfiableError:
+                if offset == 0:
+                    raise
+                remote = await self.stat(host_id, path)
+                version = await asyncio.to_thread(transfers.part_version, part)
+                if remote.size == offset and version == transfers.http_date(remote.modified_at):
+                    size = offset  # the .part was complete
+                    if progress is not None:
+                        progress(size, size)
+                else:  # longer than the file, or of another version of it: start again
+                    size = await self._download_part(host_id, path, part, 0, progress)
+        except asyncio.CancelledError:
+            await asyncio.to_thread(part.unlink, missing_ok=True)
+            raise
+        await asyncio.to_thread(os.replace, part, target)
+        return size
+
+    async def _download_part(
+        self, host_id: str, path: str, part: Path, offset: int, progress: transfers.Progress | None
+    ) -> int:
+        """Write the remote file from ``offset`` into ``part``; returns the file's size.
+
+        The ``.part`` keeps the remote file's modification time, so a resume can ask (``If-Range``)
+        for the rest of that very version, and gets the whole file again if it has changed since."""
+        version = await asyncio.to_thread(transfers.part_version, part) if offset else None
+        async with self.download_stream(host_id, path, offset=offset, if_range=version) as stream:
+            writer = await asyncio.to_thread(transfers.open_part, part, stream.offset)
+            try:
+                done = await transfers.write_chunks(stream, writer, stream.offset, stream.size, progress)
+            finally:
+                await asyncio.to_thread(transfers.close_part, writer, part, stream.last_modified)
+        if stream.size is not None and done != stream.size:
+            raise errors.ConnectionFailed(f"the download of {path} ended at {done} of {stream.size} bytes")
+        return done
+
+    async def upload(
+        self,
+        host_id: str,
+        path: str,
+        source: transfers.UploadSource,
+        *,
+        size: int | None = None,
+        progress: transfers.Progress | None = None,
+        mkdir: bool = False,
+    ) -> models.FsStat | None:
+        """Write ``source`` (bytes, a local file's path — ``str`` or ``Path`` — or an async stream of
+        chunks) to ``path``.
+
+        The multipart body is streamed: a local file is read 1 MiB at a time, never held whole. With a
+        known size (bytes, a file, or ``size=``) the request has a ``Content-Length``; a stream of
+        unknown size goes chunked. The host writes a temporary file and renames it over ``path`` when
+        complete, so cancelling (the task) or a broken connection leaves the old file (or none).
+        ``mkdir=True`` creates missing parent directories. A source that gives other than ``size``
+        bytes raises :class:`~transfers.SourceSizeMismatch`. Returns the written file's stat (None from
+        a server that answers without one).
+        """
+        size = await asyncio.to_thread(transfers.source_size, source, size)
+        body = transfers.MultipartUpload(path, source, size, progress)
+        params = _fs(path, mkdir="true" if mkdir else None)
+        response = await self._request(
             "POST",
             _host_path(host_id, "fs", "upload"),
-            params={"path": path},
-            data={"path": path},
-            files={"file": (path.rsplit("/", 1)[-1] or "file", content, "application/octet-stream")},
+            params=params,
+            content=body,
+            headers=body.headers(),
+            # the answer comes once the host has the whole file: allow for a slow disk there
+            timeout=httpx.Timeout(
+                self._timeout, read=max(self._timeout, 120.0), connect=min(self._timeout, 10.0)
+            ),
         )
+        return _stat_or_none(response)
 
-    async def delete_path(self, host_id: str, path: str) -> None:
-        await self._request("DELETE", _host_path(host_id, "fs", "delete"), params={"path": path})
-
-    async def mkdir(self, host_id: str, path: str) -> None:
-        await self._request("POST", _host_path(host_id, "fs", "mkdir"), json={"path": path})
+    @contextmanager
+    def _transport_errors(self, method: str, url: str) -> Iterator[None]:
+        """Transport failures of a streamed request as :class:`~errors.ConnectionFailed`."""
+        try:
+            yield
+        except httpx.TimeoutException as exc:
+            raise errors.ConnectionFailed(
+                f"control plane at {self.base_url} stalled on {method} {url}: {describe_transport_error(exc)}"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
 
     # --- terminal and desktop ----------------------------------------------------------------------
 
@@ -350,8 +519,26 @@ class OpenComputersClient:
         """A short-lived ticket: connect to its ``ws_url`` at once."""
         return await self._call(models.Ticket, "POST", _host_path(host_id, "terminal", "ticket"))
 
+    async def open_terminal(self, host_id: str, cols: int = 80, rows: int = 24) -> TerminalSession:
+        """A login shell on the host's PTY, ``cols`` x ``rows`` from the start (``?cols=&rows=``, our
+        extension; a resize message follows for servers that ignore it). Use it as ``async with``.
+
+        Raises :class:`errors.SessionRefused` if the server refuses at once; a refusal can also arrive
+        a moment later, from iterating the session."""
+        return await TerminalSession.connect(await self.terminal_ticket(host_id), cols, rows)
+
     async def desktop_ticket(self, host_id: str) -> models.Ticket:
         return await self._call(models.Ticket, "POST", _host_path(host_id, "desktop", "ticket"))
+
+    async def open_desktop(self, host_id: str) -> DesktopSession:
+        """A live desktop session (ticket, WebSocket, RFB handshake); close it when done.
+
+        Raises errors.SessionRefused when the server refuses it (4502 with the agent's reason when the
+        host has no VNC server or its password is wrong: ``oc_tui.api.desktop.refusal_kind``).
+        """
+        from .desktop import open_desktop_socket  # numpy and asyncvnc load only when a desktop opens
+
+        return await open_desktop_socket(await self.desktop_ticket(host_id))
 
     # --- tunnels -----------------------------------------------------------------------------------
 
@@ -495,6 +682,31 @@ class OpenComputersClient:
 def _fields(**fields: Any) -> dict[str, Any]:
     """A request body of the fields that were given (None means "not given")."""
     return {key: value for key, value in fields.items() if value is not None}
+
+
+def _fs(path: str, **extra: str | None) -> dict[str, str]:
+    """Query parameters of a file system call: ``path`` (left out when empty: the home) and extras."""
+    params = {"path": path} if path else {}
+    return {**params, **{key: value for key, value in extra.items() if value is not None}}
+
+
+def _stat_or_none(response: httpx.Response) -> models.FsStat | None:
+    """The stat a file system write answered with, or None when the server sent none."""
+    if response.status_code == 204 or not response.content:
+        return None
+    try:
+        return models.FsStat.model_validate_json(response.content)
+    except pydantic.ValidationError:
+        return None
+
+
+def _range(offset: int, length: int | None) -> dict[str, str]:
+    """The ``Range`` header for ``length`` bytes from ``offset`` (none for the whole file)."""
+    if offset < 0 or (length is not None and length <= 0):
+        raise ValueError(f"bad range: offset {offset}, length {length}")
+    if length is not None:
+        return {"Range": f"bytes={offset}-{offset + length - 1}"}
+    return {"Range": f"bytes={offset}-"} if offset else {}
 
 
 def _host_path(host_id: str, *parts: str) -> str:

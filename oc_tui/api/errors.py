@@ -101,6 +101,10 @@ class PayloadTooLargeError(ApiError):
     """413: the request body is over the server's limit."""
 
 
+class RangeNotSatisfiableError(ApiError):
+    """416: a download's ``Range`` starts at or past the end of the file."""
+
+
 class AgentUnreachableError(ApiError):
     """502: the host's agent is connected but did not answer."""
 
@@ -124,6 +128,7 @@ _BY_STATUS: dict[int, type[ApiError]] = {
     404: NotFoundError,
     409: HostOfflineError,  # the reference's only 409 is "host is offline"
     413: PayloadTooLargeError,
+    416: RangeNotSatisfiableError,
     502: AgentUnreachableError,
 }
 
@@ -159,5 +164,6 @@ _DEFAULT_MESSAGES = {
     404: "not found",
     409: "host is offline",
     413: "request too large",
+    416: "range not satisfiable",
     502: "host agent is unreachable",
 }

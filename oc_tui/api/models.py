@@ -58,7 +58,7 @@ def format_timestamp(value: datetime) -> str:
 class ApiModel(BaseModel):
     """Base of response models: unknown fields are kept, timestamps serialise as UTC with ``Z``."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
     @field_serializer("*", when_used="json")
     def _serialise_datetimes(self, value: Any) -> Any:
@@ -70,7 +70,7 @@ class ApiModel(BaseModel):
 class RequestModel(BaseModel):
     """Base of request bodies: unknown fields are an error."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
 
 T = TypeVar("T")
@@ -306,6 +306,7 @@ class FsList(ApiModel):
 
 class FsStat(ApiModel):
     path: str
+    name: str = ""
     size: int
     mode: str | None = None
     is_dir: bool
@@ -315,7 +316,10 @@ class FsStat(ApiModel):
 
 
 class FsMkdir(RequestModel):
+    model_config = ConfigDict(str_strip_whitespace=False)  # " x" is a valid directory name
+
     path: str
+    parents: bool = True
 
 
 # --- terminal and desktop ----------------------------------------------------------------------------
