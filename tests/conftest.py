@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import pytest
 
 from embedded_server.auth import create_tenant
 from embedded_server.db import Database
+from oc_tui.api import OpenComputersClient
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/v1/opencomputers"
@@ -301,3 +302,19 @@ def start_agent(server: Server, tmp_path: Path) -> Iterator[Callable[..., AgentP
     yield start
     for agent in agents:
         agent.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+async def client(server: Server) -> AsyncIterator[OpenComputersClient]:
+    """The API client of this test's tenant."""
+    async with OpenComputersClient(server.base_url, server.token) as client:
+        yield client
+
+
+@pytest.fixture
+async def host(server: Server, start_agent: Callable[..., AgentProcess]) -> dict[str, Any]:
+    """A registered host with a real agent, online (its registration: ``id``, ``host_key`` …)."""
+    registration = server.register("test-box")
+    start_agent(registration["host_key"])
+    await server.wait_for_status(registration["id"], "online", timeout=15)
+    return registration

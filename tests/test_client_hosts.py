@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from oc_tui.api import OpenComputersClient, errors, models
-
-
-@pytest.fixture
-async def client(server: Any) -> AsyncIterator[OpenComputersClient]:
-    async with OpenComputersClient(server.base_url, server.token) as client:
-        yield client
 
 
 async def test_health(client: OpenComputersClient) -> None:

@@ -4,28 +4,12 @@ processes: run (with and without ``?wait``), list, get, cancel, and the output s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from oc_tui.api import OpenComputersClient, errors, models
 from oc_tui.api.streams import job_output_bytes
-
-
-@pytest.fixture
-async def client(server: Any) -> AsyncIterator[OpenComputersClient]:
-    async with OpenComputersClient(server.base_url, server.token) as client:
-        yield client
-
-
-@pytest.fixture
-async def host(server: Any, start_agent: Any) -> dict[str, Any]:
-    """A registered host with a real agent, online."""
-    registration = server.register("job-box")
-    await start_agent(registration["host_key"])
-    await server.wait_for_status(registration["id"], "online", timeout=15)
-    return registration
 
 
 async def collect(stream: Any) -> list[models.JobEvent]:

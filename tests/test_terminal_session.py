@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,21 +16,6 @@ from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.models import Ticket
 from oc_tui.api.sessions import open_session_socket
 from oc_tui.api.terminal import TerminalSession
-
-
-@pytest.fixture
-async def client(server: Any) -> AsyncIterator[OpenComputersClient]:
-    async with OpenComputersClient(server.base_url, server.token) as client:
-        yield client
-
-
-@pytest.fixture
-async def host(server: Any, start_agent: Any) -> dict[str, Any]:
-    """A registered host with a real agent, online."""
-    registration = server.register("term-box")
-    await start_agent(registration["host_key"])
-    await server.wait_for_status(registration["id"], "online", timeout=15)
-    return registration
 
 
 async def read_until(term: TerminalSession, pattern: str, timeout: float = 10.0) -> re.Match[str]:

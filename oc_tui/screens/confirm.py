@@ -1,4 +1,4 @@
-"""The revoke confirmation: names the host, says what cannot be undone, defaults to "no"."""
+"""Confirmations of what cannot be undone: they name the thing, say what happens, and default to "no"."""
 
 from __future__ import annotations
 
@@ -10,47 +10,6 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
 from oc_tui.api.models import Host
-
-
-class ConfirmRevokeScreen(ModalScreen[bool]):
-    """Dismisses with True only when the operator confirms (``y`` or the Revoke button)."""
-
-    BINDINGS = [
-        Binding("y", "confirm", "Revoke"),
-        Binding("n,escape", "cancel", "Cancel"),
-    ]
-
-    def __init__(self, host: Host) -> None:
-        super().__init__()
-        self._host = host
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog -danger"):
-            yield Label(f"Revoke host {self._host.name}?", classes="dialog-title")
-            yield Label(
-                f"{self._host.id} — its agent can never authenticate again. This cannot be undone.",
-                classes="dialog-text",
-            )
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Revoke (y)", variant="error", id="confirm", compact=True)
-                yield Button("Cancel (n)", id="cancel", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()
-
-    def action_confirm(self) -> None:
-        self.dismiss(True)
-
-    def action_cancel(self) -> None:
-        self.dismiss(False)
-
-    @on(Button.Pressed, "#confirm")
-    def _confirm_pressed(self) -> None:
-        self.dismiss(True)
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel_pressed(self) -> None:
-        self.dismiss(False)
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -93,3 +52,19 @@ class ConfirmScreen(ModalScreen[bool]):
     @on(Button.Pressed, "#cancel")
     def _cancel_pressed(self) -> None:
         self.dismiss(False)
+
+
+class ConfirmRevokeScreen(ConfirmScreen):
+    """Revoking a host: its agent can never authenticate again."""
+
+    BINDINGS = [
+        Binding("y", "confirm", "Revoke"),
+        Binding("n,escape", "cancel", "Cancel"),
+    ]
+
+    def __init__(self, host: Host) -> None:
+        super().__init__(
+            f"Revoke host {host.name}?",
+            f"{host.id} — its agent can never authenticate again. This cannot be undone.",
+            "Revoke",
+        )

@@ -19,6 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 from textual.worker import Worker, WorkerState
 
+from oc_tui.api import OpenComputersClient
 from oc_tui.screens.errors import describe_error
 
 ResultType = TypeVar("ResultType")
@@ -48,6 +49,15 @@ class FormDialog(ModalScreen[ResultType | None]):
     @on(Button.Pressed, "#cancel")
     def _cancel_pressed(self) -> None:
         self.dismiss(None)
+
+    def begin_sending(self, client: OpenComputersClient | None) -> OpenComputersClient | None:
+        """The client to send the form with, the dialog now busy; or None, after saying why not."""
+        if client is None:
+            self.show_error("not connected to a control plane yet")
+            return None
+        self.show_error("")
+        self.set_busy(True)
+        return client
 
     def set_busy(self, busy: bool) -> None:
         self.query_one("#submit", Button).disabled = busy

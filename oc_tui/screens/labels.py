@@ -51,12 +51,9 @@ class EditLabelsScreen(FormDialog[Host]):
         except ValueError as exc:
             self.show_error(str(exc))
             return
-        if self._client is None:
-            self.show_error("not connected to a control plane yet")
-            return
-        self.show_error("")
-        self.set_busy(True)
-        self._save(self._client, labels)
+        client = self.begin_sending(self._client)
+        if client is not None:
+            self._save(client, labels)
 
     @work(exclusive=True, group="labels", exit_on_error=False)
     async def _save(self, client: OpenComputersClient, labels: dict[str, str]) -> None:

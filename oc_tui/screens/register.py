@@ -58,12 +58,9 @@ class RegisterHostScreen(FormDialog[HostRegistration]):
             self.show_error("a name is required")
             self.query_one("#name", Input).focus()
             return
-        if self._client is None:
-            self.show_error("not connected to a control plane yet")
-            return
-        self.show_error("")
-        self.set_busy(True)
-        self._register(self._client, name, region, labels)
+        client = self.begin_sending(self._client)
+        if client is not None:
+            self._register(client, name, region, labels)
 
     @work(exclusive=True, group="register", exit_on_error=False)
     async def _register(

@@ -226,12 +226,9 @@ class MkdirDialog(FormDialog[str]):
         if not name:
             self.show_error("a name is required")
             return
-        if self._client is None:
-            self.show_error("not connected to a control plane yet")
-            return
-        self.show_error("")
-        self.set_busy(True)
-        self._make(self._client, remote_join(self._directory, name))
+        client = self.begin_sending(self._client)
+        if client is not None:
+            self._make(client, remote_join(self._directory, name))
 
     @work(exclusive=True, group="mkdir", exit_on_error=False)
     async def _make(self, client: OpenComputersClient, path: str) -> None:
