@@ -30,14 +30,8 @@ from oc_tui.api import OpenComputersClient
 from oc_tui.api.models import utcnow
 from oc_tui.local import LocalFleet, LocalFleetError
 from oc_tui.screens.command import CommandScreen
-from oc_tui.screens.fanout import FanoutScreen
-from oc_tui.screens.files_tab import HELP_KEYS as FILES_KEYS
-from oc_tui.screens.files_tab import FilesTab
 from oc_tui.screens.fleet import FleetScreen
 from oc_tui.screens.help import HelpScreen, KeySection
-from oc_tui.screens.host import HostScreen
-from oc_tui.screens.jobs_tab import JobsTab
-from oc_tui.screens.terminal_tab import HELP as TERMINAL_KEYS
 from oc_tui.themes import DEFAULT_THEME, load_themes
 
 COMMANDS = ("hosts", "quit", "q", "clusters", "secrets")
@@ -234,6 +228,14 @@ class OcTuiApp(App[None]):
         self.push_screen(HelpScreen(self._key_sections()))
 
     def _key_sections(self) -> list[KeySection]:
+        # The host screens load after the first frame (FleetScreen._load_host_screens); so here.
+        from oc_tui.screens.fanout import FanoutScreen
+        from oc_tui.screens.files_tab import HELP_KEYS as FILES_KEYS
+        from oc_tui.screens.files_tab import FilesTab
+        from oc_tui.screens.host import HostScreen
+        from oc_tui.screens.jobs_tab import JobsTab
+        from oc_tui.screens.terminal_tab import HELP as TERMINAL_KEYS
+
         def rows(bindings: list) -> list[tuple[str, str]]:
             return [
                 (

@@ -14,16 +14,16 @@ from bench.cases import (
     tui_stall,
 )
 
-ALL = [
+ALL = [  # idle_agents before fanout: its per-agent memory needs a server no bigger fleet has grown yet
     exec_round_trip,
     output_throughput,
+    idle_agents,
     fanout,
     file_transfer,
     terminal_echo,
     terminal_render,
     desktop_fps,
     control_round_trip,
-    idle_agents,
     tui_first_frame,
     tui_stall,
 ]

@@ -32,8 +32,6 @@ from oc_tui.api import OpenComputersClient, StreamState, errors
 from oc_tui.api.models import HOST_STATUSES, Host, HostEvent, HostRegistration, HostSysInfo
 from oc_tui.screens.confirm import ConfirmRevokeScreen
 from oc_tui.screens.errors import describe_error
-from oc_tui.screens.fanout import FanoutScreen
-from oc_tui.screens.host import HostScreen
 from oc_tui.screens.host_key import HostKeyScreen
 from oc_tui.screens.labels import EditLabelsScreen
 from oc_tui.screens.register import RegisterHostScreen
@@ -158,6 +156,14 @@ class FleetScreen(Screen[None]):
         self._update_info()
         self.set_interval(TICK_SECONDS, self._tick)
         self.query_one(HostTable).focus()
+        self.call_after_refresh(self._load_host_screens)
+
+    @work(thread=True, exit_on_error=False)
+    def _load_host_screens(self) -> None:
+        """Import the host and fan-out screens (terminal, files, desktop …) once the fleet is on screen:
+        start-up does not wait for them, and the first ``enter`` finds them loaded."""
+        import oc_tui.screens.fanout  # noqa: F401
+        import oc_tui.screens.host  # noqa: F401
 
     @property
     def client(self) -> OpenComputersClient | None:
@@ -393,6 +399,8 @@ class FleetScreen(Screen[None]):
         host = self._selected()
         if host is None:
             return
+        from oc_tui.screens.host import HostScreen  # loaded after the first frame: see _load_host_screens
+
         self.app.push_screen(
             HostScreen(host, self._history(host.id), self._clock, tab=tab, live=self._networked)
         )
@@ -420,6 +428,8 @@ class FleetScreen(Screen[None]):
             hosts = [host]
 
         def run(command: str | None) -> None:
+            from oc_tui.screens.fanout import FanoutScreen
+
             if command:
                 self.app.push_screen(FanoutScreen(hosts, command, self._clock, live=self._networked))
 
@@ -498,7 +508,7 @@ class FleetScreen(Screen[None]):
         self._update_info()
         self._show_selected()
         for screen in self.app.screen_stack:
-            if isinstance(screen, HostScreen) and screen.host.id == host.id:
+            if getattr(screen, "host", None) is not None and screen.host.id == host.id:  # a HostScreen
                 screen.update_host(host)
 
     def _render_hosts(self) -> None:
