@@ -6,6 +6,7 @@ Configuration problems are one line on stderr and exit status 2 — never a trac
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -28,8 +29,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+ESCAPE_DELAY = 0.025
+"""Seconds Textual waits after ESC to tell the escape key from the start of a sequence, unless the user
+sets ``ESCDELAY`` (ms). Textual's 100 ms merges a quick ``esc`` ``:`` in vim into a bare ``:`` (it reads
+ESC + punctuation as that key, the ESC lost); terminals send a whole sequence in one write, so 25 ms is
+plenty even over SSH."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if "ESCDELAY" not in os.environ:
+        from textual import constants
+
+        constants.ESCAPE_DELAY = ESCAPE_DELAY  # read by Textual's input parser on every ESC
     try:
         settings = config.load_config()
         profile = config.resolve_profile(args.profile, args.base_url, args.token, config=settings)

@@ -14,8 +14,12 @@ from bench.cases import (
     tui_stall,
 )
 
-ALL = [  # idle_agents before fanout: its per-agent memory needs a server no bigger fleet has grown yet
+# Order matters where a case grows the shared control plane: the first frame is measured with the small
+# fleet a new user has, and idle_agents before fanout (its per-agent memory needs a server that no bigger
+# fleet has grown yet).
+ALL = [
     exec_round_trip,
+    tui_first_frame,
     output_throughput,
     idle_agents,
     fanout,
@@ -24,6 +28,5 @@ ALL = [  # idle_agents before fanout: its per-agent memory needs a server no big
     terminal_render,
     desktop_fps,
     control_round_trip,
-    tui_first_frame,
     tui_stall,
 ]
