@@ -170,10 +170,10 @@ class TerminalPane(Vertical):
                     while view.pending_bytes > BACKLOG_LIMIT:  # let the parser catch up first
                         await asyncio.sleep(0.01)
         except errors.OpenComputersError as exc:
-            self._failed(describe_error(exc))
+            self._failed(describe_error(exc), opened=True)
             return
         except Exception as exc:
-            self._failed(f"{type(exc).__name__}: {exc}")
+            self._failed(f"{type(exc).__name__}: {exc}", opened=True)
             return
         finally:
             sender.cancel()
@@ -206,10 +206,13 @@ class TerminalPane(Vertical):
         self.view.feed(_note(f"[{self.exit_note}] press enter to restart", "7"))
         self._set_state("ended")
 
-    def _failed(self, reason: str) -> None:
+    def _failed(self, reason: str, *, opened: bool = False) -> None:
+        """The session could not be opened, or (``opened``) was lost: a dropped connection, a restarted
+        control plane, the host gone offline."""
         self.exit_note = reason
         self._leave_alternate_screen()
-        self.view.feed(_note(f"[could not open a terminal: {reason}] press enter to try again", "1;31"))
+        what = "terminal lost" if opened else "could not open a terminal"
+        self.view.feed(_note(f"[{what}: {reason}] press enter to try again", "1;31"))
         self.app.notify(reason, title="Terminal", severity="error")
         self._set_state("failed")
 
