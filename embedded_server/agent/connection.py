@@ -19,10 +19,15 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.uri import parse_uri
 
 from .. import protocol
-from . import fs, pty, vnc
+from . import fs, vnc
 from .handlers import HANDLERS, default_state_dir, hello
 from .jobs import JobManager
 from .streams import StreamDialer
+
+try:
+    from . import pty
+except ImportError:  # no POSIX terminals here (Windows): the host serves no terminal sessions
+    pty = None  # type: ignore[assignment]
 
 log = logging.getLogger("oc_agent")
 
@@ -75,7 +80,7 @@ class Agent:
             "job.cancel": self.jobs.cancel,
             "job.list": lambda _params: {"jobs": self.jobs.known()},
             **fs.handlers(self.streams),
-            **pty.handlers(self.streams),
+            **(pty.handlers(self.streams) if pty is not None else {}),
             **vnc.handlers(self.streams, vnc_target or vnc.VncTarget.from_env()),
         }
 
