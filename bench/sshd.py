@@ -17,34 +17,15 @@ import time
 from pathlib import Path
 
 from bench.service import Service
+from bench.system import free_port, install_missing
 
 BENCH_USER = "ocbench"
 PACKAGES = {"sshd": "openssh-server", "ssh": "openssh-client", "scp": "openssh-client"}
 
 
 def ensure_tools() -> None:
-    """Install OpenSSH with apt-get when it is missing (the harness runs as root on CI machines)."""
-    missing = sorted({pkg for tool, pkg in PACKAGES.items() if not _which(tool)})
-    if not missing:
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise SystemExit(f"bench: please install {' '.join(missing)}")
-    print(f"bench: installing {' '.join(missing)} …", flush=True)
-    env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", *missing], check=True, env=env, stdout=subprocess.DEVNULL
-    )
-
-
-def _which(tool: str) -> str | None:
-    return shutil.which(tool) or next((p for p in (f"/usr/sbin/{tool}",) if os.path.exists(p)), None)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """Install OpenSSH when it is missing."""
+    install_missing(PACKAGES)
 
 
 def _ensure_user() -> pwd.struct_passwd:

@@ -27,29 +27,11 @@ import time
 from pathlib import Path
 
 from bench.harness import Context, Row, Samples
+from bench.system import free_port, install_missing
 
 GEOMETRY = (800, 600)
 RATE = 30  # screen changes a second
 PACKAGES = {"Xvnc": "tigervnc-standalone-server", "xsetroot": "x11-xserver-utils"}
-
-
-def _ensure_tools() -> None:
-    missing = sorted({pkg for tool, pkg in PACKAGES.items() if not shutil.which(tool)})
-    if not missing:
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise RuntimeError(f"please install {' '.join(missing)}")
-    env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", *missing], check=True, env=env, stdout=subprocess.DEVNULL
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Xvnc:
@@ -61,7 +43,7 @@ class Xvnc:
             for n in range(60, 300)
             if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists()
         )
-        self.port = _free_port()
+        self.port = free_port()
         width, height = GEOMETRY
         self.proc = subprocess.Popen(
             ["Xvnc", f":{self.display}", "-rfbport", str(self.port), "-geometry", f"{width}x{height}",
@@ -167,7 +149,7 @@ async def _measure(ctx: Context, xvnc: Xvnc, painter: Painter, seconds: float) -
 
 
 def run(ctx: Context) -> list[Row]:
-    _ensure_tools()
+    install_missing(PACKAGES)
     seconds = 2.0 if ctx.smoke else 4.0 if ctx.quick else 8.0
     workdir = Path(tempfile.mkdtemp(prefix="oc-bench-desktop-"))
     xvnc = Xvnc(workdir)
