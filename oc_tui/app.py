@@ -228,7 +228,7 @@ class OcTuiApp(App[None]):
         self.push_screen(HelpScreen(self._key_sections()))
 
     def _key_sections(self) -> list[KeySection]:
-        # The host screens load after the first frame (FleetScreen._load_host_screens); so here.
+        # The host screens load on first use, not at start-up (first frame); so here.
         from oc_tui.screens.fanout import FanoutScreen
         from oc_tui.screens.files_tab import HELP_KEYS as FILES_KEYS
         from oc_tui.screens.files_tab import FilesTab

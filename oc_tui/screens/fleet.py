@@ -156,14 +156,6 @@ class FleetScreen(Screen[None]):
         self._update_info()
         self.set_interval(TICK_SECONDS, self._tick)
         self.query_one(HostTable).focus()
-        self.call_after_refresh(self._load_host_screens)
-
-    @work(thread=True, exit_on_error=False)
-    def _load_host_screens(self) -> None:
-        """Import the host and fan-out screens (terminal, files, desktop …) once the fleet is on screen:
-        start-up does not wait for them, and the first ``enter`` finds them loaded."""
-        import oc_tui.screens.fanout  # noqa: F401
-        import oc_tui.screens.host  # noqa: F401
 
     @property
     def client(self) -> OpenComputersClient | None:
@@ -399,7 +391,7 @@ class FleetScreen(Screen[None]):
         host = self._selected()
         if host is None:
             return
-        from oc_tui.screens.host import HostScreen  # loaded after the first frame: see _load_host_screens
+        from oc_tui.screens.host import HostScreen  # loaded on first use, not at start-up (first frame)
 
         self.app.push_screen(
             HostScreen(host, self._history(host.id), self._clock, tab=tab, live=self._networked)
