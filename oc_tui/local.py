@@ -32,8 +32,8 @@ from typing import Any
 import httpx
 
 from .api import errors
+from .api.backoff import backoff_delay
 from .api.client import OpenComputersClient
-from .api.streams import backoff_delay
 
 EventCallback = Callable[[str, str], None]
 
@@ -270,7 +270,7 @@ class LocalFleet:
             failures = 0 if stable else failures + 1
             old_url = self.base_url or ""
             while True:
-                await asyncio.sleep(backoff_delay(failures, initial=0.5) if failures else 0)
+                await asyncio.sleep(backoff_delay(failures - 1, cap=10.0, floor=0.25) if failures else 0)
                 try:
                     await self._start_server(httpx.URL(old_url).port or self.port)
                     break
@@ -408,7 +408,7 @@ class LocalFleet:
                 return
             self._emit("agent_died", f"the agent exited with status {code}; restarting it")
             failures = 0 if time.monotonic() - child.started > STABLE_AFTER else failures + 1
-            await asyncio.sleep(backoff_delay(failures, initial=0.5) if failures else 0)
+            await asyncio.sleep(backoff_delay(failures - 1, cap=10.0, floor=0.25) if failures else 0)
             await self._start_agent()
 
     async def _stand_by(self) -> None:

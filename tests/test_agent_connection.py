@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from embedded_server.agent.connection import BACKOFF_CAP, agent_url, backoff_delay
+from embedded_server.agent.connection import agent_url
+from oc_tui.api.backoff import backoff_delay
+
+BACKOFF_CAP = 30.0  # backoff_delay's default cap, which the agent uses
 
 
 @pytest.mark.parametrize(

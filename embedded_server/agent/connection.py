@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.uri import parse_uri
+
+from oc_tui.api.backoff import backoff_delay
 
 from .. import protocol
 from . import fs, vnc
@@ -31,8 +32,6 @@ except ImportError:  # no POSIX terminals here (Windows): the host serves no ter
 
 log = logging.getLogger("oc_agent")
 
-BACKOFF_BASE = 0.5
-BACKOFF_CAP = 30.0
 CONNECT_TIMEOUT = 10.0
 
 
@@ -53,11 +52,6 @@ def agent_url(server: str, path: str = protocol.AGENT_PATH) -> str:
     except (InvalidURI, ValueError):
         raise ValueError(f"server URL {given!r} is not a valid URL") from None
     return server + path
-
-
-def backoff_delay(attempt: int) -> float:
-    """Full jitter: uniform in [0, min(cap, base · 2^attempt)]."""
-    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
 
 
 class Agent:

@@ -14,7 +14,6 @@ import binascii
 import contextlib
 import json
 import logging
-import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -24,6 +23,7 @@ import pydantic
 from httpx_sse import EventSource
 
 from . import errors
+from .backoff import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +46,6 @@ class StreamState:
 
 
 StateCallback = Callable[[StreamState], None]
-
-
-def backoff_delay(attempt: int, *, initial: float = 0.25, cap: float = 10.0) -> float:
-    """Full-jitter exponential backoff: a random wait in [initial/2, min(cap, initial * 2**(attempt-1))].
-
-    The lower bound keeps a crowd of clients from hammering a restarting server in the same instant.
-    """
-    ceiling = min(cap, initial * 2 ** max(0, attempt - 1))
-    return random.uniform(min(initial / 2, ceiling), ceiling)
 
 
 def describe_transport_error(exc: httpx.TransportError) -> str:
@@ -177,7 +168,11 @@ class EventStream(AsyncIterator[E], Generic[E]):
                 failures = 0
             failures += 1
             self._set_state(StreamState(connected=False, error=reason, attempt=failures))
-            await asyncio.sleep(backoff_delay(failures, initial=self._initial_delay, cap=self._max_delay))
+            await asyncio.sleep(
+                backoff_delay(
+                    failures - 1, base=self._initial_delay, cap=self._max_delay, floor=self._initial_delay / 2
+                )
+            )
 
     async def _connect_once(self) -> AsyncIterator[E]:
         """One connection: yields events until ``[DONE]`` (returns) or a drop (raises _Retry/TransportError)."""
