@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
 
 AGENT_PATH = "/opencomputers/ws/agent"
 STREAM_PATH = (
@@ -76,6 +78,121 @@ class AgentError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+# --- typed requests --------------------------------------------------------------------------------------
+# Each request method is a model of its params: the hub sends ``hub.call(host_id, JobCancel(job_id=…))``,
+# the agent registers a handler per model class and receives the params parsed. Unknown fields are
+# ignored (a newer server may send more to an older agent); a missing or mistyped field is the agent's
+# VALIDATION_ERROR (400).
+
+
+class Call(BaseModel):
+    """The params of one agent request method; ``METHOD`` is its name on the wire."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    METHOD: ClassVar[str]
+
+    def params(self) -> dict[str, Any]:
+        """The JSON params sent in the request (fields left at None are omitted)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class StreamCall(Call):
+    """A request whose answer is followed by a stream the agent dials back (``stream_id`` set by the hub)."""
+
+    stream_id: str = Field(default="", min_length=0)
+
+
+class SysInfo(Call):
+    """``sys.info``: the host's live facts (CPU, memory, load, uptime)."""
+
+    METHOD = "sys.info"
+
+
+class JobStart(Call):
+    """``job.start``: run a job; with ``wait``, answer with its whole result when it ends that soon."""
+
+    METHOD = "job.start"
+    job_id: str
+    command: str
+    args: list[str] = []
+    env: list[str] = []  # KEY=VALUE
+    cwd: str | None = None
+    timeout: float = 60  # seconds
+    wait: float | None = None  # seconds
+
+
+class JobCancel(Call):
+    """``job.cancel``: kill a job's process tree; answers ``{"known": bool}``."""
+
+    METHOD = "job.cancel"
+    job_id: str
+
+
+class JobList(Call):
+    """``job.list``: the jobs this agent still has."""
+
+    METHOD = "job.list"
+
+
+class FsList(Call):
+    """``fs.list``: a directory's entries (``path`` None: the home directory)."""
+
+    METHOD = "fs.list"
+    path: str | None = None
+
+
+class FsStat(Call):
+    """``fs.stat``: one path's metadata."""
+
+    METHOD = "fs.stat"
+    path: str
+
+
+class FsMkdir(Call):
+    """``fs.mkdir``: create a directory (and its missing parents when ``parents``)."""
+
+    METHOD = "fs.mkdir"
+    path: str
+    parents: bool = True
+
+
+class FsDelete(Call):
+    """``fs.delete``: remove a file, a symlink, an empty directory or (``recursive``) a tree."""
+
+    METHOD = "fs.delete"
+    path: str
+    recursive: bool = False
+
+
+class FsRead(StreamCall):
+    """``fs.read``: a file's bytes over the dialled-back stream."""
+
+    METHOD = "fs.read"
+    path: str
+
+
+class FsWrite(StreamCall):
+    """``fs.write``: receive a file's bytes over the stream, written beside the target and renamed."""
+
+    METHOD = "fs.write"
+    path: str
+    mkdir: bool = False
+
+
+class PtyOpen(StreamCall):
+    """``pty.open``: a login shell on a new PTY of ``cols`` x ``rows`` cells, joined to the stream."""
+
+    METHOD = "pty.open"
+    cols: int = 80
+    rows: int = 24
+
+
+class VncOpen(StreamCall):
+    """``vnc.open``: the host's VNC server, authenticated by the agent, relayed as RFB over the stream."""
+
+    METHOD = "vnc.open"
 
 
 def encode(type_: str, **fields: Any) -> str:
