@@ -1,7 +1,7 @@
 """The oc-tui App: themes, global keys (k9s style), command mode, the palette, and the connection.
 
 The App owns the one ``OpenComputersClient`` and, for the embedded (``local``) profile, the
-``LocalFleet`` that runs this machine's control plane and agent. Starting it can take seconds, so it
+``LocalControlPlane`` that runs this machine's control plane and agent. Starting it can take seconds, so it
 runs in a worker while the fleet screen already shows (with a "starting…" banner).
 
 ``live=False`` builds the same app without any network work: tests and the screenshot script then
@@ -28,7 +28,7 @@ from textual.worker import Worker, WorkerState
 from oc_tui import config
 from oc_tui.api import OpenComputersClient
 from oc_tui.api.models import utcnow
-from oc_tui.local import LocalFleet, LocalFleetError
+from oc_tui.local import LocalControlPlane, LocalControlPlaneError
 from oc_tui.screens.command import CommandScreen
 from oc_tui.screens.fleet import FleetScreen
 from oc_tui.screens.help import HelpScreen, KeySection
@@ -37,7 +37,7 @@ from oc_tui.themes import DEFAULT_THEME, load_themes
 COMMANDS = ("hosts", "quit", "q", "clusters", "secrets")
 NOT_YET = ("clusters", "secrets")
 LOCAL_WARNINGS = {"server_failed", "host_revoked", "agent_refused"}
-"""LocalFleet events worth a notification; the others go to the event feed only."""
+"""LocalControlPlane events worth a notification; the others go to the event feed only."""
 
 
 class OcTuiCommands(Provider):
@@ -101,7 +101,7 @@ class OcTuiApp(App[None]):
 
     @dataclass
     class LocalFleetReady(Message):
-        fleet: LocalFleet
+        fleet: LocalControlPlane
 
     @dataclass
     class LocalFleetFailed(Message):
@@ -134,7 +134,7 @@ class OcTuiApp(App[None]):
         """False in tests and screenshots: screens then do no network work of their own."""
         self.histories: dict[str, list[str]] = {}
         """Command-line history per host id (and one for fan-out), for this run of the app."""
-        self._local: LocalFleet | None = None
+        self._local: LocalControlPlane | None = None
         self._themes = load_themes()
         self._initial_theme = theme
         self.fleet = FleetScreen(profile.name, profile.base_url, clock)
@@ -171,7 +171,7 @@ class OcTuiApp(App[None]):
     @work(exclusive=True, group="local", exit_on_error=False)
     async def _start_local(self) -> None:
         port = httpx.URL(self.profile.base_url).port or config.LOCAL_PORT
-        local = LocalFleet(
+        local = LocalControlPlane(
             self._data_dir,
             port,
             on_event=lambda kind, text: self.post_message(self.LocalFleetEvent(kind, text)),
@@ -179,7 +179,7 @@ class OcTuiApp(App[None]):
         self._local = local
         try:
             await local.start()
-        except (LocalFleetError, OSError) as exc:
+        except (LocalControlPlaneError, OSError) as exc:
             self.post_message(self.LocalFleetFailed(str(exc)))
         else:
             self.post_message(self.LocalFleetReady(local))
@@ -212,7 +212,7 @@ class OcTuiApp(App[None]):
                 self._switch_client(local)
 
     @work(group="local", exit_on_error=False)
-    async def _switch_client(self, local: LocalFleet) -> None:
+    async def _switch_client(self, local: LocalControlPlane) -> None:
         """The restarted server listens on another port: follow it with a new client."""
         old, self.client = self.client, local.client()
         self.fleet.set_endpoint(self.client.base_url)

@@ -16,6 +16,7 @@ from oc_tui.themes import DEFAULT_THEME, load_themes
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``oc-tui`` command line: ``--profile``, ``--base-url``, ``--token``, ``--theme``, ``--data-dir``."""
     parser = argparse.ArgumentParser(
         prog="oc-tui",
         description="A keyboard-driven terminal UI for your own fleet of machines (OpenComputers API).",
@@ -37,11 +38,20 @@ plenty even over SSH."""
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``oc-tui`` with ``argv`` (default: ``sys.argv[1:]``) until the user quits.
+
+    Returns the exit status: 0, or 2 after a one-line message on stderr when the configuration, the
+    profile or the theme cannot be used. ``--help``/``--version`` and bad arguments exit through
+    ``SystemExit`` (argparse).
+    """
     args = build_parser().parse_args(argv)
     if "ESCDELAY" not in os.environ:
         from textual import constants
 
-        constants.ESCAPE_DELAY = ESCAPE_DELAY  # read by Textual's input parser on every ESC
+        # Textual declares it Final, but its input parser reads ``constants.ESCAPE_DELAY`` on every ESC,
+        # so setting it here works; setting ``ESCDELAY`` in the environment instead would leak into the
+        # local agent and so into every shell and job it runs (vim, less and curses read it too).
+        constants.ESCAPE_DELAY = ESCAPE_DELAY  # type: ignore[misc]
     try:
         settings = config.load_config()
         profile = config.resolve_profile(args.profile, args.base_url, args.token, config=settings)

@@ -87,6 +87,7 @@ def data_dir(env: Mapping[str, str] = os.environ) -> Path:
 
 
 def config_path(env: Mapping[str, str] = os.environ) -> Path:
+    """The config file: ``config_dir(env) / "config.toml"`` (it need not exist)."""
     return config_dir(env) / "config.toml"
 
 

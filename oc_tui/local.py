@@ -1,6 +1,7 @@
-"""The local fleet: this machine's own control plane and agent, started and looked after by the TUI.
+"""The local control plane: this machine's own embedded server and agent, started and looked after by
+the TUI.
 
-``LocalFleet`` reuses an embedded server already running on its data dir (someone ran ``oc-server``,
+``LocalControlPlane`` reuses an embedded server already running on its data dir (someone ran ``oc-server``,
 or another ``oc-tui`` is open) or starts one as a child process; it registers this machine once as a
 host and runs its ``oc-agent`` as a child, and restarts either when it dies. While another agent
 serves this host (another ``oc-tui``), it stands by instead of fighting it for the host. Children write
@@ -27,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -45,7 +46,7 @@ STOP_GRACE = 5.0
 STABLE_AFTER = 30.0
 
 
-class LocalFleetError(Exception):
+class LocalControlPlaneError(Exception):
     """The local control plane could not be started; the message says why (and where the log is)."""
 
 
@@ -58,8 +59,17 @@ class _Child:
         self.started = time.monotonic()
 
 
-class LocalFleet:
-    """This machine's embedded control plane and agent (see the module docstring)."""
+class LocalControlPlane:
+    """This machine's embedded control plane and agent (see the module docstring).
+
+    Args:
+        data_dir: where the server's data, this machine's host key and the children's logs live.
+        port: the TCP port on 127.0.0.1 to start the server on; any free port when it is taken.
+        on_event: called as ``on_event(kind, message)`` on every state change (see :attr:`on_event`).
+        hostname: the name this machine registers under (default: its host name, cut to 64 characters).
+
+    Use it as ``async with LocalControlPlane(dir) as plane:`` or call :meth:`start` and :meth:`stop`.
+    """
 
     def __init__(
         self,
@@ -100,14 +110,17 @@ class LocalFleet:
 
     @property
     def server_dir(self) -> Path:
+        """The embedded server's own data dir (``server.json``, ``admin-token``, the database)."""
         return self.data_dir / "server"
 
     @property
     def logs_dir(self) -> Path:
+        """Where the server and agent children write their logs (``server.log``, ``agent.log``)."""
         return self.data_dir / "logs"
 
     @property
     def host_file(self) -> Path:
+        """``local-host.json``: this machine's ``host_id`` and ``host_key`` (mode 0600)."""
         return self.data_dir / "local-host.json"
 
     @property
@@ -128,7 +141,16 @@ class LocalFleet:
     # --- start / stop ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bring the server and this machine's agent up (idempotent). Raises :class:`LocalFleetError`."""
+        """Bring the server and this machine's agent up, and keep them up; idempotent.
+
+        Reuses a healthy server already running on the data dir, else starts one (waiting up to
+        ``READY_TIMEOUT`` seconds); registers this machine as a host the first time.
+
+        Raises:
+            LocalControlPlaneError: the server did not start, or this machine could not be registered
+                (the message names the log to read). Whatever was started is stopped again.
+            OSError: the data dir cannot be created.
+        """
         if self.base_url is not None:
             return
         self._stopping = False
@@ -152,23 +174,27 @@ class LocalFleet:
         except BaseException:
             await self.stop()
             raise
-        self._watch(self._supervise_server())
+        self._watch("server", self._supervise_server())
         if not self.host_revoked:
-            self._watch(self._supervise_agent())
+            self._watch("agent", self._supervise_agent())
 
-    def _watch(self, supervisor: Coroutine[Any, Any, None]) -> None:
-        """Run a supervisor; if it fails, say so instead of dying silently."""
+    def _watch(self, name: str, supervisor: Coroutine[Any, Any, None]) -> None:
+        """Run a supervisor (``name`` is what it looks after); if it fails, say so instead of dying silently."""
 
         def done(task: asyncio.Task[None]) -> None:
             if not task.cancelled() and task.exception() is not None:
                 self._emit("supervisor_failed", f"{task.get_name()} stopped: {task.exception()}")
 
-        task = asyncio.create_task(supervisor, name=f"local-fleet {supervisor.__name__}")
+        task = asyncio.create_task(supervisor, name=f"local-control-plane {name} supervisor")
         task.add_done_callback(done)
         self._tasks.append(task)
 
     async def stop(self) -> None:
-        """Stop the children this fleet started (agent first); a reused server is left running."""
+        """Stop the children this control plane started (agent first); a reused server is left running.
+
+        Each child gets SIGTERM and ``STOP_GRACE`` seconds before SIGKILL. Never raises for a child
+        that is already gone.
+        """
         self._stopping = True
         for task in self._tasks:
             task.cancel()
@@ -184,17 +210,23 @@ class LocalFleet:
             self._server = None
         self.base_url = None
 
-    async def __aenter__(self) -> LocalFleet:
+    async def __aenter__(self) -> Self:
+        """:meth:`start` it; raises what :meth:`start` raises."""
         await self.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """:meth:`stop` it."""
         await self.stop()
 
     def client(self) -> OpenComputersClient:
-        """A client of the local server with its admin token (the caller closes it)."""
+        """A client of the local server with its admin token (the caller closes it).
+
+        Raises:
+            LocalControlPlaneError: the control plane is not started.
+        """
         if self.base_url is None:
-            raise LocalFleetError("the local fleet is not started")
+            raise LocalControlPlaneError("the local control plane is not started")
         return OpenComputersClient(self.base_url, self.token)
 
     # --- server ------------------------------------------------------------------------------------
@@ -240,7 +272,7 @@ class LocalFleet:
                 self.base_url = url
                 self._emit("server_started", f"embedded server started at {url} (pid {child.proc.pid})")
                 return
-        raise LocalFleetError(
+        raise LocalControlPlaneError(
             f"the embedded server did not start; see {self.logs_dir / 'server.log'}: {_last_line(child.log)}"
         )
 
@@ -274,7 +306,7 @@ class LocalFleet:
                 try:
                     await self._start_server(httpx.URL(old_url).port or self.port)
                     break
-                except LocalFleetError as exc:
+                except LocalControlPlaneError as exc:
                     failures += 1
                     self._emit("server_failed", str(exc))
             self.server_reused = False
@@ -307,7 +339,7 @@ class LocalFleet:
         try:
             return path.read_text().strip()
         except OSError as exc:
-            raise LocalFleetError(f"cannot read the local admin token at {path}: {exc}") from exc
+            raise LocalControlPlaneError(f"cannot read the local admin token at {path}: {exc}") from exc
 
     def _read_host_file(self) -> dict[str, Any] | None:
         try:
@@ -342,7 +374,7 @@ class LocalFleet:
                 except errors.NotFoundError:
                     state = None
                 except errors.OpenComputersError as exc:
-                    raise LocalFleetError(f"cannot look up this machine's host: {exc}") from exc
+                    raise LocalControlPlaneError(f"cannot look up this machine's host: {exc}") from exc
                 else:
                     self.host_id, self._host_key = host.id, state["host_key"]
                     if host.status == "revoked":
@@ -351,7 +383,7 @@ class LocalFleet:
             try:
                 reg = await client.register_host(self.hostname[:64], labels={"os": platform.system().lower()})
             except errors.OpenComputersError as exc:
-                raise LocalFleetError(f"cannot register this machine: {exc}") from exc
+                raise LocalControlPlaneError(f"cannot register this machine: {exc}") from exc
         await asyncio.to_thread(self._write_host_file, {"host_id": reg.id, "host_key": reg.host_key})
         self.host_id, self._host_key = reg.id, reg.host_key
         self._emit("host_registered", f"registered this machine as {reg.name} ({reg.id})")
@@ -366,7 +398,7 @@ class LocalFleet:
         try:
             async with self.client() as client:
                 return (await client.get_host(self.host_id or "")).status
-        except (errors.OpenComputersError, LocalFleetError):
+        except (errors.OpenComputersError, LocalControlPlaneError):
             return None
 
     # --- agent -------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from oc_tui.api import OpenComputersClient, errors, models
-from oc_tui.api.streams import job_output_bytes
+from oc_tui.api.streams import JobExit, OutputChunk, OutputTruncated, job_output_bytes, job_output_item
 
 
 async def collect(stream: Any) -> list[models.JobEvent]:
@@ -86,6 +86,38 @@ async def test_stream_is_binary_exact_and_resumes(client: OpenComputersClient, h
         output_of(events) + output_of(events, "stderr")
     )
     assert rest[-1].type == "exit"
+
+
+def test_job_output_items_are_typed() -> None:
+    def event(kind: str, data: dict[str, Any], event_id: str | None = None) -> models.JobEvent:
+        return models.JobEvent(
+            type=kind, job_id="job_abc", data=data, timestamp=models.utcnow(), event_id=event_id
+        )
+
+    chunk = job_output_item(event("stderr", {"b64": "/w=="}, "7"))
+    assert chunk == OutputChunk("stderr", b"\xff", "7") and chunk.stderr
+    assert job_output_item(event("truncated", {"limit": 1024})) == OutputTruncated(1024)
+    end = job_output_item(event("exit", {"status": "failed", "exit_code": 3, "error": None, "extra": 1}))
+    assert isinstance(end, JobExit)
+    assert (end.status, end.exit_code, end.error, end.data["extra"]) == ("failed", 3, None, 1)
+    assert job_output_item(event("something_new", {})) is None
+
+
+async def test_job_output_gives_bytes_in_order_then_the_exit(client: OpenComputersClient, host: dict) -> None:
+    job = await client.run_job(host["id"], r"printf 'a\377\n'; sleep 0.2; printf 'err\n' >&2; exit 4")
+
+    async def follow() -> list[Any]:
+        async with client.job_output(host["id"], job.id) as output:
+            items = [item async for item in output]
+            assert output.last_event_id == items[-1].event_id
+            return items
+
+    items = await asyncio.wait_for(follow(), 15)
+    chunks = [item for item in items if isinstance(item, OutputChunk)]
+    assert b"".join(c.data for c in chunks if c.stream == "stdout") == b"a\xff\n"
+    assert b"".join(c.data for c in chunks if c.stderr) == b"err\n"
+    assert isinstance(items[-1], JobExit) and not any(isinstance(i, JobExit) for i in items[:-1])
+    assert (items[-1].status, items[-1].exit_code) == ("failed", 4)
 
 
 async def test_cancel_kills_a_running_job(client: OpenComputersClient, host: dict) -> None:

@@ -21,7 +21,16 @@ from . import errors, models
 
 if TYPE_CHECKING:
     from .client import OpenComputersClient
-    from .streams import EventStream, StreamState, job_output_bytes
+    from .streams import (
+        EventStream,
+        JobExit,
+        JobOutputItem,
+        JobOutputStream,
+        OutputChunk,
+        OutputTruncated,
+        StreamState,
+        job_output_bytes,
+    )
 
 # A library logs; the application decides where to (a TUI must not get warnings on its screen).
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -31,6 +40,11 @@ _LAZY = {
     "EventStream": ".streams",
     "StreamState": ".streams",
     "job_output_bytes": ".streams",
+    "JobExit": ".streams",
+    "JobOutputItem": ".streams",
+    "JobOutputStream": ".streams",
+    "OutputChunk": ".streams",
+    "OutputTruncated": ".streams",
 }
 
 
@@ -44,4 +58,16 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["EventStream", "OpenComputersClient", "StreamState", "errors", "job_output_bytes", "models"]
+__all__ = [
+    "EventStream",
+    "JobExit",
+    "JobOutputItem",
+    "JobOutputStream",
+    "OpenComputersClient",
+    "OutputChunk",
+    "OutputTruncated",
+    "StreamState",
+    "errors",
+    "job_output_bytes",
+    "models",
+]

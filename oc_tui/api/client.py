@@ -14,14 +14,21 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
 import pydantic
 
 from . import errors, models, transfers
-from .streams import EventStream, StateCallback, decode_body, describe_transport_error, job_output_bytes
+from .streams import (
+    EventStream,
+    JobOutputStream,
+    StateCallback,
+    decode_body,
+    describe_transport_error,
+    job_output_bytes,
+)
 from .terminal import TerminalSession
 
 if TYPE_CHECKING:
@@ -42,7 +49,14 @@ def _user_agent() -> str:
 
 
 def server_root(base_url: str) -> str:
-    """The server root of ``base_url``: no trailing slash and no API prefix (so it is never doubled)."""
+    """The server root of ``base_url``: no trailing slash and no API prefix (so it is never doubled).
+
+    Args:
+        base_url: ``https://api.miosa.ai``, ``http://127.0.0.1:8787/``, or either with ``/api/v1/opencomputers``.
+
+    Returns:
+        The root, e.g. ``https://api.miosa.ai``.
+    """
     root = base_url.strip().rstrip("/")
     if root.endswith(API_PREFIX):
         root = root[: -len(API_PREFIX)]
@@ -59,7 +73,19 @@ def _segment(value: str) -> str:
 class OpenComputersClient:
     """Async client of one control plane, for one tenant (the token's).
 
-    Use it as an async context manager, or call :meth:`aclose` when done.
+    Use it as an async context manager, or call :meth:`aclose` when done. Methods that return a
+    stream (:meth:`host_events`, :meth:`job_events`, :meth:`job_output`, :meth:`agent_events`) open it on
+    first iteration; close the stream too.
+
+    Every request method may raise, besides the errors its own docstring names:
+
+    - :class:`~errors.ConnectionFailed`: the control plane cannot be reached (refused, DNS, TLS) or did
+      not answer within the client's ``timeout``;
+    - :class:`~errors.UnauthorizedError` (401): no token, or one the server does not know;
+    - :class:`~errors.ServerError` (5xx) and plain :class:`~errors.ApiError` for statuses the reference
+      does not name;
+    - :class:`~errors.OpenComputersError`: the answer is not the JSON the reference describes (a wrong
+      ``base_url``, a proxy's page).
     """
 
     def __init__(
@@ -71,8 +97,17 @@ class OpenComputersClient:
         stream_read_timeout: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        """``stream_read_timeout`` is how long an event stream may stay silent before it reconnects;
-        our server sends a keep-alive every 15 s. ``transport`` is for embedding (e.g. ASGI)."""
+        """Make a client; nothing is connected until the first call.
+
+        Args:
+            base_url: the server root (``https://api.miosa.ai``, ``http://127.0.0.1:8787``); a trailing
+                ``/api/v1/opencomputers`` is accepted and dropped.
+            token: the bearer token (MIOSA API key or our server's token); None sends none.
+            timeout: seconds to wait for each answer (connecting: at most 10 s).
+            stream_read_timeout: seconds an event stream may stay silent before it counts as dropped and
+                reconnects; our server sends a keep-alive every 15 s.
+            transport: an httpx transport to use instead of the network (e.g. ``httpx.ASGITransport``).
+        """
         self.base_url = server_root(base_url)
         """The server root, e.g. ``http://127.0.0.1:8787``."""
         self.api_url = self.base_url + API_PREFIX
@@ -89,14 +124,16 @@ class OpenComputersClient:
             transport=transport,
         )
 
-    async def __aenter__(self) -> OpenComputersClient:
+    async def __aenter__(self) -> Self:
+        """Nothing to open: returns the client itself."""
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """:meth:`aclose` it."""
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every connection (streams still open stop with a transport error)."""
+        """Close every connection (streams still open stop with a transport error). Never raises."""
         await self._http.aclose()
 
     # --- plumbing ----------------------------------------------------------------------------------
@@ -142,7 +179,16 @@ class OpenComputersClient:
     # --- server ------------------------------------------------------------------------------------
 
     async def health(self) -> dict[str, Any]:
-        """``GET /healthz`` of the embedded server (no token needed; MIOSA's API has no such route)."""
+        """``GET /healthz`` of the embedded server (no token needed; MIOSA's API has no such route).
+
+        Returns:
+            The health object, e.g. ``{"status": "ok", "version": …}``.
+
+        Raises:
+            NotFoundError: 404, a server without ``/healthz`` (the hosted API).
+            OpenComputersError: the answer is not a JSON object.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         body = await self._get_json("GET", self.base_url + "/healthz")
         if not isinstance(body, dict):
             raise errors.OpenComputersError(f"{self.base_url}/healthz answered {body!r}")
@@ -151,7 +197,19 @@ class OpenComputersClient:
     # --- hosts -------------------------------------------------------------------------------------
 
     async def list_hosts(self, page: int = 1, per_page: int = 20) -> models.Page[models.Host]:
-        """One page of the tenant's hosts (``per_page`` at most 100)."""
+        """One page of the tenant's hosts.
+
+        Args:
+            page: the page number, from 1.
+            per_page: hosts per page, 1 to 100.
+
+        Returns:
+            The page: ``data`` and, from servers that send it, ``meta`` (``page``, ``per_page``, ``total``).
+
+        Raises:
+            ValidationError: 400, ``page`` or ``per_page`` out of range.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         return await self._call(
             models.Page[models.Host], "GET", "/hosts", params={"page": page, "per_page": per_page}
         )
@@ -161,6 +219,15 @@ class OpenComputersClient:
 
         Stops when ``meta`` says every host was seen; for a server without ``meta``, at an empty page or
         one shorter than those before it (a server may clamp ``per_page`` without saying so).
+
+        Args:
+            per_page: hosts asked for per request, 1 to 100.
+
+        Yields:
+            Each host, in the server's order.
+
+        Raises:
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
         """
         seen: set[str] = set()
         page, longest = 1, 0
@@ -181,13 +248,30 @@ class OpenComputersClient:
             page += 1
 
     async def all_hosts(self) -> list[models.Host]:
-        """Every host of the tenant, in the server's order."""
+        """Every host of the tenant, in the server's order (:meth:`iter_hosts` into a list).
+
+        Raises:
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         return [host async for host in self.iter_hosts()]
 
     async def register_host(
         self, name: str, region: str | None = None, labels: dict[str, str] | None = None
     ) -> models.HostRegistration:
-        """Register a host; the answer carries its ``host_key``, shown this one time only."""
+        """Register a host (201).
+
+        Args:
+            name: its display name.
+            region: a free-form region, or None.
+            labels: ``key: value`` labels, or None.
+
+        Returns:
+            The registration: the host with its ``host_key``, shown this one time only.
+
+        Raises:
+            ValidationError: 400, a bad name, region or label.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         body: dict[str, Any] = {"name": name}
         if region is not None:
             body["region"] = region
@@ -196,6 +280,19 @@ class OpenComputersClient:
         return await self._call(models.HostRegistration, "POST", "/hosts", json=body)
 
     async def get_host(self, host_id: str) -> models.Host:
+        """One host.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+
+        Returns:
+            The host as the server has it now.
+
+        Raises:
+            InvalidIdError: 400, ``host_id`` is not a valid ID.
+            NotFoundError: 404, no such host in this tenant.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         return await self._call(models.Host, "GET", _host_path(host_id))
 
     async def update_host(
@@ -206,7 +303,23 @@ class OpenComputersClient:
         region: str | None = None,
         labels: dict[str, str] | None = None,
     ) -> models.Host:
-        """``PATCH`` a host: only the fields given are sent; ``labels`` replaces the whole map."""
+        """``PATCH`` a host: only the fields given are sent.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            name: a new display name, or None to keep it.
+            region: a new region, or None to keep it.
+            labels: the new labels; replaces the whole map (None keeps them).
+
+        Returns:
+            The updated host.
+
+        Raises:
+            ValidationError: 400, a bad field.
+            InvalidIdError: 400, ``host_id`` is not a valid ID.
+            NotFoundError: 404, no such host.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         body = {
             key: value
             for key, value in (("name", name), ("region", region), ("labels", labels))
@@ -215,11 +328,34 @@ class OpenComputersClient:
         return await self._call(models.Host, "PATCH", _host_path(host_id), json=body)
 
     async def revoke_host(self, host_id: str) -> None:
-        """Revoke a host: its agent can never authenticate again."""
+        """Revoke a host (``DELETE``, 204): its agent is disconnected and can never authenticate again.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+
+        Raises:
+            InvalidIdError: 400, ``host_id`` is not a valid ID.
+            NotFoundError: 404, no such host.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         await self._request("DELETE", _host_path(host_id))
 
     async def host_sysinfo(self, host_id: str) -> models.HostSysInfo:
-        """Live facts asked of the host's agent (embedded extension; 409 when the host is offline)."""
+        """Live facts asked of the host's agent (an extension of our server).
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+
+        Returns:
+            host name, OS and release, architecture, CPU count, load averages, memory (bytes) and
+            uptime (seconds) of the machine, and the agent's version.
+
+        Raises:
+            NotFoundError: 404, no such host (or a server without the extension).
+            HostOfflineError: 409, the host is offline.
+            AgentUnreachableError: 502, the agent did not answer.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         return await self._call(models.HostSysInfo, "GET", _host_path(host_id, "sysinfo"))
 
     def host_events(
@@ -232,8 +368,19 @@ class OpenComputersClient:
     ) -> EventStream[models.HostEvent]:
         """Live events of one host, or of the whole tenant when ``host_id`` is None.
 
-        Reconnects with backoff and ``Last-Event-ID`` (``on_state`` hears every change); raises on
-        401/403/404. Close it with ``aclose()`` or ``async with``.
+        Args:
+            host_id: the host, or None for every host of the tenant (``GET /hosts/events``).
+            last_event_id: resume after this SSE id (a previous event's ``event_id``).
+            reconnect: reconnect after a drop or a 5xx with backoff (True), or end/raise at the first one.
+            on_state: hears every :class:`~streams.StreamState` change (connected, dropped and why).
+
+        Returns:
+            An :class:`~streams.EventStream` of :class:`~models.HostEvent`; close it with ``aclose()`` or
+            ``async with``. Nothing is sent before the first iteration.
+
+        Raises (when iterated):
+            NotFoundError, ForbiddenError, BadRequestError, UnauthorizedError: at once, never retried.
+            ConnectionFailed: the server cannot be reached and ``reconnect`` is False.
         """
         path = "/hosts/events" if host_id is None else f"{_host_path(host_id)}/events"
         return self._stream(
@@ -259,10 +406,27 @@ class OpenComputersClient:
         """Start a job on the host (``POST …/exec``) and return it as the server has it then.
 
         With ``args`` the program runs without a shell (``[command, *args]``); without, ``command`` runs
-        through the host's shell. ``env`` items are ``KEY=VALUE``; ``timeout`` is in seconds (server
-        default 60). ``wait`` (seconds, at most 300) asks the server to answer only when the job has
-        ended or the wait ran out (an extension: a server without it answers at once, still correct).
-        Raises :class:`~errors.HostOfflineError` (409) for an offline host.
+        through the host's shell.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            command: the command line (or, with ``args``, the program).
+            args: the program's arguments; None runs ``command`` through the shell.
+            env: extra environment, items ``KEY=VALUE``.
+            cwd: the working directory on the host (default: the agent user's home).
+            timeout: seconds the job may run before it is killed (server default 60).
+            wait: seconds, at most 300: the server answers only when the job has ended or the wait ran out
+                (an extension: a server without it answers at once, still correct).
+
+        Returns:
+            The job: ``queued``/``running``, or ended with its output when ``wait`` covered it.
+
+        Raises:
+            ValidationError: 400, a bad field (``env`` not ``KEY=VALUE``, ``timeout`` out of range).
+            NotFoundError: 404, no such host.
+            HostOfflineError: 409, the host is offline.
+            AgentUnreachableError: 502, the agent did not take the job (it is recorded as failed).
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
         """
         body = _fields(command=command, args=args, env=env, cwd=cwd, timeout=timeout)
         params = {"wait": f"{wait:g}"} if wait is not None else None
@@ -278,7 +442,21 @@ class OpenComputersClient:
         )
 
     async def list_jobs(self, host_id: str, page: int = 1, per_page: int = 20) -> models.Page[models.Job]:
-        """One page of the host's jobs, newest first."""
+        """One page of the host's jobs, newest first.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            page: the page number, from 1.
+            per_page: jobs per page, 1 to 100.
+
+        Returns:
+            The page of jobs (each with its output as text).
+
+        Raises:
+            NotFoundError: 404, no such host.
+            ValidationError: 400, ``page`` or ``per_page`` out of range.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         return await self._call(
             models.Page[models.Job],
             "GET",
@@ -287,11 +465,35 @@ class OpenComputersClient:
         )
 
     async def get_job(self, host_id: str, job_id: str) -> models.Job:
-        """The job with its ``stdout``/``stderr`` as text (the exact bytes are in :meth:`job_events`)."""
+        """The job with its ``stdout``/``stderr`` as text (the exact bytes are in :meth:`job_output`).
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            job_id: the job's ID (``job_…``).
+
+        Returns:
+            The job as the server has it now.
+
+        Raises:
+            InvalidIdError: 400, a malformed ID.
+            NotFoundError: 404, no such host or job.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         return await self._call(models.Job, "GET", _host_path(host_id, "exec", job_id))
 
     async def cancel_job(self, host_id: str, job_id: str) -> None:
-        """Kill the job's whole process tree (204). Cancelling a finished job changes nothing."""
+        """Kill the job's whole process tree (``DELETE``, 204). Cancelling a finished job changes nothing.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            job_id: the job's ID.
+
+        Raises:
+            NotFoundError: 404, no such host or job.
+            HostOfflineError: 409, the job runs on a host that is offline.
+            AgentUnreachableError: 502, the agent did not answer.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         await self._request("DELETE", _host_path(host_id, "exec", job_id))
 
     def job_events(
@@ -303,12 +505,27 @@ class OpenComputersClient:
         reconnect: bool = True,
         on_state: StateCallback | None = None,
     ) -> EventStream[models.JobEvent]:
-        """A job's output from its start, then live; ends after the ``exit`` event (or ``[DONE]``).
+        """A job's raw output events from its start, then live; ends after the ``exit`` event (or ``[DONE]``).
 
         ``stdout``/``stderr`` events carry ``{"text"}`` or ``{"b64"}`` (:func:`job_output_bytes` gives
         the bytes); ``truncated`` says the server stopped storing output; ``exit`` carries ``status``,
         ``exit_code`` and ``error``. A dropped connection resumes with ``Last-Event-ID``: nothing is
-        lost and nothing arrives twice.
+        lost and nothing arrives twice. Most callers want :meth:`job_output`, which decodes them.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            job_id: the job's ID.
+            last_event_id: resume after this SSE id (a previous event's ``event_id``).
+            reconnect: reconnect after a drop or a 5xx with backoff (True), or end/raise at the first one.
+            on_state: hears every :class:`~streams.StreamState` change (connected, dropped and why).
+
+        Returns:
+            An :class:`~streams.EventStream` of :class:`~models.JobEvent` (close it, or use ``async with``).
+
+        Raises (when iterated):
+            NotFoundError: 404, no such host or job (at once, never retried).
+            InvalidIdError: 400, a malformed ID.
+            ConnectionFailed: the server cannot be reached and ``reconnect`` is False.
         """
         return self._stream(
             _host_path(host_id, "exec", job_id, "stream"),
@@ -319,14 +536,68 @@ class OpenComputersClient:
             final=lambda event: event.type == "exit",
         )
 
+    def job_output(
+        self,
+        host_id: str,
+        job_id: str,
+        *,
+        last_event_id: str | None = None,
+        reconnect: bool = True,
+        on_state: StateCallback | None = None,
+    ) -> JobOutputStream:
+        """A job's output, decoded: the one call a UI or a script needs to follow a job.
+
+        ``async with client.job_output(host_id, job_id) as output: async for item in output`` gives
+        :class:`~streams.OutputChunk` (``stream`` ``"stdout"``/``"stderr"``, ``data`` bytes, binary-exact),
+        at most one :class:`~streams.OutputTruncated` (``limit`` in bytes) and a :class:`~streams.JobExit`
+        (``status``, ``exit_code``, ``error``, ``timestamp``) last; then the iteration stops. From the job's
+        start, then live; a dropped connection resumes where it stopped.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            job_id: the job's ID.
+            last_event_id: resume after this SSE id (a previous event's ``event_id``).
+            reconnect: reconnect after a drop or a 5xx with backoff (True), or end/raise at the first one.
+            on_state: hears every :class:`~streams.StreamState` change (connected, dropped and why).
+
+        Returns:
+            A :class:`~streams.JobOutputStream`; ``last_event_id`` on it says where to resume later.
+
+        Raises (when iterated):
+            NotFoundError: 404, no such host or job (at once, never retried).
+            InvalidIdError: 400, a malformed ID.
+            ConnectionFailed: the server cannot be reached and ``reconnect`` is False.
+        """
+        return JobOutputStream(
+            self.job_events(
+                host_id, job_id, last_event_id=last_event_id, reconnect=reconnect, on_state=on_state
+            )
+        )
+
     # --- file system -------------------------------------------------------------------------------
 
     async def list_dir(self, host_id: str, path: str = "") -> models.FsList:
-        """A directory's entries, sorted by name. ``""`` is the agent user's home, ``~`` expands and a
-        relative path is relative to the home; the answer's ``path`` is absolute and resolved.
+        """A directory's entries, sorted by name.
 
         The answer is parsed in a worker thread: 20,000 entries take ~0.2 s to validate, too long to
-        hold up a UI's event loop."""
+        hold up a UI's event loop.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            path: ``""`` is the agent user's home, ``~`` expands, and a relative path is relative to the home.
+
+        Returns:
+            The listing; its ``path`` is absolute and resolved, ``truncated`` is set when the server left
+            entries out.
+
+        Raises:
+            BadRequestError: 400 NOT_A_DIRECTORY, ``path`` is not a directory.
+            NotFoundError: 404, no such host, or no such path on it.
+            ForbiddenError: 403, the agent's user may not do this (permission denied).
+            HostOfflineError: 409, the host is offline.
+            AgentUnreachableError: 502, the agent did not answer.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         url = _host_path(host_id, "fs", "list")
         response = await self._request("GET", url, params=_fs(path))
         try:
@@ -337,27 +608,90 @@ class OpenComputersClient:
             ) from exc
 
     async def stat(self, host_id: str, path: str) -> models.FsStat:
-        """Stat ``path`` without following a final symlink (``is_symlink``, ``symlink_target``)."""
+        """Stat ``path`` without following a final symlink.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            path: the path on the host (as in :meth:`list_dir`).
+
+        Returns:
+            Its size (bytes), times, ``mode`` and ``is_symlink``/``symlink_target``.
+
+        Raises:
+            NotFoundError: 404, no such host, or no such path on it.
+            ForbiddenError: 403, the agent's user may not do this (permission denied).
+            HostOfflineError: 409, the host is offline.
+            AgentUnreachableError: 502, the agent did not answer.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         return await self._call(models.FsStat, "GET", _host_path(host_id, "fs", "stat"), params=_fs(path))
 
     async def mkdir(self, host_id: str, path: str, parents: bool = True) -> models.FsStat | None:
-        """Create a directory (and missing parents unless ``parents=False``); 409 if it exists.
+        """Create a directory.
 
-        Returns its stat (our server's 201), or None from a server that answers without one (the
-        reference does not say what the answer holds)."""
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            path: the directory to create.
+            parents: also create missing parent directories (True), or fail when one is missing.
+
+        Returns:
+            Its stat (our server's 201), or None from a server that answers without one (the reference
+            does not say what the answer holds).
+
+        Raises:
+            ConflictError: 409 ALREADY_EXISTS, ``path`` exists.
+            NotFoundError: 404, no such host, or no such path on it.
+            ForbiddenError: 403, the agent's user may not do this (permission denied).
+            HostOfflineError: 409, the host is offline.
+            AgentUnreachableError: 502, the agent did not answer.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         body: dict[str, Any] = {"path": path} if parents else {"path": path, "parents": False}
         response = await self._request("POST", _host_path(host_id, "fs", "mkdir"), json=body)
         return _stat_or_none(response)
 
     async def delete_path(self, host_id: str, path: str, recursive: bool = False) -> None:
-        """Delete a file, a symlink (never followed) or a directory; a non-empty directory needs
-        ``recursive=True`` (else :class:`~errors.ConflictError` DIRECTORY_NOT_EMPTY)."""
+        """Delete a file, a symlink (never followed) or a directory.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            path: what to delete.
+            recursive: also delete a non-empty directory with everything in it.
+
+        Raises:
+            ConflictError: 409 DIRECTORY_NOT_EMPTY, a non-empty directory without ``recursive``.
+            NotFoundError: 404, no such host, or no such path on it.
+            ForbiddenError: 403, the agent's user may not do this (permission denied).
+            HostOfflineError: 409, the host is offline.
+            AgentUnreachableError: 502, the agent did not answer.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         params = _fs(path, recursive="true" if recursive else None)
         await self._request("DELETE", _host_path(host_id, "fs", "delete"), params=params)
 
     async def download(self, host_id: str, path: str, *, offset: int = 0, length: int | None = None) -> bytes:
-        """A small file's bytes, whole or ``length`` bytes from ``offset`` (a Range request; a
-        ``length`` past the end gives what there is). Big files: :meth:`download_to`."""
+        """A small file's bytes, whole or a range of it, held in memory. Big files: :meth:`download_to`.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            path: the file.
+            offset: the first byte to get (a Range request when not 0).
+            length: how many bytes from ``offset`` (a ``length`` past the end gives what there is); None: to
+                the end.
+
+        Returns:
+            The bytes.
+
+        Raises:
+            ValueError: a negative ``offset`` or a ``length`` below 1 (nothing is sent).
+            RangeNotSatisfiableError: 416, ``offset`` is at or past the end of the file.
+            BadRequestError: 400 IS_A_DIRECTORY, ``path`` is a directory.
+            NotFoundError: 404, no such host, or no such path on it.
+            ForbiddenError: 403, the agent's user may not do this (permission denied).
+            HostOfflineError: 409, the host is offline.
+            AgentUnreachableError: 502, the agent did not answer.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         headers = _range(offset, length)
         response = await self._request(
             "GET", _host_path(host_id, "fs", "download"), params=_fs(path), headers=headers
@@ -376,9 +710,29 @@ class OpenComputersClient:
     ) -> AsyncIterator[transfers.DownloadStream]:
         """``async with client.download_stream(h, p) as stream: async for chunk in stream``.
 
-        ``stream.size`` is the whole file's size and ``stream.offset`` where this answer starts (0
-        when the server ignored the Range, or sent the whole file because ``if_range`` — an ETag or
-        a Last-Modified date — names another version). Leaving the block early closes the connection.
+        ``stream.size`` is the whole file's size in bytes and ``stream.offset`` where this answer starts (0
+        when the server ignored the Range, or sent the whole file because ``if_range`` names another
+        version). Leaving the block early closes the connection.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            path: the file.
+            offset: the first byte wanted.
+            length: bytes wanted from ``offset``; None: to the end.
+            if_range: an ETag or a Last-Modified date: the range is only for that version of the file.
+
+        Yields:
+            One :class:`~transfers.DownloadStream` of chunks of at most 1 MiB.
+
+        Raises:
+            ValueError: a negative ``offset`` or a ``length`` below 1.
+            RangeNotSatisfiableError: 416, ``offset`` is at or past the end of the file.
+            ConnectionFailed: also when the body stalls or breaks while it is read.
+            NotFoundError: 404, no such host, or no such path on it.
+            ForbiddenError: 403, the agent's user may not do this (permission denied).
+            HostOfflineError: 409, the host is offline.
+            AgentUnreachableError: 502, the agent did not answer.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
         """
         url = _host_path(host_id, "fs", "download")
         headers = _range(offset, length)
@@ -413,13 +767,31 @@ class OpenComputersClient:
         resume: bool = False,
         progress: transfers.Progress | None = None,
     ) -> int:
-        """Stream a remote file to ``dest`` (a directory: the file keeps its name there); returns its size.
+        """Stream a remote file to a local one.
 
         Bytes go to ``dest.part``, renamed over ``dest`` when complete, so ``dest`` never holds half a
-        file. ``resume=True`` continues an existing ``.part`` with a Range request (the whole file
-        comes again if it has changed since the ``.part`` was written). Cancelling (the
-        task) stops at once and deletes the ``.part``; a failure keeps it for a later ``resume``.
-        Local file errors raise ``OSError``.
+        file. Cancelling (the task) stops at once and deletes the ``.part``; a failure keeps it for a later
+        ``resume``.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            path: the remote file.
+            dest: the local file, or a directory (the file keeps its name there).
+            resume: continue an existing ``.part`` with a Range request (the whole file comes again if it
+                has changed since the ``.part`` was written).
+            progress: called as ``progress(done, total)`` in bytes as the file arrives.
+
+        Returns:
+            The file's size, in bytes.
+
+        Raises:
+            OSError: the local file cannot be written.
+            ConnectionFailed: also when the body ends before the announced size.
+            NotFoundError: 404, no such host, or no such path on it.
+            ForbiddenError: 403, the agent's user may not do this (permission denied).
+            HostOfflineError: 409, the host is offline.
+            AgentUnreachableError: 502, the agent did not answer.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
         """
         target = Path(dest).expanduser()
         if await asyncio.to_thread(target.is_dir):
@@ -474,16 +846,35 @@ class OpenComputersClient:
         progress: transfers.Progress | None = None,
         mkdir: bool = False,
     ) -> models.FsStat | None:
-        """Write ``source`` (bytes, a local file's path — ``str`` or ``Path`` — or an async stream of
-        chunks) to ``path``.
+        """Write ``source`` to ``path`` on the host.
 
         The multipart body is streamed: a local file is read 1 MiB at a time, never held whole. With a
         known size (bytes, a file, or ``size=``) the request has a ``Content-Length``; a stream of
         unknown size goes chunked. The host writes a temporary file and renames it over ``path`` when
         complete, so cancelling (the task) or a broken connection leaves the old file (or none).
-        ``mkdir=True`` creates missing parent directories. A source that gives other than ``size``
-        bytes raises :class:`~transfers.SourceSizeMismatch`. Returns the written file's stat (None from
-        a server that answers without one).
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            path: the remote file to write (replaced when it exists).
+            source: bytes, a local file's path (``str`` or ``Path``), or an async stream of byte chunks.
+            size: the source's size in bytes, when it cannot be known up front (a stream).
+            progress: called as ``progress(done, total)`` in bytes as the body leaves.
+            mkdir: create missing parent directories of ``path``.
+
+        Returns:
+            The written file's stat (None from a server that answers without one).
+
+        Raises:
+            SourceSizeMismatch: the source gave other than ``size`` bytes (a ``ValueError``).
+            OSError: the local file cannot be read.
+            PayloadTooLargeError: 413, over the server's limit.
+            BadRequestError: 400 IS_A_DIRECTORY, ``path`` is a directory.
+            ServerError: 507 NO_SPACE, the host's disk is full.
+            NotFoundError: 404, no such host, or no such path on it.
+            ForbiddenError: 403, the agent's user may not do this (permission denied).
+            HostOfflineError: 409, the host is offline.
+            AgentUnreachableError: 502, the agent did not answer.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
         """
         size = await asyncio.to_thread(transfers.source_size, source, size)
         body = transfers.MultipartUpload(path, source, size, progress)
@@ -516,25 +907,74 @@ class OpenComputersClient:
     # --- terminal and desktop ----------------------------------------------------------------------
 
     async def terminal_ticket(self, host_id: str) -> models.Ticket:
-        """A short-lived ticket: connect to its ``ws_url`` at once."""
+        """A short-lived, single-use ticket for a terminal session: connect to its ``ws_url`` at once.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+
+        Returns:
+            ``ticket``, ``ws_url`` and ``expires_at``.
+
+        Raises:
+            NotFoundError: 404, no such host.
+            HostOfflineError: 409, the host is offline.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         return await self._call(models.Ticket, "POST", _host_path(host_id, "terminal", "ticket"))
 
     async def open_terminal(self, host_id: str, cols: int = 80, rows: int = 24) -> TerminalSession:
-        """A login shell on the host's PTY, ``cols`` x ``rows`` from the start (``?cols=&rows=``, our
-        extension; a resize message follows for servers that ignore it). Use it as ``async with``.
+        """A login shell on the host's PTY. Use it as ``async with``.
 
-        Raises :class:`errors.SessionRefused` if the server refuses at once; a refusal can also arrive
-        a moment later, from iterating the session."""
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            cols: the terminal's width, in cells (1 to 1000).
+            rows: the terminal's height, in cells (1 to 1000).
+
+        Sent as ``?cols=&rows=`` (our extension), and as a resize message for servers that ignore those.
+
+        Returns:
+            The connected :class:`~terminal.TerminalSession`.
+
+        Raises:
+            SessionRefused: the server closed the socket instead of a session (a refusal can also arrive a
+                moment later, from iterating the session).
+            ValueError: a size out of range.
+            NotFoundError, HostOfflineError: as :meth:`terminal_ticket`.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         return await TerminalSession.connect(await self.terminal_ticket(host_id), cols, rows)
 
     async def desktop_ticket(self, host_id: str) -> models.Ticket:
+        """A short-lived, single-use ticket for a desktop session: connect to its ``ws_url`` at once.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+
+        Returns:
+            ``ticket``, ``ws_url`` and ``expires_at``.
+
+        Raises:
+            NotFoundError: 404, no such host.
+            HostOfflineError: 409, the host is offline.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         return await self._call(models.Ticket, "POST", _host_path(host_id, "desktop", "ticket"))
 
     async def open_desktop(self, host_id: str) -> DesktopSession:
         """A live desktop session (ticket, WebSocket, RFB handshake); close it when done.
 
-        Raises errors.SessionRefused when the server refuses it (4502 with the agent's reason when the
-        host has no VNC server or its password is wrong: ``oc_tui.api.desktop.refusal_kind``).
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+
+        Returns:
+            The :class:`~desktop.DesktopSession`; its first full-screen update is on its way.
+
+        Raises:
+            SessionRefused: the server refused it (4502 with the agent's reason when the host has no VNC
+                server or its password is wrong: ``oc_tui.api.desktop.refusal_kind``).
+            StreamClosed: the RFB handshake failed or did not finish in 15 s.
+            NotFoundError, HostOfflineError: as :meth:`desktop_ticket`.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
         """
         from .desktop import open_desktop_socket  # numpy and asyncvnc load only when a desktop opens
 
@@ -543,6 +983,18 @@ class OpenComputersClient:
     # --- tunnels -----------------------------------------------------------------------------------
 
     async def list_tunnels(self, host_id: str) -> list[models.Tunnel]:
+        """The host's tunnels.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+
+        Returns:
+            Every tunnel of the host.
+
+        Raises:
+            NotFoundError: 404, no such host (or a server without tunnels).
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         page = await self._call(models.DataList[models.Tunnel], "GET", _host_path(host_id, "tunnels"))
         return page.data
 
@@ -554,10 +1006,40 @@ class OpenComputersClient:
         auth_mode: models.TunnelAuthMode | None = None,
         slug: str | None = None,
     ) -> models.Tunnel:
+        """Expose a TCP port of the host at a URL of the control plane.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            target_port: the port on the host (1 to 65535).
+            auth_mode: who may use the tunnel's URL (the server's default when None).
+            slug: the URL's name, or None for a generated one.
+
+        Returns:
+            The tunnel, with its public URL.
+
+        Raises:
+            ValidationError: 400, a bad port, mode or slug.
+            ConflictError: 409, the slug is taken.
+            NotFoundError: 404, no such host.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         body = _fields(target_port=target_port, auth_mode=auth_mode, slug=slug)
         return await self._call(models.Tunnel, "POST", _host_path(host_id, "tunnels"), json=body)
 
     async def get_tunnel(self, host_id: str, tunnel_id: str) -> models.Tunnel:
+        """One tunnel.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            tunnel_id: the tunnel's ID (``tun_…``).
+
+        Returns:
+            The tunnel.
+
+        Raises:
+            NotFoundError: 404, no such host or tunnel.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         return await self._call(models.Tunnel, "GET", _host_path(host_id, "tunnels", tunnel_id))
 
     async def update_tunnel(
@@ -569,10 +1051,37 @@ class OpenComputersClient:
         auth_mode: models.TunnelAuthMode | None = None,
         enabled: bool | None = None,
     ) -> models.Tunnel:
+        """Change a tunnel: only the fields given are sent.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            tunnel_id: the tunnel's ID.
+            target_port: a new port on the host, or None.
+            auth_mode: a new auth mode, or None.
+            enabled: switch it on or off, or None.
+
+        Returns:
+            The updated tunnel.
+
+        Raises:
+            ValidationError: 400, a bad field.
+            NotFoundError: 404, no such host or tunnel.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         body = _fields(target_port=target_port, auth_mode=auth_mode, enabled=enabled)
         return await self._call(models.Tunnel, "PATCH", _host_path(host_id, "tunnels", tunnel_id), json=body)
 
     async def delete_tunnel(self, host_id: str, tunnel_id: str) -> None:
+        """Delete a tunnel (204); its URL stops answering.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            tunnel_id: the tunnel's ID.
+
+        Raises:
+            NotFoundError: 404, no such host or tunnel.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         await self._request("DELETE", _host_path(host_id, "tunnels", tunnel_id))
 
     # --- AI agents ---------------------------------------------------------------------------------
@@ -586,6 +1095,24 @@ class OpenComputersClient:
         max_turns: int | None = None,
         context: dict[str, Any] | None = None,
     ) -> models.AgentSession:
+        """Start an AI agent session on the host.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            task: what the agent is asked to do.
+            model_id: the model to use (the server's default when None).
+            max_turns: the most turns the agent may take (the server's default when None).
+            context: extra context for the agent, any JSON object.
+
+        Returns:
+            The session, usually ``queued`` or ``running``.
+
+        Raises:
+            ValidationError: 400, a bad field.
+            NotFoundError: 404, no such host (or a server without AI agents).
+            HostOfflineError: 409, the host is offline.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         body = _fields(task=task, model_id=model_id, max_turns=max_turns, context=context)
         return await self._call(
             models.AgentSession, "POST", _host_path(host_id, "agent", "dispatch"), json=body
@@ -594,6 +1121,20 @@ class OpenComputersClient:
     async def list_agent_sessions(
         self, host_id: str, page: int = 1, per_page: int = 20
     ) -> models.Page[models.AgentSession]:
+        """One page of the host's AI agent sessions.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            page: the page number, from 1.
+            per_page: sessions per page, 1 to 100.
+
+        Returns:
+            The page of sessions.
+
+        Raises:
+            NotFoundError: 404, no such host.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         return await self._call(
             models.Page[models.AgentSession],
             "GET",
@@ -602,11 +1143,34 @@ class OpenComputersClient:
         )
 
     async def get_agent_session(self, host_id: str, session_id: str) -> models.AgentSession:
+        """One AI agent session.
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            session_id: the session's ID (``sess_…``).
+
+        Returns:
+            The session.
+
+        Raises:
+            NotFoundError: 404, no such host or session.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         return await self._call(
             models.AgentSession, "GET", _host_path(host_id, "agent", "sessions", session_id)
         )
 
     async def cancel_agent_session(self, host_id: str, session_id: str) -> None:
+        """Cancel an AI agent session (204).
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            session_id: the session's ID.
+
+        Raises:
+            NotFoundError: 404, no such host or session.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         await self._request("DELETE", _host_path(host_id, "agent", "sessions", session_id))
 
     def agent_events(
@@ -618,7 +1182,22 @@ class OpenComputersClient:
         reconnect: bool = True,
         on_state: StateCallback | None = None,
     ) -> EventStream[models.AgentEvent]:
-        """An agent session's events as they happen; ends after the session does (``[DONE]``)."""
+        """An AI agent session's events as they happen; ends after the session does (``[DONE]``).
+
+        Args:
+            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            session_id: the session's ID.
+            last_event_id: resume after this SSE id (a previous event's ``event_id``).
+            reconnect: reconnect after a drop or a 5xx with backoff (True), or end/raise at the first one.
+            on_state: hears every :class:`~streams.StreamState` change (connected, dropped and why).
+
+        Returns:
+            An :class:`~streams.EventStream` of :class:`~models.AgentEvent` (close it, or ``async with``).
+
+        Raises (when iterated):
+            NotFoundError: 404, no such host or session (at once, never retried).
+            ConnectionFailed: the server cannot be reached and ``reconnect`` is False.
+        """
         return self._stream(
             _host_path(host_id, "agent", "sessions", session_id, "stream"),
             models.AgentEvent,
@@ -630,34 +1209,133 @@ class OpenComputersClient:
     # --- inference clusters ------------------------------------------------------------------------
 
     async def list_clusters(self) -> list[models.Cluster]:
+        """The tenant's inference clusters.
+
+        Returns:
+            Every cluster.
+
+        Raises:
+            NotFoundError: 404, a server without clusters.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         return (await self._call(models.DataList[models.Cluster], "GET", "/clusters")).data
 
     async def create_cluster(self, name: str, model: str, host_ids: list[str]) -> models.Cluster:
+        """Create an inference cluster serving ``model`` on some hosts.
+
+        Args:
+            name: the cluster's name.
+            model: the model to serve.
+            host_ids: the hosts that serve it.
+
+        Returns:
+            The cluster, usually ``provisioning``.
+
+        Raises:
+            ValidationError: 400, a bad field.
+            NotFoundError: 404, a host that does not exist.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         body = {"name": name, "model": model, "host_ids": host_ids}
         return await self._call(models.Cluster, "POST", "/clusters", json=body)
 
     async def get_cluster(self, cluster_id: str) -> models.Cluster:
+        """One inference cluster.
+
+        Args:
+            cluster_id: the cluster's ID (``cl_…``).
+
+        Returns:
+            The cluster.
+
+        Raises:
+            NotFoundError: 404, no such cluster.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         return await self._call(models.Cluster, "GET", f"/clusters/{_segment(cluster_id)}")
 
     async def start_cluster(self, cluster_id: str) -> models.Cluster:
+        """Start a stopped cluster.
+
+        Args:
+            cluster_id: the cluster's ID.
+
+        Returns:
+            The cluster as it is then.
+
+        Raises:
+            NotFoundError: 404, no such cluster.
+            ConflictError: 409, the cluster cannot start from its status.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         return await self._call(models.Cluster, "POST", f"/clusters/{_segment(cluster_id)}/start")
 
     async def stop_cluster(self, cluster_id: str) -> models.Cluster:
+        """Stop a cluster (it can be started again).
+
+        Args:
+            cluster_id: the cluster's ID.
+
+        Returns:
+            The cluster as it is then.
+
+        Raises:
+            NotFoundError: 404, no such cluster.
+            ConflictError: 409, the cluster cannot stop from its status.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         return await self._call(models.Cluster, "POST", f"/clusters/{_segment(cluster_id)}/stop")
 
     async def delete_cluster(self, cluster_id: str) -> None:
+        """Destroy a cluster (204).
+
+        Args:
+            cluster_id: the cluster's ID.
+
+        Raises:
+            NotFoundError: 404, no such cluster.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         await self._request("DELETE", f"/clusters/{_segment(cluster_id)}")
 
     # --- secrets -----------------------------------------------------------------------------------
 
     async def list_secrets(self, host_id: str | None = None) -> list[models.Secret]:
-        """Tenant secrets, or one host's when ``host_id`` is given. Values are never returned."""
+        """Tenant secrets, or one host's. Values are never returned.
+
+        Args:
+            host_id: the host whose secrets to list, or None for the tenant's.
+
+        Returns:
+            The secrets' names, descriptions and times.
+
+        Raises:
+            NotFoundError: 404, no such host.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         path = "/secrets" if host_id is None else _host_path(host_id, "secrets")
         return (await self._call(models.DataList[models.Secret], "GET", path)).data
 
     async def create_secret(
         self, name: str, value: str, *, description: str | None = None, host_id: str | None = None
     ) -> models.Secret:
+        """Store a secret (encrypted at rest); its value is never returned again.
+
+        Args:
+            name: the secret's name.
+            value: the secret value.
+            description: what it is for, or None.
+            host_id: the host it belongs to, or None for the tenant.
+
+        Returns:
+            The secret, without its value.
+
+        Raises:
+            ValidationError: 400, a bad name or value.
+            ConflictError: 409, a secret of that name exists.
+            NotFoundError: 404, no such host.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         path = "/secrets" if host_id is None else _host_path(host_id, "secrets")
         body = _fields(name=name, value=value, description=description)
         return await self._call(models.Secret, "POST", path, json=body)
@@ -670,12 +1348,38 @@ class OpenComputersClient:
         description: str | None = None,
         host_id: str | None = None,
     ) -> models.Secret:
+        """Change a secret's value or description: only the fields given are sent.
+
+        Args:
+            secret_id: the secret's ID (``sec_…``).
+            value: the new value, or None to keep it.
+            description: the new description, or None to keep it.
+            host_id: the host the secret belongs to, or None for a tenant secret.
+
+        Returns:
+            The secret, without its value.
+
+        Raises:
+            ValidationError: 400, a bad field.
+            NotFoundError: 404, no such secret (or host).
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         path = _secret_path(secret_id, host_id)
         return await self._call(
             models.Secret, "PATCH", path, json=_fields(value=value, description=description)
         )
 
     async def delete_secret(self, secret_id: str, *, host_id: str | None = None) -> None:
+        """Delete a secret (204).
+
+        Args:
+            secret_id: the secret's ID.
+            host_id: the host the secret belongs to, or None for a tenant secret.
+
+        Raises:
+            NotFoundError: 404, no such secret (or host).
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
         await self._request("DELETE", _secret_path(secret_id, host_id))
 
 

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import asyncvnc
 import numpy as np
@@ -66,6 +66,14 @@ class Rect:
     height: int
 
     def union(self, other: Rect | None) -> Rect:
+        """The smallest rectangle holding both.
+
+        Args:
+            other: another rectangle, or None (then this one is the answer).
+
+        Returns:
+            The union, in the remote screen's pixels.
+        """
         if other is None:
             return self
         x0, y0 = min(self.x, other.x), min(self.y, other.y)
@@ -88,7 +96,15 @@ class DesktopStats:
 
 
 def refusal_kind(reason: str) -> str | None:
-    """``"no_vnc_server"`` / ``"vnc_auth_failed"`` for the agent's refusals (by their reason), else None."""
+    """What an agent's refusal of a desktop session means, by its close reason.
+
+    Args:
+        reason: the ``SessionRefused.reason`` of a 4502 close.
+
+    Returns:
+        ``"no_vnc_server"`` (the host runs no VNC server), ``"vnc_auth_failed"`` (its password is
+        missing or wrong), else None.
+    """
     if reason.startswith(NO_VNC_SERVER):
         return "no_vnc_server"
     if reason.startswith(VNC_AUTH_FAILED):
@@ -97,8 +113,18 @@ def refusal_kind(reason: str) -> str | None:
 
 
 def keysym(key: str) -> int:
-    """An X keysym for a character (``"a"``, ``"é"``, ``"\\n"``) or a keysym name (``"Return"``, ``"F5"``,
-    ``"Control_L"``; asyncvnc's table, which also knows ``"Ctrl"``, ``"Alt"``, ``"Esc"``)."""
+    """An X keysym for a key.
+
+    Args:
+        key: a character (``"a"``, ``"é"``, ``"\\n"``) or a keysym name (``"Return"``, ``"F5"``,
+            ``"Control_L"``; asyncvnc's table, which also knows ``"Ctrl"``, ``"Alt"``, ``"Esc"``).
+
+    Returns:
+        The keysym number.
+
+    Raises:
+        ValueError: an unknown name.
+    """
     key = NAMED_KEYS.get(key, key)
     if len(key) == 1:
         code = ord(key)
@@ -120,6 +146,7 @@ class SocketPipe:
     """
 
     def __init__(self, ws: ClientConnection) -> None:
+        """Start receiving the WebSocket's binary frames into :attr:`reader` (in a task of the running loop)."""
         self.ws = ws
         self.reader = asyncio.StreamReader(limit=2**20)
         self.close_code: int | None = None
@@ -147,6 +174,7 @@ class SocketPipe:
     # --- the writer side ---
 
     def write(self, data: bytes) -> None:
+        """Queue ``data`` to leave as a binary frame (writes in the same loop tick share one); dropped after close."""
         if self._closing:
             return
         self._out += data
@@ -164,18 +192,26 @@ class SocketPipe:
                 return
 
     async def drain(self) -> None:
+        """Wait until what was written has left.
+
+        Raises:
+            ConnectionResetError: the session has ended (the socket is closed).
+        """
         if self._flushing is not None:
             await asyncio.shield(self._flushing)
         if self._pump.done():
             raise ConnectionResetError("the desktop session has ended")
 
     def is_closing(self) -> bool:
+        """True once :meth:`close` or :meth:`wait_closed` was called."""
         return self._closing
 
     def close(self) -> None:
+        """Stop writing (asyncio's ``StreamWriter.close``); :meth:`wait_closed` closes the socket."""
         self._closing = True
 
     async def wait_closed(self) -> None:
+        """Close the WebSocket and wait for the receiving task to end. Never raises."""
         self._closing = True
         with contextlib.suppress(ConnectionClosed, OSError):
             await self.ws.close()
@@ -193,6 +229,13 @@ class DesktopSession:
     """
 
     def __init__(self, client: asyncvnc.Client, pipe: SocketPipe, exits: contextlib.AsyncExitStack) -> None:
+        """A session over a finished RFB handshake (use ``client.open_desktop`` or :func:`open_direct`).
+
+        Args:
+            client: asyncvnc's client after the handshake (pixel format and screen size known).
+            pipe: the connection it reads from and writes to.
+            exits: closes the connection; :meth:`close` runs it.
+        """
         self.client = client
         self.pipe = pipe
         self._exits = exits
@@ -296,7 +339,11 @@ class DesktopSession:
             self._changed.set()
 
     def current_fps(self) -> float:
-        """Updates per second over the last ``FPS_WINDOW`` seconds (falls to 0 when the screen is still)."""
+        """Framebuffer updates per second over the last ``FPS_WINDOW`` (2) seconds.
+
+        Returns:
+            The rate (it falls to 0 when the screen is still); also kept in ``stats.fps``.
+        """
         now = time.monotonic()
         while self._times and self._times[0] < now - FPS_WINDOW:
             self._times.popleft()
@@ -309,8 +356,20 @@ class DesktopSession:
         return self._ended if self._reader.done() else None
 
     async def next_update(self, timeout: float | None = None) -> Rect:
-        """The rectangle changed since the last call (merged); raises why the session ended, or
-        TimeoutError."""
+        """The rectangle changed since the last call (merged).
+
+        Args:
+            timeout: seconds to wait for a change; None waits for ever.
+
+        Returns:
+            The changed rectangle, in the remote screen's pixels; its pixels are in ``framebuffer``.
+
+        Raises:
+            errors.SessionRefused: the server closed the session with a 4xxx code.
+            errors.StreamClosed: the session ended (closed, the connection lost, the screen resized, an
+                encoding asyncvnc cannot read).
+            TimeoutError: nothing changed within ``timeout`` seconds.
+        """
         async with asyncio.timeout(timeout):
             while self._dirty is None:
                 if self._reader.done():
@@ -321,7 +380,7 @@ class DesktopSession:
         return rect
 
     async def updates(self) -> AsyncIterator[Rect]:
-        """Changed rectangles until the session ends (then the iteration stops)."""
+        """Changed rectangles (see :meth:`next_update`) until the session ends; then the iteration stops quietly."""
         while True:
             try:
                 yield await self.next_update()
@@ -336,12 +395,28 @@ class DesktopSession:
         self.pipe.write(data)
 
     def key_event(self, key: str | int, down: bool) -> None:
-        """Press or release one key: a keysym number, a character or a keysym name (:func:`keysym`)."""
+        """Press or release one key; sent at once.
+
+        Args:
+            key: a keysym number, a character or a keysym name (:func:`keysym`).
+            down: True to press, False to release.
+
+        Raises:
+            ValueError: an unknown key name.
+        """
         code = key if isinstance(key, int) else keysym(key)
         self._input(struct.pack(">BBHI", 4, down, 0, code))
 
     def key(self, key: str | int, *modifiers: str) -> None:
-        """Press and release ``key`` while holding ``modifiers`` (``"Control_L"``, ``"Shift_L"``, ``"Alt_L"`` …)."""
+        """Press and release ``key`` while holding ``modifiers``; sent at once.
+
+        Args:
+            key: as for :meth:`key_event`.
+            modifiers: keysym names held around it (``"Control_L"``, ``"Shift_L"``, ``"Alt_L"`` …).
+
+        Raises:
+            ValueError: an unknown key name.
+        """
         for modifier in modifiers:
             self.key_event(modifier, True)
         self.key_event(key, True)
@@ -350,6 +425,7 @@ class DesktopSession:
             self.key_event(modifier, False)
 
     def type_text(self, text: str) -> None:
+        """Type ``text``, one key press and release per character; sent at once."""
         for char in text:
             self.key(char)
 
@@ -362,43 +438,74 @@ class DesktopSession:
         self._input(struct.pack(">BBHH", 5, buttons, x, y))
 
     def mouse_move(self, x: int, y: int) -> None:
+        """Move the pointer to (x, y), in the remote screen's pixels (clamped to it), buttons held as they are."""
         self._pointer(x, y, self._buttons)
 
     def mouse_button(self, x: int, y: int, button: int, down: bool) -> None:
-        """Press (``down``) or release X button ``button`` (1 left, 2 middle, 3 right) at (x, y)."""
+        """Press or release a mouse button; sent at once.
+
+        Args:
+            x: the pointer's column, in the remote screen's pixels (clamped to it).
+            y: the pointer's row, in pixels (clamped).
+            button: the X button: 1 left, 2 middle, 3 right, 4/5 the wheel.
+            down: True to press, False to release.
+        """
         mask = 1 << (button - 1)
         self._buttons = self._buttons | mask if down else self._buttons & ~mask
         self._pointer(x, y, self._buttons)
 
     def mouse_click(self, x: int, y: int, button: int = 1) -> None:
+        """Move to (x, y) — remote pixels — and click ``button`` (1 left, 2 middle, 3 right)."""
         self.mouse_move(x, y)
         self.mouse_button(x, y, button, True)
         self.mouse_button(x, y, button, False)
 
     def scroll(self, x: int, y: int, dy: int) -> None:
-        """Turn the wheel at (x, y): ``dy`` notches, negative up, positive down (X buttons 4 and 5)."""
+        """Turn the wheel at (x, y), in remote pixels; sent at once.
+
+        Args:
+            x: the pointer's column, in pixels.
+            y: the pointer's row, in pixels.
+            dy: notches: negative up, positive down (X buttons 4 and 5).
+        """
         button = 4 if dy < 0 else 5
         for _ in range(abs(dy)):
             self.mouse_button(x, y, button, True)
             self.mouse_button(x, y, button, False)
 
     async def drain(self) -> None:
+        """Wait until the input sent so far has left.
+
+        Raises:
+            ConnectionResetError: the session has ended.
+        """
         await self.pipe.drain()
 
     # --- pictures and the end ---
 
     def image(self) -> Any:
-        """The whole screen now, as a PIL image (a copy)."""
+        """The whole screen now, as a PIL ``Image`` (RGB, the remote size in pixels; a copy)."""
         from PIL import Image
 
         return Image.fromarray(self.framebuffer.copy(), "RGB")
 
     def save_png(self, path: Path) -> Path:
-        """Write the full-resolution screen to ``path`` (blocking: call it in a thread)."""
+        """Write the full-resolution screen as a PNG (blocking: call it in a thread).
+
+        Args:
+            path: the file to write.
+
+        Returns:
+            ``path``.
+
+        Raises:
+            OSError: the file cannot be written.
+        """
         self.image().save(path, "PNG")
         return path
 
     async def close(self) -> None:
+        """End the session and close its connection; idempotent, never raises."""
         if self._closed:
             return
         self._closed = True
@@ -408,18 +515,29 @@ class DesktopSession:
         with contextlib.suppress(ConnectionClosed, OSError, RuntimeError):
             await self._exits.aclose()
 
-    async def __aenter__(self) -> DesktopSession:
+    async def __aenter__(self) -> Self:
+        """Nothing to open: the session is connected already."""
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """:meth:`close` it."""
         await self.close()
 
 
 async def open_desktop_socket(ticket: Ticket) -> DesktopSession:
     """Connect to the ticket's desktop WebSocket and do the RFB handshake over it.
 
-    Raises :class:`errors.SessionRefused` when the server closes the socket instead (4502 with the
-    agent's reason when the host has no VNC server or the password is wrong: :func:`refusal_kind`).
+    Args:
+        ticket: a fresh desktop ticket.
+
+    Returns:
+        The live session.
+
+    Raises:
+        errors.SessionRefused: the server closed the socket instead (4502 with the agent's reason when
+            the host has no VNC server or the password is wrong: :func:`refusal_kind`).
+        errors.ConnectionFailed: the WebSocket cannot be opened.
+        errors.StreamClosed: the handshake failed or took more than ``HANDSHAKE_TIMEOUT`` (15) seconds.
     """
     ws = await open_session_socket(ticket)
     pipe = SocketPipe(ws)
@@ -454,6 +572,7 @@ class TcpPipe:
     """A plain TCP connection in :class:`SocketPipe`'s shape (for :func:`open_direct`)."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Wrap an open TCP connection to a VNC server."""
         self.reader = reader
         self.writer = writer
         self.close_code: int | None = None
@@ -461,18 +580,35 @@ class TcpPipe:
 
     @property
     def bytes_received(self) -> int:
+        """Always 0: bytes are not counted on a direct connection."""
         return 0  # not counted on a direct connection
 
     def write(self, data: bytes) -> None:
+        """Write ``data`` to the socket (buffered; :meth:`drain` waits for it)."""
         self.writer.write(data)
 
     async def drain(self) -> None:
+        """Wait until the buffered bytes have left; raises ``ConnectionError`` when the socket is gone."""
         await self.writer.drain()
 
 
 async def open_direct(host: str, port: int = 5900, password: str | None = None) -> DesktopSession:
-    """A session straight to a VNC server, without the control plane (the benchmark's baseline, and a
-    way to look at a local VNC server). asyncvnc does the handshake, VNC passwords included."""
+    """A session straight to a VNC server, without the control plane (the benchmark's baseline, and
+    a way to look at a local VNC server). asyncvnc does the handshake, VNC passwords included.
+
+    Args:
+        host: the VNC server's address.
+        port: its TCP port (5900 is display :0).
+        password: the VNC password, or None.
+
+    Returns:
+        The live session.
+
+    Raises:
+        OSError: the server cannot be reached.
+        PermissionError: the password was refused.
+        ValueError: the server is not a VNC server, or wants a security type asyncvnc lacks.
+    """
     pipe: TcpPipe | None = None
 
     async def opener(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

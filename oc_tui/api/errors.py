@@ -47,6 +47,12 @@ class SessionRefused(OpenComputersError):
     """
 
     def __init__(self, code: int | None, reason: str) -> None:
+        """The refusal of one session socket.
+
+        Args:
+            code: the WebSocket close code, or None when the socket was refused before it opened.
+            reason: the server's explanation (the message when not empty).
+        """
         super().__init__(reason or f"session closed by the server ({code})")
         self.code = code
         self.reason = reason
@@ -58,6 +64,14 @@ class ApiError(OpenComputersError):
     status: int = 0
 
     def __init__(self, status: int, code: str, message: str, body: Any = None) -> None:
+        """One error answer of the server.
+
+        Args:
+            status: the HTTP status.
+            code: the error body's ``code`` (``NOT_FOUND`` …), ``""`` when the body had none.
+            message: the error body's ``message``, or a default for the status.
+            body: the decoded body as it came (JSON value or text), for debugging.
+        """
         super().__init__(f"{message} ({status} {code})" if code else f"{message} ({status})")
         self.status = status
         self.code = code
@@ -134,7 +148,22 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 
 
 def error_from_response(status: int, body: Any) -> ApiError:
-    """Build the right exception from a status and a decoded body (any shape, even none)."""
+    """Build the right exception from a status and a decoded body (any shape, even none).
+
+    The body's ``code`` picks the class first (``VALIDATION_ERROR`` → :class:`ValidationError`,
+    ``INVALID_ID`` → :class:`InvalidIdError`, ``HOST_OFFLINE`` → :class:`HostOfflineError`,
+    ``AGENT_UNREACHABLE`` → :class:`AgentUnreachableError`), then the status (400, 401, 403, 404, 409 —
+    :class:`ConflictError` when the code says other than "host offline" —, 413, 416, 502; other 5xx
+    :class:`ServerError`, anything else :class:`ApiError`).
+
+    Args:
+        status: the HTTP status (400 or more).
+        body: the decoded body: ``{"error": {"code", "message"}}``, a variant of it, text (a proxy's
+            HTML page), or None.
+
+    Returns:
+        The exception (not raised), its message at most 500 characters of a text body.
+    """
     code, message = "", ""
     if isinstance(body, dict):
         err = body.get("error")

@@ -18,7 +18,19 @@ MAX_FRAME = 16 * 1024 * 1024
 
 
 async def open_session_socket(ticket: Ticket, *, open_timeout: float = OPEN_TIMEOUT) -> ClientConnection:
-    """Connect to the ticket's ``ws_url``; the caller closes the returned connection."""
+    """Connect to the ticket's ``ws_url``; the caller closes the returned connection.
+
+    Args:
+        ticket: a fresh terminal or desktop ticket (its ``ws_url`` carries it).
+        open_timeout: seconds the WebSocket handshake may take.
+
+    Returns:
+        The open WebSocket (frames up to 16 MiB, no compression, pinged every 20 s).
+
+    Raises:
+        errors.SessionRefused: the server answered the upgrade with an HTTP error status.
+        errors.ConnectionFailed: the server cannot be reached, or the handshake failed or timed out.
+    """
     try:
         return await connect(
             ticket.ws_url,
@@ -39,6 +51,13 @@ async def open_session_socket(ticket: Ticket, *, open_timeout: float = OPEN_TIME
 
 
 def refusal(exc: ConnectionClosed) -> errors.SessionRefused:
-    """The exception for a session socket the server closed (its code and reason)."""
+    """The exception for a session socket the server closed.
+
+    Args:
+        exc: the ``ConnectionClosed`` websockets raised.
+
+    Returns:
+        :class:`errors.SessionRefused` with the close code (None when none was received) and reason.
+    """
     rcvd = exc.rcvd
     return errors.SessionRefused(rcvd.code if rcvd else None, rcvd.reason if rcvd else "connection lost")

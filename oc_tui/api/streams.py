@@ -4,6 +4,10 @@ A stream survives a flaky network or a control-plane restart: it reconnects with
 and full jitter and sends ``Last-Event-ID`` so the server replays what was missed. Only the ``data:`` JSON
 gives an event its meaning (MIOSA's clients read nothing else); the SSE ``id:`` is kept on the event as
 ``event_id`` for resuming. A ``data: [DONE]`` line ends the stream for good.
+
+A job's output is decoded here and only here: :func:`job_output_bytes` turns one ``stdout``/``stderr``
+event into bytes, and :class:`JobOutputStream` (``OpenComputersClient.job_output``) yields typed items —
+:class:`OutputChunk`, :class:`OutputTruncated`, :class:`JobExit` — for a UI or a script to use as they are.
 """
 
 from __future__ import annotations
@@ -14,15 +18,16 @@ import binascii
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Literal, Self, TypeVar
 
 import httpx
 import pydantic
 from httpx_sse import EventSource
 
-from . import errors
+from . import errors, models
 from .backoff import backoff_delay
 
 log = logging.getLogger(__name__)
@@ -46,10 +51,18 @@ class StreamState:
 
 
 StateCallback = Callable[[StreamState], None]
+"""``on_state(state)``: called with every new :class:`StreamState` of a stream (in its task; keep it quick)."""
 
 
 def describe_transport_error(exc: httpx.TransportError) -> str:
-    """A short human reason for a transport failure ("connection refused", "timed out", ...)."""
+    """A short human reason for a transport failure ("connection refused", "timed out", ...).
+
+    Args:
+        exc: what httpx raised.
+
+    Returns:
+        One line for an operator, without a traceback or the request's URL.
+    """
     text = str(exc)
     lowered = text.lower()
     if isinstance(exc, httpx.ConnectTimeout):
@@ -75,7 +88,14 @@ def describe_transport_error(exc: httpx.TransportError) -> str:
 
 
 def decode_body(response: httpx.Response) -> Any:
-    """The response body as JSON when it is JSON, else as text (proxies answer errors in HTML)."""
+    """The response body as JSON when it is JSON, else as text (proxies answer errors in HTML).
+
+    Args:
+        response: a response whose body has been read.
+
+    Returns:
+        The decoded JSON value, or the body as a string; never raises.
+    """
     try:
         return response.json()
     except ValueError:
@@ -88,6 +108,14 @@ class EventStream(AsyncIterator[E], Generic[E]):
     Use it as ``async with stream: async for event in stream`` or call :meth:`aclose` when done: that
     closes the connection at once instead of whenever the garbage collector gets to it. Cancelling the
     task that iterates closes it as well.
+
+    Iterating raises:
+        errors.ApiError: a subclass for the server's answer, at once for 400/401/403/404
+            (:data:`FATAL_STATUSES`), and for any error status when ``reconnect`` is off
+            (:class:`~errors.UnauthorizedError`, :class:`~errors.NotFoundError` …).
+        errors.ConnectionFailed: the server cannot be reached and ``reconnect`` is off (with
+            ``reconnect`` on, the stream retries for ever and reports through ``on_state``).
+        errors.OpenComputersError: the answer is not an event stream (a wrong URL or a proxy).
     """
 
     def __init__(
@@ -104,8 +132,23 @@ class EventStream(AsyncIterator[E], Generic[E]):
         max_delay: float = 10.0,
         final: Callable[[E], bool] | None = None,
     ) -> None:
-        """``final``: an event after which the stream ends by itself (a job's ``exit``), so a server
-        that closes the connection without ``[DONE]`` is not mistaken for a dropped one."""
+        """Open nothing yet: the first connection is made by the first ``__anext__``.
+
+        Args:
+            http: the client's HTTP connection pool (its headers carry the token).
+            url: the stream's full URL.
+            model: the pydantic model each event's ``data:`` JSON is parsed into; events that do not
+                fit it are logged and skipped.
+            last_event_id: resume after this SSE id (sent as ``Last-Event-ID``).
+            reconnect: reconnect after a drop or a 5xx (with backoff) instead of ending or raising.
+            on_state: hears every :class:`StreamState` change.
+            timeout: the HTTP timeouts of a connection; ``read`` is how long, in seconds, the stream
+                may stay silent before it counts as dropped.
+            initial_delay: the first reconnect's backoff window, in seconds.
+            max_delay: the largest backoff window, in seconds.
+            final: an event after which the stream ends by itself (a job's ``exit``), so a server
+                that closes the connection without ``[DONE]`` is not mistaken for a dropped one.
+        """
         self._http = http
         self._url = url
         self._model = model
@@ -120,20 +163,25 @@ class EventStream(AsyncIterator[E], Generic[E]):
         self._final = final
         self._events = self._run()
 
-    def __aiter__(self) -> EventStream[E]:
+    def __aiter__(self) -> Self:
+        """The stream is its own iterator."""
         return self
 
     async def __anext__(self) -> E:
+        """The next event; raises ``StopAsyncIteration`` after ``[DONE]`` or the final event, and the
+        errors listed on the class."""
         return await self._events.__anext__()
 
     async def aclose(self) -> None:
         """Stop the stream and close its connection."""
         await self._events.aclose()
 
-    async def __aenter__(self) -> EventStream[E]:
+    async def __aenter__(self) -> Self:
+        """Nothing to open: the first event opens the connection."""
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """:meth:`aclose` it."""
         await self.aclose()
 
     @property
@@ -147,7 +195,7 @@ class EventStream(AsyncIterator[E], Generic[E]):
             if self._on_state is not None:
                 self._on_state(state)
 
-    async def _run(self) -> AsyncIterator[E]:
+    async def _run(self) -> AsyncGenerator[E, None]:
         failures = 0
         while True:
             try:
@@ -174,7 +222,7 @@ class EventStream(AsyncIterator[E], Generic[E]):
                 )
             )
 
-    async def _connect_once(self) -> AsyncIterator[E]:
+    async def _connect_once(self) -> AsyncGenerator[E, None]:
         """One connection: yields events until ``[DONE]`` (returns) or a drop (raises _Retry/TransportError)."""
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
         if self.last_event_id:
@@ -222,7 +270,15 @@ def job_output_bytes(event: Any) -> bytes:
     """The output bytes a job's ``stdout``/``stderr`` event carries (``{"text"}`` or ``{"b64"}``).
 
     ``text`` is used when the agent's bytes were valid UTF-8, ``b64`` when they were not: together they
-    make the stream binary-exact. Any other event (``exit``, ``truncated``) carries no output: ``b""``.
+    make the stream binary-exact. This is the client's one decoder of job output;
+    :class:`JobOutputStream` uses it.
+
+    Args:
+        event: a :class:`~models.JobEvent` (anything with a ``data`` dict).
+
+    Returns:
+        The bytes; ``b""`` for any other event (``exit``, ``truncated``) and for ``b64`` that is not
+        valid base64 (logged, never raised).
     """
     data = getattr(event, "data", None) or {}
     text = data.get("text")
@@ -235,6 +291,143 @@ def job_output_bytes(event: Any) -> bytes:
         except (binascii.Error, ValueError):
             log.warning("skipping job output that is not valid base64")
     return b""
+
+
+# --- a job's output as typed items ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutputChunk:
+    """Bytes a job wrote, in the order it wrote them across both of its streams."""
+
+    stream: Literal["stdout", "stderr"]
+    """Which stream the bytes came from."""
+    data: bytes
+    """The bytes exactly as the job wrote them (may end inside a UTF-8 character or an escape sequence)."""
+    event_id: str | None = None
+    """The SSE id: the byte offset just after these bytes in the job's stored output."""
+
+    @property
+    def stderr(self) -> bool:
+        """True for stderr bytes."""
+        return self.stream == "stderr"
+
+
+@dataclass(frozen=True)
+class OutputTruncated:
+    """The server stopped storing the job's output at its cap; live output may still follow."""
+
+    limit: int | None
+    """The cap, in bytes (None when the server did not say)."""
+    event_id: str | None = None
+    """The SSE id of the ``truncated`` event."""
+
+
+@dataclass(frozen=True)
+class JobExit:
+    """The job ended: always the last item of a job's output."""
+
+    status: str | None
+    """The job's final status (``completed``, ``failed``, ``cancelled`` …)."""
+    exit_code: int | None
+    """The process's exit status; None when it did not exit by itself (killed, lost, never started)."""
+    error: str | None
+    """Why the job failed or ended without an exit code; None otherwise."""
+    timestamp: datetime
+    """When the job ended (UTC)."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """The ``exit`` event's whole ``data`` object, fields this client does not know included."""
+    event_id: str | None = None
+    """The SSE id of the ``exit`` event."""
+
+
+JobOutputItem = OutputChunk | OutputTruncated | JobExit
+"""What :class:`JobOutputStream` yields."""
+
+
+def job_output_item(event: models.JobEvent) -> JobOutputItem | None:
+    """One job event as a typed item.
+
+    Args:
+        event: an event of a job's output stream.
+
+    Returns:
+        :class:`OutputChunk` for ``stdout``/``stderr`` (bytes decoded by :func:`job_output_bytes`),
+        :class:`OutputTruncated`, :class:`JobExit`; None for an event type this client does not know.
+    """
+    if event.type in ("stdout", "stderr"):
+        stream: Literal["stdout", "stderr"] = "stderr" if event.type == "stderr" else "stdout"
+        return OutputChunk(stream, job_output_bytes(event), event.event_id)
+    if event.type == "truncated":
+        limit = event.data.get("limit")
+        return OutputTruncated(limit if isinstance(limit, int) else None, event.event_id)
+    if event.type == "exit":
+        data = dict(event.data)
+        code = data.get("exit_code")
+        error = data.get("error")
+        status = data.get("status")
+        return JobExit(
+            status=status if isinstance(status, str) else None,
+            exit_code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+            error=error if isinstance(error, str) else None,
+            timestamp=event.timestamp,
+            data=data,
+            event_id=event.event_id,
+        )
+    return None
+
+
+class JobOutputStream:
+    """A job's output from its start, then live: :class:`OutputChunk` items (bytes, binary-exact),
+    at most one :class:`OutputTruncated`, and a :class:`JobExit` last, after which it ends.
+
+    ``async with client.job_output(host_id, job_id) as output: async for item in output`` — a dropped
+    connection resumes where it stopped (nothing lost, nothing twice). It wraps the
+    :class:`EventStream` of ``client.job_events`` and raises what that raises.
+    """
+
+    def __init__(self, events: EventStream[models.JobEvent]) -> None:
+        """Wrap ``events``, a job's raw event stream (``OpenComputersClient.job_events``); this stream
+        owns it and closes it."""
+        self.events = events
+        """The underlying stream of raw events."""
+
+    @property
+    def last_event_id(self) -> str | None:
+        """The SSE id of the last event received: pass it as ``last_event_id`` to resume later."""
+        return self.events.last_event_id
+
+    @property
+    def state(self) -> StreamState | None:
+        """The connection's last state (None before the first connect attempt ends)."""
+        return self.events.state
+
+    def __aiter__(self) -> Self:
+        """The stream is its own iterator."""
+        return self
+
+    async def __anext__(self) -> JobOutputItem:
+        """The next item; ``StopAsyncIteration`` after the :class:`JobExit` (or ``[DONE]``).
+
+        Raises what :class:`EventStream` raises (:class:`~errors.NotFoundError` for an unknown job,
+        :class:`~errors.ConnectionFailed` without ``reconnect`` …).
+        """
+        while True:
+            item = job_output_item(await self.events.__anext__())
+            if item is not None:
+                return item
+
+    async def aclose(self) -> None:
+        """Stop the stream and close its connection."""
+        await self.events.aclose()
+
+    async def __aenter__(self) -> Self:
+        """Nothing to open: the first item opens the connection."""
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """:meth:`aclose` it."""
+        await self.aclose()
 
 
 class _Retry(Exception):

@@ -10,6 +10,7 @@ that surfaces as :class:`errors.SessionRefused` from iterating (and from ``send`
 from __future__ import annotations
 
 import json
+from typing import Self
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -23,6 +24,7 @@ class TerminalSession:
     """One PTY. Binary frames are its bytes both ways; text frames are JSON control messages."""
 
     def __init__(self, ws: ClientConnection) -> None:
+        """Wrap an open session socket (use :meth:`connect` or ``client.open_terminal``)."""
         self._ws = ws
         self.exited = False
         """True once the agent reported the shell's exit."""
@@ -31,8 +33,25 @@ class TerminalSession:
 
     @classmethod
     async def connect(cls, ticket: Ticket, cols: int = 80, rows: int = 24) -> TerminalSession:
-        """Open the ticket's socket with the first size as ``?cols=&rows=`` (our extension) and, for
-        servers that ignore those, as a resize message too."""
+        """Open the ticket's socket at a first size.
+
+        The size goes as ``?cols=&rows=`` (our extension) and, for servers that ignore those, as a resize
+        message too.
+
+        Args:
+            ticket: a fresh terminal ticket (its ``ws_url`` carries it).
+            cols: the width, in cells (1 to 1000).
+            rows: the height, in cells (1 to 1000).
+
+        Returns:
+            The connected session.
+
+        Raises:
+            errors.ConnectionFailed: the WebSocket cannot be opened (refused, DNS, TLS, 10 s timeout).
+            errors.SessionRefused: the server refused the socket or closed it at once with a reason.
+            errors.StreamClosed: the socket was lost before the first size could be sent.
+            ValueError: a size out of range.
+        """
         sep = "&" if "?" in ticket.ws_url else "?"
         url = f"{ticket.ws_url}{sep}cols={int(cols)}&rows={int(rows)}"
         session = cls(await open_session_socket(ticket.model_copy(update={"ws_url": url})))
@@ -43,17 +62,28 @@ class TerminalSession:
             raise
         return session
 
-    async def __aenter__(self) -> TerminalSession:
+    async def __aenter__(self) -> Self:
+        """Nothing to open: the session is connected already."""
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """:meth:`close` it."""
         await self.close()
 
-    def __aiter__(self) -> TerminalSession:
+    def __aiter__(self) -> Self:
+        """The session is its own iterator of output bytes."""
         return self
 
     async def __anext__(self) -> bytes:
-        """The next output bytes; ends when the shell has exited (or the server closed normally)."""
+        """The next output bytes of the PTY.
+
+        Raises:
+            StopAsyncIteration: the shell has exited (``exit_code``/``exit_signal`` are set) or the
+                server closed normally.
+            errors.SessionRefused: the server closed with a 4xxx code (ticket refused 4401, host gone 4404,
+                host offline 4409, the agent could not open a shell 4502).
+            errors.StreamClosed: the connection was lost.
+        """
         while True:
             try:
                 message = await self._ws.recv()
@@ -85,7 +115,12 @@ class TerminalSession:
         raise errors.StreamClosed(f"terminal session lost ({why})") from None
 
     async def send(self, data: bytes) -> None:
-        """Bytes for the PTY: keys, pasted text (``\\r`` is enter, ``\\x03`` ctrl+c)."""
+        """Bytes for the PTY: keys, pasted text (``\\r`` is enter, ``\\x03`` ctrl+c).
+
+        Raises:
+            errors.SessionRefused: the server had closed the session with a 4xxx code.
+            errors.StreamClosed: the session has ended or its connection was lost.
+        """
         try:
             await self._ws.send(data)
         except ConnectionClosed as exc:
@@ -93,7 +128,17 @@ class TerminalSession:
             raise errors.StreamClosed("the terminal session has ended") from None
 
     async def resize(self, cols: int, rows: int) -> None:
-        """The terminal's new size in cells; the shell's programs get SIGWINCH."""
+        """The terminal's new size; the shell's programs get SIGWINCH.
+
+        Args:
+            cols: the width, in cells (1 to 1000).
+            rows: the height, in cells (1 to 1000).
+
+        Raises:
+            ValueError: a size out of range (nothing is sent).
+            errors.SessionRefused: the server had closed the session with a 4xxx code.
+            errors.StreamClosed: the session has ended or its connection was lost.
+        """
         if not (1 <= cols <= 1000 and 1 <= rows <= 1000):
             raise ValueError(f"terminal size {cols}x{rows} is out of range (1 to 1000 each)")
         try:
@@ -104,10 +149,11 @@ class TerminalSession:
 
     @property
     def closed(self) -> bool:
+        """True once the WebSocket is closed (by either side)."""
         return self._ws.close_code is not None
 
     async def close(self) -> None:
-        """End the session: the server hangs up the shell (SIGHUP to its process group)."""
+        """End the session: the server hangs up the shell (SIGHUP to its process group). Never raises."""
         await self._ws.close()
 
 

@@ -37,7 +37,19 @@ class SourceSizeMismatch(ValueError):
 
 
 def source_size(source: UploadSource, size: int | None) -> int | None:
-    """The number of bytes ``source`` will give: ``size`` if given, else what can be known up front."""
+    """The number of bytes ``source`` will give: ``size`` if given, else what can be known up front.
+
+    Args:
+        source: bytes, a local file's path, or an async stream of chunks.
+        size: the announced size in bytes, or None.
+
+    Returns:
+        The size in bytes; None for a stream without ``size``.
+
+    Raises:
+        ValueError: a negative ``size``.
+        OSError: the local file cannot be stat'ed (blocking: call it in a thread).
+    """
     if size is not None:
         if size < 0:
             raise ValueError(f"size must be >= 0, not {size}")
@@ -50,7 +62,18 @@ def source_size(source: UploadSource, size: int | None) -> int | None:
 
 
 async def read_source(source: UploadSource, chunk: int = CHUNK) -> AsyncIterator[bytes]:
-    """The bytes of ``source`` in chunks of at most ``chunk``; a file is read in a worker thread."""
+    """The bytes of ``source`` in chunks; a file is read in a worker thread.
+
+    Args:
+        source: bytes, a local file's path, or an async stream of chunks (empty chunks are skipped).
+        chunk: the largest chunk, in bytes (bytes and files; a stream's chunks pass as they come).
+
+    Yields:
+        Chunks of bytes.
+
+    Raises:
+        OSError: the local file cannot be opened or read.
+    """
     if isinstance(source, bytes | bytearray | memoryview):
         view = memoryview(source).cast("B")
         for start in range(0, len(view), chunk):
@@ -70,7 +93,14 @@ async def read_source(source: UploadSource, chunk: int = CHUNK) -> AsyncIterator
 
 
 def upload_name(path: str) -> str:
-    """The file name an upload announces in its part header (the target path is what counts)."""
+    """The file name an upload announces in its part header (the target path is what counts).
+
+    Args:
+        path: the remote path.
+
+    Returns:
+        Its last segment, or ``"file"`` when it has none.
+    """
     return path.rstrip("/").rsplit("/", 1)[-1] or "file"
 
 
@@ -91,6 +121,15 @@ class MultipartUpload:
         *,
         chunk: int = CHUNK,
     ) -> None:
+        """The body of one upload; nothing is read until it is iterated.
+
+        Args:
+            path: the remote path (the ``path`` field; the file part's name is its last segment).
+            source: what to send: bytes, a local file's path, or an async stream of chunks.
+            size: the source's size in bytes, or None (the body is then sent chunked).
+            progress: called as ``progress(done, size)`` in bytes of the file as the body is read.
+            chunk: bytes read from a file per step.
+        """
         self.boundary = "oc-tui-" + secrets.token_hex(16)
         self.size = size
         self._source = source
@@ -111,19 +150,28 @@ class MultipartUpload:
 
     @property
     def content_type(self) -> str:
+        """The ``Content-Type`` header: ``multipart/form-data`` with this body's boundary."""
         return f"multipart/form-data; boundary={self.boundary}"
 
     @property
     def content_length(self) -> int | None:
+        """The body's exact length in bytes, or None when the source's size is not known."""
         return None if self.size is None else len(self._head) + self.size + len(self._tail)
 
     def headers(self) -> dict[str, str]:
+        """The request headers of this body: ``Content-Type``, and ``Content-Length`` when known."""
         headers = {"Content-Type": self.content_type}
         if (length := self.content_length) is not None:
             headers["Content-Length"] = str(length)
         return headers
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        """The body's bytes: the ``path`` field and the file part's head, the file, the closing boundary.
+
+        Raises:
+            SourceSizeMismatch: the source gave more or fewer bytes than ``size``.
+            OSError: the local file cannot be read.
+        """
         done = 0
         if self._progress is not None:
             self._progress(0, self.size)
@@ -141,7 +189,14 @@ class MultipartUpload:
 
 
 def part_path(dest: Path) -> Path:
-    """Where a download is written until it is complete: ``dest`` + ``.part``."""
+    """Where a download is written until it is complete: ``dest`` + ``.part``.
+
+    Args:
+        dest: the local file the download ends up in.
+
+    Returns:
+        The ``.part`` path beside it.
+    """
     return dest.with_name(dest.name + ".part")
 
 
@@ -160,6 +215,14 @@ class TransferMeter:
         clock: Callable[[], float] = time.monotonic,
         started: float | None = None,
     ) -> None:
+        """A meter at 0 bytes done.
+
+        Args:
+            total: the transfer's size in bytes, None when not known (yet).
+            window: seconds over which the rate is measured.
+            clock: the time source, in seconds (monotonic).
+            started: when the transfer started on ``clock`` (default: now).
+        """
         self.total = total
         self.done = 0
         self._clock = clock
@@ -169,7 +232,13 @@ class TransferMeter:
         """``(time, done)`` of the updates within the window (the rate is measured across them)."""
 
     def update(self, done: int, total: int | None = None, now: float | None = None) -> None:
-        """``done`` bytes of ``total`` at ``now`` (the meter's clock when not given)."""
+        """Record progress.
+
+        Args:
+            done: bytes moved so far.
+            total: the whole size in bytes, when it has become known (None keeps the one known).
+            now: the time on the meter's clock, in seconds (default: the clock now).
+        """
         if total is not None:
             self.total = total
         self.done = done
@@ -180,6 +249,7 @@ class TransferMeter:
 
     @property
     def elapsed(self) -> float:
+        """Seconds since the transfer started."""
         return self._clock() - self.started
 
     @property
@@ -202,13 +272,24 @@ class TransferMeter:
 
     @property
     def fraction(self) -> float | None:
+        """How much is done, 0.0 to 1.0 (None when the total is not known)."""
         if self.total is None:
             return None
         return 1.0 if self.total == 0 else min(1.0, self.done / self.total)
 
 
 def existing_size(path: Path) -> int:
-    """The size of a local file, 0 when there is none (where a resumed download starts)."""
+    """The size of a local file, 0 when there is none (where a resumed download starts).
+
+    Args:
+        path: the local file (a ``.part``).
+
+    Returns:
+        Its size in bytes, 0 when it does not exist.
+
+    Raises:
+        OSError: other than a missing file (permission denied …).
+    """
     try:
         return path.stat().st_size
     except FileNotFoundError:
@@ -216,7 +297,18 @@ def existing_size(path: Path) -> int:
 
 
 def open_part(part: Path, offset: int) -> BinaryIO:
-    """``part`` opened for writing at ``offset``: kept up to there (a resume), cut after it."""
+    """``part`` opened for writing at ``offset``: kept up to there (a resume), cut after it.
+
+    Args:
+        part: the ``.part`` file (its directory is created when missing).
+        offset: the byte where writing starts; 0 starts a new file.
+
+    Returns:
+        The open binary file (the caller closes it: :func:`close_part`).
+
+    Raises:
+        OSError: the file or its directory cannot be created.
+    """
     part.parent.mkdir(parents=True, exist_ok=True)
     handle = open(part, "r+b" if offset and part.exists() else "wb")  # noqa: SIM115 (closed by the caller)
     handle.seek(offset)
@@ -228,7 +320,22 @@ async def write_chunks(
     chunks: AsyncIterable[bytes], handle: BinaryIO, done: int, total: int | None, progress: Progress | None
 ) -> int:
     """Write ``chunks`` to ``handle`` in a worker thread, each while the next one arrives (so disk and
-    network overlap); ``done`` bytes are there already. Returns the bytes in the file at the end."""
+    network overlap).
+
+    Args:
+        chunks: the body, chunk by chunk.
+        handle: the file to write to, at the right offset.
+        done: bytes in the file already (a resume).
+        total: the whole file's size in bytes, or None, for ``progress``.
+        progress: called as ``progress(done, total)`` in bytes after each write.
+
+    Returns:
+        The bytes in the file at the end.
+
+    Raises:
+        OSError: a write failed; what iterating ``chunks`` raises (a cancelled or broken download) passes
+            through, after the write in flight has finished.
+    """
     if progress is not None:
         progress(done, total)
     pending: asyncio.Future[int] | None = None
@@ -253,7 +360,14 @@ async def write_chunks(
 
 
 def http_date(when: datetime | None) -> str | None:
-    """``when`` as an HTTP date (``Sun, 29 Nov 2026 11:00:35 GMT``), to the second."""
+    """``when`` as an HTTP date (``Sun, 29 Nov 2026 11:00:35 GMT``), to the second.
+
+    Args:
+        when: an aware datetime, or None.
+
+    Returns:
+        The HTTP date, or None for None.
+    """
     return None if when is None else email.utils.formatdate(int(when.timestamp()), usegmt=True)
 
 
@@ -267,7 +381,17 @@ def part_version(part: Path) -> str | None:
 
 
 def close_part(handle: BinaryIO, part: Path, last_modified: str | None) -> None:
-    """Close a ``.part`` and give it the remote file's modification time (see :func:`part_version`)."""
+    """Close a ``.part`` and give it the remote file's modification time (see :func:`part_version`).
+
+    Args:
+        handle: the open ``.part``.
+        part: its path.
+        last_modified: the download's ``Last-Modified`` header, or None (the time is then left as is;
+            a date that cannot be parsed is ignored).
+
+    Raises:
+        OSError: closing the file failed (a delayed write error).
+    """
     handle.close()
     if last_modified:
         with contextlib.suppress(TypeError, ValueError, OSError):
@@ -286,6 +410,15 @@ class DownloadStream:
         chunks: AsyncIterator[bytes],
         last_modified: str | None = None,
     ) -> None:
+        """One download's body and what its headers said.
+
+        Args:
+            size: the whole file's size in bytes, or None.
+            offset: where in the file this body starts, in bytes.
+            length: the bytes this body carries, or None.
+            chunks: the body.
+            last_modified: the ``Last-Modified`` header, or None.
+        """
         self.size = size
         """The whole file's size (None if the server did not say)."""
         self.offset = offset
@@ -300,6 +433,16 @@ class DownloadStream:
     def from_headers(
         cls, status: int, headers: Mapping[str, str], chunks: AsyncIterator[bytes]
     ) -> DownloadStream:
+        """The stream of one download answer, from its status and headers.
+
+        Args:
+            status: 200 (the whole file) or 206 (a range: ``Content-Range`` says which).
+            headers: the response's headers.
+            chunks: the body.
+
+        Returns:
+            The stream; a 206 without a readable ``Content-Range`` counts as the whole file.
+        """
         length = _int(headers.get("content-length"))
         modified = headers.get("last-modified")
         if status == 206:
@@ -312,6 +455,7 @@ class DownloadStream:
         return cls(length, 0, length, chunks, modified)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
+        """The body's chunks, as they arrive."""
         return self._chunks
 
 
