@@ -11,6 +11,10 @@
   "online")`` polls until the host has that status.
 
 Short heartbeats (``OC_HEARTBEAT_INTERVAL``) and call timeouts keep agent tests fast.
+
+Helpers that several test modules share (``online_host``, ``api``, ``error``, ``rss``, ``serve_http`` and
+the Pilot helpers ``make_app``, ``wait_until``, ``rows``, ``notifications``) are at the end of this file;
+import them with ``from conftest import …``.
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -32,6 +39,11 @@ import pytest
 from embedded_server.auth import create_tenant
 from embedded_server.db import Database
 from oc_tui.api import OpenComputersClient
+
+if TYPE_CHECKING:
+    from textual.pilot import Pilot
+
+    from oc_tui.app import OcTuiApp
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/v1/opencomputers"
@@ -314,7 +326,102 @@ async def client(server: Server) -> AsyncIterator[OpenComputersClient]:
 @pytest.fixture
 async def host(server: Server, start_agent: Callable[..., AgentProcess]) -> dict[str, Any]:
     """A registered host with a real agent, online (its registration: ``id``, ``host_key`` …)."""
-    registration = server.register("test-box")
-    start_agent(registration["host_key"])
+    return await online_host(server, start_agent, "test-box")
+
+
+# === Shared test helpers ===============================================================================
+# Plain functions that several test modules use (``from conftest import …``); they were copies.
+
+
+async def online_host(
+    server: Server, start_agent: Callable[..., AgentProcess], name: str = "worker", **env: str
+) -> dict[str, Any]:
+    """Register a host named ``name``, run a real agent for it (``env`` added to the agent's
+    environment) and wait up to 15 s until it is online; returns its registration (``id``,
+    ``host_key`` …)."""
+    registration = server.register(name)
+    start_agent(registration["host_key"], **env)
     await server.wait_for_status(registration["id"], "online", timeout=15)
     return registration
+
+
+async def online_host_id(
+    server: Server, start_agent: Callable[..., AgentProcess], name: str = "worker", **env: str
+) -> str:
+    """:func:`online_host`, returning only the host's ID."""
+    return (await online_host(server, start_agent, name, **env))["id"]
+
+
+def api(server: Server, token: str | None = None, *, timeout: float = 60.0) -> httpx.AsyncClient:
+    """Plain httpx against the API of ``server`` with this test's token (or ``token``); the caller
+    closes it (``async with``). ``timeout`` in seconds."""
+    return httpx.AsyncClient(base_url=server.api_url, headers=server.headers(token), timeout=timeout)
+
+
+def error(response: httpx.Response, *, exact: bool = False) -> tuple[int, str]:
+    """``(status, code)`` of an error answer, after checking it is ``{"error": {…}}`` with a message
+    (and, with ``exact``, nothing but ``code`` and ``message`` in it)."""
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["message"], body
+    if exact:
+        assert set(body["error"]) == {"code", "message"}, body
+    return response.status_code, body["error"]["code"]
+
+
+def rss(pid: int) -> int:
+    """The resident memory of process ``pid``, in bytes (0 when its status has none)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@contextmanager
+def serve_http(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve ``handler`` on a free port of 127.0.0.1 in a thread; yields the server's root URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+# --- the TUI driven with Pilot -------------------------------------------------------------------------
+
+SIZE = (120, 40)
+"""The terminal size most TUI tests run at, in cells."""
+
+
+def make_app(server: Server) -> OcTuiApp:
+    """The TUI against ``server`` with this test's token (no local control plane)."""
+    from oc_tui.app import OcTuiApp
+    from oc_tui.config import Profile
+
+    profile = Profile(name="test", base_url=server.base_url, token=server.token, embedded=False)
+    return OcTuiApp(profile)
+
+
+async def wait_until(pilot: Pilot, condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    """Let the app run until ``condition()`` is true; fails the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def rows(app: OcTuiApp) -> dict[str, str]:
+    """What the fleet table shows: host name -> status word."""
+    table = app.fleet.table
+    shown = {}
+    for host_id in table.shown_ids:
+        _mark, status, name, *_ = (cell.plain for cell in table.cells(host_id))
+        shown[name] = status.split()[-1]
+    return shown
+
+
+def notifications(app: OcTuiApp) -> list[tuple[str, str]]:
+    """The app's notifications as ``(severity, message)``, oldest first."""
+    return [(note.severity, note.message) for note in app._notifications]

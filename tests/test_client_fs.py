@@ -11,16 +11,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from conftest import online_host_id as online
 
 from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.transfers import CHUNK, SourceSizeMismatch, TransferMeter, part_path
-
-
-async def online(server, start_agent, name: str) -> str:
-    host = server.register(name)
-    await start_agent(host["host_key"])
-    await server.wait_for_status(host["id"], "online", timeout=15)
-    return host["id"]
 
 
 def client_for(server) -> OpenComputersClient:

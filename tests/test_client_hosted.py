@@ -8,12 +8,12 @@ profile's way of connecting (server root + bearer token) and the client's tolera
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import serve_http
 
 from oc_tui.api import OpenComputersClient, errors, models
 
@@ -198,12 +198,8 @@ def hosted() -> Iterator[str]:
     HostedApi.seen = []
     HostedApi.bodies = []
     HostedApi.with_meta = True
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), HostedApi)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_http(HostedApi) as url:
+        yield url
 
 
 async def test_server_root_and_token_work_the_hosted_way(hosted: str) -> None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 import pytest
+from conftest import serve_http
 
 from oc_tui.api import EventStream, OpenComputersClient, StreamState, errors, models
 
@@ -61,11 +61,8 @@ class HostedStreams(BaseHTTPRequestHandler):
 @pytest.fixture
 def hosted() -> Iterator[str]:
     HostedStreams.requests = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), HostedStreams)
-    threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_http(HostedStreams) as url:
+        yield url
 
 
 async def collect(stream: AsyncIterator[models.HostEvent]) -> list[models.HostEvent]:

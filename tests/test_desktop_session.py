@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vnc_support
+from conftest import online_host_id as online_host
 from vnc_support import Xvnc, free_port, needs_xvnc
 
 from embedded_server.agent.vnc import VncTarget, read_password_file
@@ -19,13 +20,6 @@ from oc_tui.api.desktop import refusal_kind
 
 pytestmark = needs_xvnc
 xvnc = vnc_support.xvnc  # the fixture
-
-
-async def online_host(server, start_agent, **env: str) -> str:
-    reg = server.register("desk")
-    start_agent(reg["host_key"], **env)
-    await server.wait_for_status(reg["id"], "online")
-    return reg["id"]
 
 
 async def wait_for_colour(session, rgb: tuple[int, int, int], timeout: float = 10.0) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import api, error, rss
 
 from embedded_server.agent import fs as agent_fs
 from embedded_server.fs_download import Unsatisfiable, byte_range, content_disposition
@@ -36,16 +37,6 @@ from embedded_server.protocol import AGENT_ERROR_STATUS
 # --- helpers -----------------------------------------------------------------------------------------
 
 BOUNDARY = "oc-test-boundary-7d1f"
-
-
-def error(response: httpx.Response) -> tuple[int, str]:
-    body = response.json()
-    assert set(body) == {"error"} and body["error"]["message"], body
-    return response.status_code, body["error"]["code"]
-
-
-def api(server: Any, token: str | None = None) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=server.api_url, headers=server.headers(token), timeout=60)
 
 
 async def fs_host(server: Any, start_agent: Any, tmp_path: Path, name: str = "files") -> tuple[str, Path]:
@@ -99,13 +90,6 @@ def written(directory: Path) -> int:
         with contextlib.suppress(OSError):
             total += (directory / name).stat().st_size
     return total
-
-
-def rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 class PeakRss:

@@ -14,25 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import api, error, rss
+from conftest import online_host_id as online_host
 
 # --- helpers -----------------------------------------------------------------------------------------
-
-
-def error(response: httpx.Response) -> tuple[int, str]:
-    body = response.json()
-    assert set(body) == {"error"} and body["error"]["message"], body
-    return response.status_code, body["error"]["code"]
-
-
-async def online_host(server: Any, start_agent: Any, name: str = "worker") -> str:
-    host = server.register(name)
-    start_agent(host["host_key"])
-    await server.wait_for_status(host["id"], "online")
-    return host["id"]
-
-
-def api(server: Any, token: str | None = None) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=server.api_url, headers=server.headers(token), timeout=30)
 
 
 async def run(
@@ -129,13 +114,6 @@ async def pids_in(path: Path, count: int, timeout: float = 10) -> list[int]:
                 return pids
         await asyncio.sleep(0.05)
     raise AssertionError(f"{path} never held {count} pids")
-
-
-def rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 # --- running -----------------------------------------------------------------------------------------

@@ -14,16 +14,15 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import error as api_error
 
 from embedded_server.app import create_app
 from embedded_server.settings import Settings
 
 
 def error(response: httpx.Response) -> tuple[int, str]:
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
-    assert body["error"]["message"]
-    return response.status_code, body["error"]["code"]
+    """``(status, code)`` of an error whose object holds exactly ``code`` and ``message``."""
+    return api_error(response, exact=True)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vnc_support
-from test_tui_fleet import SIZE, make_app, notifications, rows, wait_until
+from conftest import SIZE, make_app, notifications, rows, wait_until
 from textual.app import App, ComposeResult
 from textual.widgets import TabbedContent
 

@@ -8,8 +8,8 @@ import io
 import os
 from pathlib import Path
 
+from conftest import SIZE, make_app, online_host, rows, wait_until
 from PIL import Image
-from test_tui_fleet import SIZE, make_app, rows, wait_until
 from textual.widgets import Input, Static
 
 from oc_tui.app import OcTuiApp
@@ -20,13 +20,6 @@ from oc_tui.widgets.file_dialogs import DownloadDialog, MkdirDialog, UploadDialo
 from oc_tui.widgets.file_preview import ImageView
 
 MiB = 1024 * 1024
-
-
-async def online_host(server, start_agent, name: str) -> dict:
-    host = server.register(name)
-    await start_agent(host["host_key"])
-    await server.wait_for_status(host["id"], "online", timeout=15)
-    return host
 
 
 async def open_files_tab(pilot, app: OcTuiApp, name: str, status: str = "online") -> FilesTab:

@@ -6,11 +6,10 @@ Each test gets a tenant of its own, so the table shows exactly the hosts the tes
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 
 import httpx
 import pytest
+from conftest import SIZE, make_app, notifications, rows, wait_until
 from textual.pilot import Pilot
 
 from oc_tui.api.models import HostSysInfo
@@ -24,38 +23,9 @@ from oc_tui.screens.labels import EditLabelsScreen
 from oc_tui.screens.register import RegisterHostScreen
 from oc_tui.widgets.host_detail import HostDetail
 
-SIZE = (120, 40)
-
-
-def make_app(server) -> OcTuiApp:
-    profile = Profile(name="test", base_url=server.base_url, token=server.token, embedded=False)
-    return OcTuiApp(profile)
-
-
-async def wait_until(pilot: Pilot, condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await pilot.pause(0.05)
-
-
-def rows(app: OcTuiApp) -> dict[str, str]:
-    """What the table shows: host name -> status word."""
-    table = app.fleet.table
-    shown = {}
-    for host_id in table.shown_ids:
-        _mark, status, name, *_ = (cell.plain for cell in table.cells(host_id))
-        shown[name] = status.split()[-1]
-    return shown
-
 
 def feed_text(app: OcTuiApp) -> str:
     return "\n".join(line.text for line in app.fleet.query_one("#events").lines)
-
-
-def notifications(app: OcTuiApp) -> list[tuple[str, str]]:
-    return [(note.severity, note.message) for note in app._notifications]
 
 
 async def type_filter(pilot: Pilot, text: str) -> None:

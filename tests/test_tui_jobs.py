@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from test_tui_fleet import SIZE, make_app, rows, wait_until
+from conftest import SIZE, make_app, online_host, rows, wait_until
 from textual.widgets import TabbedContent
 
 from oc_tui.app import OcTuiApp
@@ -14,13 +14,6 @@ from oc_tui.screens.fleet import FleetScreen
 from oc_tui.screens.host import HostScreen
 from oc_tui.screens.jobs_tab import JobsTab
 from oc_tui.screens.run_command import RunCommandScreen
-
-
-async def online_host(server, start_agent, name: str) -> dict:
-    host = server.register(name)
-    await start_agent(host["host_key"])
-    await server.wait_for_status(host["id"], "online", timeout=15)
-    return host
 
 
 async def open_jobs_tab(pilot, app: OcTuiApp, name: str) -> JobsTab:

@@ -9,7 +9,7 @@ import os
 import re
 import time
 
-from test_tui_fleet import make_app, notifications, rows, wait_until
+from conftest import make_app, notifications, online_host, rows, wait_until
 from textual.widgets import Tabs
 
 from oc_tui.app import OcTuiApp
@@ -18,13 +18,6 @@ from oc_tui.screens.terminal_tab import SessionTabs, TerminalPane, TerminalTab
 from oc_tui.widgets.terminal import TerminalView
 
 SIZE = (100, 30)
-
-
-async def online_host(server, start_agent, name: str) -> dict:
-    host = server.register(name)
-    await start_agent(host["host_key"])
-    await server.wait_for_status(host["id"], "online", timeout=15)
-    return host
 
 
 def screen_text(pane: TerminalPane) -> str:

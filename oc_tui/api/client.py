@@ -86,6 +86,9 @@ class OpenComputersClient:
       does not name;
     - :class:`~errors.OpenComputersError`: the answer is not the JSON the reference describes (a wrong
       ``base_url``, a proxy's page).
+
+    IDs (``host_id``, ``job_id`` …) are quoted as one path segment each, so no string can name another
+    endpoint; ``""``, ``.``, ``..`` and ``events`` raise :class:`~errors.InvalidIdError` before sending.
     """
 
     def __init__(
@@ -283,7 +286,7 @@ class OpenComputersClient:
         """One host.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
 
         Returns:
             The host as the server has it now.
@@ -306,7 +309,7 @@ class OpenComputersClient:
         """``PATCH`` a host: only the fields given are sent.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             name: a new display name, or None to keep it.
             region: a new region, or None to keep it.
             labels: the new labels; replaces the whole map (None keeps them).
@@ -331,7 +334,7 @@ class OpenComputersClient:
         """Revoke a host (``DELETE``, 204): its agent is disconnected and can never authenticate again.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
 
         Raises:
             InvalidIdError: 400, ``host_id`` is not a valid ID.
@@ -344,7 +347,7 @@ class OpenComputersClient:
         """Live facts asked of the host's agent (an extension of our server).
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
 
         Returns:
             host name, OS and release, architecture, CPU count, load averages, memory (bytes) and
@@ -409,7 +412,7 @@ class OpenComputersClient:
         through the host's shell.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             command: the command line (or, with ``args``, the program).
             args: the program's arguments; None runs ``command`` through the shell.
             env: extra environment, items ``KEY=VALUE``.
@@ -445,7 +448,7 @@ class OpenComputersClient:
         """One page of the host's jobs, newest first.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             page: the page number, from 1.
             per_page: jobs per page, 1 to 100.
 
@@ -468,7 +471,7 @@ class OpenComputersClient:
         """The job with its ``stdout``/``stderr`` as text (the exact bytes are in :meth:`job_output`).
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             job_id: the job's ID (``job_…``).
 
         Returns:
@@ -485,7 +488,7 @@ class OpenComputersClient:
         """Kill the job's whole process tree (``DELETE``, 204). Cancelling a finished job changes nothing.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             job_id: the job's ID.
 
         Raises:
@@ -513,7 +516,7 @@ class OpenComputersClient:
         lost and nothing arrives twice. Most callers want :meth:`job_output`, which decodes them.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             job_id: the job's ID.
             last_event_id: resume after this SSE id (a previous event's ``event_id``).
             reconnect: reconnect after a drop or a 5xx with backoff (True), or end/raise at the first one.
@@ -554,7 +557,7 @@ class OpenComputersClient:
         start, then live; a dropped connection resumes where it stopped.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             job_id: the job's ID.
             last_event_id: resume after this SSE id (a previous event's ``event_id``).
             reconnect: reconnect after a drop or a 5xx with backoff (True), or end/raise at the first one.
@@ -583,7 +586,7 @@ class OpenComputersClient:
         hold up a UI's event loop.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             path: ``""`` is the agent user's home, ``~`` expands, and a relative path is relative to the home.
 
         Returns:
@@ -611,7 +614,7 @@ class OpenComputersClient:
         """Stat ``path`` without following a final symlink.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             path: the path on the host (as in :meth:`list_dir`).
 
         Returns:
@@ -630,7 +633,7 @@ class OpenComputersClient:
         """Create a directory.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             path: the directory to create.
             parents: also create missing parent directories (True), or fail when one is missing.
 
@@ -654,7 +657,7 @@ class OpenComputersClient:
         """Delete a file, a symlink (never followed) or a directory.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             path: what to delete.
             recursive: also delete a non-empty directory with everything in it.
 
@@ -673,7 +676,7 @@ class OpenComputersClient:
         """A small file's bytes, whole or a range of it, held in memory. Big files: :meth:`download_to`.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             path: the file.
             offset: the first byte to get (a Range request when not 0).
             length: how many bytes from ``offset`` (a ``length`` past the end gives what there is); None: to
@@ -715,7 +718,7 @@ class OpenComputersClient:
         version). Leaving the block early closes the connection.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             path: the file.
             offset: the first byte wanted.
             length: bytes wanted from ``offset``; None: to the end.
@@ -774,7 +777,7 @@ class OpenComputersClient:
         ``resume``.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             path: the remote file.
             dest: the local file, or a directory (the file keeps its name there).
             resume: continue an existing ``.part`` with a Range request (the whole file comes again if it
@@ -854,7 +857,7 @@ class OpenComputersClient:
         complete, so cancelling (the task) or a broken connection leaves the old file (or none).
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             path: the remote file to write (replaced when it exists).
             source: bytes, a local file's path (``str`` or ``Path``), or an async stream of byte chunks.
             size: the source's size in bytes, when it cannot be known up front (a stream).
@@ -910,7 +913,7 @@ class OpenComputersClient:
         """A short-lived, single-use ticket for a terminal session: connect to its ``ws_url`` at once.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
 
         Returns:
             ``ticket``, ``ws_url`` and ``expires_at``.
@@ -926,7 +929,7 @@ class OpenComputersClient:
         """A login shell on the host's PTY. Use it as ``async with``.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             cols: the terminal's width, in cells (1 to 1000).
             rows: the terminal's height, in cells (1 to 1000).
 
@@ -945,18 +948,9 @@ class OpenComputersClient:
         return await TerminalSession.connect(await self.terminal_ticket(host_id), cols, rows)
 
     async def desktop_ticket(self, host_id: str) -> models.Ticket:
-        """A short-lived, single-use ticket for a desktop session: connect to its ``ws_url`` at once.
+        """:meth:`terminal_ticket`'s twin for a desktop session: same argument, answer and errors.
 
-        Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
-
-        Returns:
-            ``ticket``, ``ws_url`` and ``expires_at``.
-
-        Raises:
-            NotFoundError: 404, no such host.
-            HostOfflineError: 409, the host is offline.
-            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        The ticket's ``ws_url`` is the desktop WebSocket; :meth:`open_desktop` uses it at once.
         """
         return await self._call(models.Ticket, "POST", _host_path(host_id, "desktop", "ticket"))
 
@@ -964,7 +958,7 @@ class OpenComputersClient:
         """A live desktop session (ticket, WebSocket, RFB handshake); close it when done.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
 
         Returns:
             The :class:`~desktop.DesktopSession`; its first full-screen update is on its way.
@@ -986,7 +980,7 @@ class OpenComputersClient:
         """The host's tunnels.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
 
         Returns:
             Every tunnel of the host.
@@ -1009,7 +1003,7 @@ class OpenComputersClient:
         """Expose a TCP port of the host at a URL of the control plane.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             target_port: the port on the host (1 to 65535).
             auth_mode: who may use the tunnel's URL (the server's default when None).
             slug: the URL's name, or None for a generated one.
@@ -1030,7 +1024,7 @@ class OpenComputersClient:
         """One tunnel.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             tunnel_id: the tunnel's ID (``tun_…``).
 
         Returns:
@@ -1054,7 +1048,7 @@ class OpenComputersClient:
         """Change a tunnel: only the fields given are sent.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             tunnel_id: the tunnel's ID.
             target_port: a new port on the host, or None.
             auth_mode: a new auth mode, or None.
@@ -1075,7 +1069,7 @@ class OpenComputersClient:
         """Delete a tunnel (204); its URL stops answering.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             tunnel_id: the tunnel's ID.
 
         Raises:
@@ -1098,7 +1092,7 @@ class OpenComputersClient:
         """Start an AI agent session on the host.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             task: what the agent is asked to do.
             model_id: the model to use (the server's default when None).
             max_turns: the most turns the agent may take (the server's default when None).
@@ -1124,7 +1118,7 @@ class OpenComputersClient:
         """One page of the host's AI agent sessions.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             page: the page number, from 1.
             per_page: sessions per page, 1 to 100.
 
@@ -1146,7 +1140,7 @@ class OpenComputersClient:
         """One AI agent session.
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             session_id: the session's ID (``sess_…``).
 
         Returns:
@@ -1164,7 +1158,7 @@ class OpenComputersClient:
         """Cancel an AI agent session (204).
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             session_id: the session's ID.
 
         Raises:
@@ -1185,7 +1179,7 @@ class OpenComputersClient:
         """An AI agent session's events as they happen; ends after the session does (``[DONE]``).
 
         Args:
-            host_id: the host's ID (``host_…``); any string is safe: it is quoted as one path segment.
+            host_id: the host's ID (``host_…``).
             session_id: the session's ID.
             last_event_id: resume after this SSE id (a previous event's ``event_id``).
             reconnect: reconnect after a drop or a 5xx with backoff (True), or end/raise at the first one.
