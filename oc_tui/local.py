@@ -40,9 +40,11 @@ EventCallback = Callable[[str, str], None]
 
 #: Exit status of ``oc-agent`` when the server refused it (unknown key, revoked, or replaced by another).
 AGENT_REFUSED = 2
+#: Seconds a starting server has to write its ``server.json`` and answer ``/healthz``.
 READY_TIMEOUT = 30.0
+#: Seconds a child has to exit after SIGTERM before it gets SIGKILL.
 STOP_GRACE = 5.0
-#: A child that ran this long before dying is restarted without waiting (its backoff starts over).
+#: Seconds a child must have run before dying to be restarted without waiting (its backoff starts over).
 STABLE_AFTER = 30.0
 
 

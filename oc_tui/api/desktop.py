@@ -36,7 +36,7 @@ from . import errors
 from .models import Ticket
 from .sessions import open_session_socket
 
-HANDSHAKE_TIMEOUT = 15.0
+HANDSHAKE_TIMEOUT = 15.0  # seconds the RFB handshake may take
 FPS_WINDOW = 2.0  # seconds of updates the frame rate is averaged over
 NO_VNC_SERVER = "no VNC server"  # how the agent's NO_VNC_SERVER reason begins (docs/api.md)
 VNC_AUTH_FAILED = ("VNC password refused", "the VNC server wants a password")

@@ -14,7 +14,9 @@ from . import errors
 from .models import Ticket
 
 OPEN_TIMEOUT = 10.0
+"""Seconds the WebSocket handshake of a session may take."""
 MAX_FRAME = 16 * 1024 * 1024
+"""The largest WebSocket message accepted, in bytes."""
 
 
 async def open_session_socket(ticket: Ticket, *, open_timeout: float = OPEN_TIMEOUT) -> ClientConnection:
