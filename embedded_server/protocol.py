@@ -14,6 +14,7 @@ STREAM_PATH = (
 TERMINAL_PATH = "/opencomputers/ws/terminal"  # client side, ?ticket=
 DESKTOP_PATH = "/opencomputers/ws/desktop"  # client side, ?ticket=
 
+MAX_CELLS = 1000  # the most columns or rows of a terminal (pty.open, resize)
 HELLO_TIMEOUT = 10.0  # seconds the server waits for the agent's hello
 MISSED_HEARTBEATS = 3  # silence for this many intervals drops the connection
 
@@ -185,8 +186,8 @@ class PtyOpen(StreamCall):
     """``pty.open``: a login shell on a new PTY of ``cols`` x ``rows`` cells, joined to the stream."""
 
     METHOD = "pty.open"
-    cols: int = 80
-    rows: int = 24
+    cols: int = Field(default=80, ge=1, le=MAX_CELLS, strict=True)
+    rows: int = Field(default=24, ge=1, le=MAX_CELLS, strict=True)
 
 
 class VncOpen(StreamCall):
