@@ -25,7 +25,7 @@ PING = "ping"
 PONG = "pong"
 REQUEST = "request"
 RESPONSE = "response"
-# On a job's stream WebSocket
+# On a durable stream WebSocket (a job's output; embedded_server/agent/durable.py)
 JOB_RESUME = "resume"  # server -> agent: {"offset": output bytes the server already has}
 JOB_EXIT = "exit"  # agent -> server, after the last output byte
 JOB_DONE = "done"  # server -> agent: nothing more is needed (exit stored, or the job is over): drop it
@@ -197,6 +197,7 @@ class VncOpen(StreamCall):
 
 
 def encode(type_: str, **fields: Any) -> str:
+    """A message of type ``type_`` with ``fields`` as compact JSON text (one text frame)."""
     return json.dumps({"type": type_, **fields}, separators=(",", ":"))
 
 

@@ -20,9 +20,8 @@ import os
 import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
-from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from oc_tui.api.backoff import backoff_delay
@@ -38,6 +37,13 @@ INDEX_EVERY = 1 << 20  # a (payload offset, file offset) mark every MiB of spool
 MAX_FRAME = 2**22  # bytes: the largest frame accepted from the server (its frames are small JSON)
 WRITE_LIMIT = 2**20  # bytes buffered for sending before a send waits
 BACKOFF_BASE, BACKOFF_CAP, BACKOFF_FLOOR = 0.2, 5.0, 0.05  # seconds: redials wait 0.05 s … 5 s
+
+
+class FrameSink(Protocol):
+    """Where a spool's frames go: a stream WebSocket (anything with an awaitable ``send``)."""
+
+    async def send(self, message: bytes | str) -> None:
+        """Send one frame: binary for bytes, text for str."""
 
 
 class Spool:
@@ -121,7 +127,7 @@ class Spool:
             payload += length
         return 0
 
-    async def send_from(self, ws: ClientConnection, offset: int, exit_frame: Callable[[], str]) -> None:
+    async def send_from(self, ws: FrameSink, offset: int, exit_frame: Callable[[], str]) -> None:
         """Send the payload from ``offset`` on as binary frames, live, then ``exit_frame()`` once ended.
 
         Consecutive records of one stream are merged into one frame ``[stream byte][bytes]``.
