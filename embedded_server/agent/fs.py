@@ -67,6 +67,7 @@ def fs_error(exc: OSError, path: str) -> AgentError:
 
 
 def home() -> str:
+    """The agent user's home directory."""
     return os.path.expanduser("~")
 
 
@@ -377,6 +378,7 @@ def _commit(fd: int, temp: str, final: str) -> None:
 
 
 def discard(fd: int, temp: str) -> None:
+    """Close and remove an unfinished upload's temporary file (errors ignored)."""
     with contextlib.suppress(OSError):
         os.close(fd)
     with contextlib.suppress(OSError):

@@ -82,9 +82,10 @@ class AgentJob:
     # --- lifecycle ---------------------------------------------------------------------------------
 
     def leader_exited(self) -> None:
-        pass
+        """The process itself exited (its pipes may still be open in children): nothing to do yet."""
 
     def finished(self) -> None:
+        """The process is gone and both pipes closed: record the exit and wake the stream."""
         if self.exit is not None:
             return
         if self._timers:  # the timeout; a pending SIGKILL stays armed for anything still in the group
@@ -114,6 +115,7 @@ class AgentJob:
         self._timers.append(loop.call_later(KILL_GRACE, _kill_group, self.pid, signal.SIGKILL))
 
     def on_timeout(self) -> None:
+        """The job's timeout passed: kill its process group (reason ``timeout``)."""
         log.info("job %s timed out after %g s: killing its process group", self.id, self.timeout)
         self.kill("timeout")
 

@@ -125,6 +125,7 @@ class PtySession:
 
     @classmethod
     async def start(cls, cols: int, rows: int) -> PtySession:
+        """The login shell on a new PTY of ``cols`` x ``rows`` cells; AgentError PTY_FAILED if it cannot start."""
         shell, home = login_shell()
         master, slave = os.openpty()
         try:

@@ -49,6 +49,7 @@ class VncTarget:
 
     @property
     def address(self) -> str:
+        """``HOST:PORT`` (an IPv6 host in brackets), as shown in messages."""
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     @classmethod
@@ -248,6 +249,7 @@ class FrameReader:
         self.buffer = bytearray()
 
     async def read(self, n: int) -> bytes:
+        """Exactly ``n`` bytes; raises ConnectionClosed when the stream ends first."""
         while len(self.buffer) < n:
             frame = await self.ws.recv()
             if isinstance(frame, bytes):
