@@ -14,6 +14,7 @@ STREAM_PATH = (
 TERMINAL_PATH = "/opencomputers/ws/terminal"  # client side, ?ticket=
 DESKTOP_PATH = "/opencomputers/ws/desktop"  # client side, ?ticket=
 
+MAX_CELLS = 1000  # the most columns or rows of a terminal (pty.open, resize)
 HELLO_TIMEOUT = 10.0  # seconds the server waits for the agent's hello
 MISSED_HEARTBEATS = 3  # silence for this many intervals drops the connection
 
@@ -24,7 +25,7 @@ PING = "ping"
 PONG = "pong"
 REQUEST = "request"
 RESPONSE = "response"
-# On a job's stream WebSocket
+# On a durable stream WebSocket (a job's output; embedded_server/agent/durable.py)
 JOB_RESUME = "resume"  # server -> agent: {"offset": output bytes the server already has}
 JOB_EXIT = "exit"  # agent -> server, after the last output byte
 JOB_DONE = "done"  # server -> agent: nothing more is needed (exit stored, or the job is over): drop it
@@ -185,8 +186,8 @@ class PtyOpen(StreamCall):
     """``pty.open``: a login shell on a new PTY of ``cols`` x ``rows`` cells, joined to the stream."""
 
     METHOD = "pty.open"
-    cols: int = 80
-    rows: int = 24
+    cols: int = Field(default=80, ge=1, le=MAX_CELLS, strict=True)
+    rows: int = Field(default=24, ge=1, le=MAX_CELLS, strict=True)
 
 
 class VncOpen(StreamCall):
@@ -196,6 +197,7 @@ class VncOpen(StreamCall):
 
 
 def encode(type_: str, **fields: Any) -> str:
+    """A message of type ``type_`` with ``fields`` as compact JSON text (one text frame)."""
     return json.dumps({"type": type_, **fields}, separators=(",", ":"))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from embedded_server.agent.connection import agent_url
+from embedded_server.agent.dial import agent_url
 from oc_tui.api.backoff import backoff_delay
 
 BACKOFF_CAP = 30.0  # backoff_delay's default cap, which the agent uses

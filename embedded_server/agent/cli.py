@@ -79,6 +79,7 @@ async def _run(agent: Agent) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``oc-agent``: parse ``argv`` (default sys.argv), run the agent; returns the exit status (0 or 2)."""
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

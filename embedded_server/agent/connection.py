@@ -7,54 +7,52 @@ is retried with exponential backoff and full jitter, so a fleet does not stamped
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-from websockets.uri import parse_uri
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from oc_tui.api.backoff import backoff_delay
 
 from .. import protocol
-from . import fs, vnc
-from .handlers import HANDLERS, default_state_dir, hello
-from .jobs import JobManager
+from . import fs, system, vnc
+from .capabilities import Capability, Registry
+from .dial import agent_url, dial
+from .job_runner import JobManager
 from .streams import StreamDialer
 
 try:
     from . import pty
 except ImportError:  # no POSIX terminals here (Windows): the host serves no terminal sessions
-    pty = None  # type: ignore[assignment]
+    pty = None  # type: ignore[assignment]  # the capability is simply absent
+
+__all__ = ["Agent", "Refused", "agent_url"]
 
 log = logging.getLogger("oc_agent")
 
-CONNECT_TIMEOUT = 10.0
+MAX_FRAME = 2**22  # bytes: the largest control frame accepted from the server
 
 
 class Refused(Exception):
     """The server refused this agent for good; the message says why."""
 
 
-def agent_url(server: str, path: str = protocol.AGENT_PATH) -> str:
-    """The control WebSocket URL for a server root URL (http→ws, https→wss)."""
-    given = server = server.strip().rstrip("/")
-    for plain, secure in (("http://", "ws://"), ("https://", "wss://")):
-        if server.startswith(plain):
-            server = secure + server[len(plain) :]
-    if not server.startswith(("ws://", "wss://")):
-        raise ValueError(f"server URL must start with http:// or https://, not {server!r}")
-    try:
-        parse_uri(server + path)
-    except (InvalidURI, ValueError):
-        raise ValueError(f"server URL {given!r} is not a valid URL") from None
-    return server + path
-
-
 class Agent:
+    """The host agent: one control connection to the server, and the capabilities it serves.
+
+    Args:
+        server: the server root URL (``http(s)://…``).
+        host_key: the ``hk_…`` key from registration.
+        state_dir: where job output is spooled (default :func:`.system.default_state_dir`).
+        vnc_target: the VNC server the desktop relays (default from the environment).
+
+    Raises:
+        ValueError: the server URL is not usable.
+    """
+
     def __init__(
         self,
         server: str,
@@ -64,21 +62,20 @@ class Agent:
     ) -> None:
         self.url = agent_url(server)
         self.host_key = host_key
-        self.jobs = JobManager(
-            state_dir or default_state_dir(), agent_url(server, protocol.STREAM_PATH), host_key
-        )
         self.streams = StreamDialer(agent_url(server, protocol.STREAM_PATH), host_key)
-        self.handlers: dict[str, Any] = {
-            **HANDLERS,
-            "job.start": self.jobs.start,
-            "job.cancel": self.jobs.cancel,
-            "job.list": lambda _params: {"jobs": self.jobs.known()},
-            **fs.handlers(self.streams),
-            **(pty.handlers(self.streams) if pty is not None else {}),
-            **vnc.handlers(self.streams, vnc_target or vnc.VncTarget.from_env()),
-        }
+        self.jobs = JobManager(state_dir or system.default_state_dir(), self.streams)
+        capabilities: list[Capability] = [
+            system.capability(),
+            self.jobs.capability(),
+            fs.capability(),
+            vnc.capability(vnc_target or vnc.VncTarget.from_env()),
+        ]
+        if pty is not None:
+            capabilities.append(pty.capability())
+        self.registry = Registry(capabilities, self.streams)
 
     def close(self) -> None:
+        """Stop the jobs (their trees are killed) and the request streams."""
         self.jobs.close()
         self.streams.close()
 
@@ -99,19 +96,11 @@ class Agent:
 
     async def _session(self) -> bool:
         """One connection, from dial to loss. True when the server welcomed us (resets the backoff)."""
-        headers = {"Authorization": f"Bearer {self.host_key}"}
         welcomed = False
         try:
-            async with connect(
-                self.url,
-                additional_headers=headers,
-                open_timeout=CONNECT_TIMEOUT,
-                ping_interval=None,
-                max_size=2**22,
-            ) as ws:
-                await ws.send(
-                    protocol.encode(protocol.HELLO, **hello(sorted(self.handlers)), jobs=self.jobs.known())
-                )
+            async with dial(self.url, self.host_key, max_size=MAX_FRAME, compress=True) as ws:
+                hello = system.hello(self.registry.methods())
+                await ws.send(protocol.encode(protocol.HELLO, **hello, jobs=self.jobs.known()))
                 async with asyncio.timeout(protocol.HELLO_TIMEOUT):
                     welcome = protocol.decode(await ws.recv())
                 if welcome["type"] != protocol.WELCOME:
@@ -160,28 +149,10 @@ class Agent:
             pass  # the receive loop sees the same loss and handles it
 
     async def _answer(self, ws: ClientConnection, request: dict[str, Any]) -> None:
-        """Run a request in a worker thread, so a slow handler never delays heartbeats."""
-        method, request_id = request.get("method"), request.get("id")
-        handler = self.handlers.get(str(method))
-        reply: dict[str, Any]
-        if handler is None:
-            reply = {"error": {"code": "UNKNOWN_METHOD", "message": f"unknown method {method!r}"}}
-        else:
-            try:
-                params = request.get("params") or {}
-                if inspect.iscoroutinefunction(handler):  # quick, loop-bound work (jobs)
-                    reply = {"result": await handler(params)}
-                elif method == "job.list":
-                    reply = {"result": handler(params)}
-                else:
-                    reply = {"result": await asyncio.to_thread(handler, params)}
-            except protocol.AgentError as exc:  # the handler's verdict on the request (no such file …)
-                reply = {"error": {"code": exc.code, "message": exc.message}}
-            except Exception as exc:  # a failing handler answers with an error, never kills the agent
-                log.exception("%s failed", method)
-                reply = {"error": {"code": "HANDLER_FAILED", "message": f"{type(exc).__name__}: {exc}"}}
+        """Answer one request (each in a task of its own, so a slow one never delays the others)."""
+        reply = await self.registry.answer(request.get("method"), request.get("params"))
         try:
-            await ws.send(protocol.encode(protocol.RESPONSE, id=request_id, **reply))
+            await ws.send(protocol.encode(protocol.RESPONSE, id=request.get("id"), **reply))
         except ConnectionClosed:
             pass
 

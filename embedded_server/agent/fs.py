@@ -22,15 +22,15 @@ import secrets
 import shutil
 import stat
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from .. import protocol
 from ..protocol import AgentError
-from .streams import StreamDialer
+from .capabilities import Capability, StreamReply
 
 log = logging.getLogger("oc_agent.fs")
 
@@ -67,6 +67,7 @@ def fs_error(exc: OSError, path: str) -> AgentError:
 
 
 def home() -> str:
+    """The agent user's home directory."""
     return os.path.expanduser("~")
 
 
@@ -134,13 +135,13 @@ def describe(path: str) -> dict[str, Any]:
 # --- control calls -----------------------------------------------------------------------------------
 
 
-def list_dir(params: dict[str, Any]) -> dict[str, Any]:
+def list_dir(call: protocol.FsList) -> dict[str, Any]:
     """``{path, entries: [[name, size, is_dir, mtime, is_symlink, mode], …], truncated}``, sorted by name.
 
     Rows are compact (the server expands them into the API's entry objects) so a huge directory still
     fits in one answer; past MAX_ENTRIES (or MAX_NAME_BYTES of names) the rest is left out.
     """
-    path = resolve(params.get("path"), default_home=True)
+    path = resolve(call.path, default_home=True)
     try:
         names = sorted(os.listdir(path))
     except OSError as exc:
@@ -180,14 +181,15 @@ def list_dir(params: dict[str, Any]) -> dict[str, Any]:
     return {"path": path, "entries": rows, "truncated": truncated}
 
 
-def stat_path(params: dict[str, Any]) -> dict[str, Any]:
-    return describe(resolve(params.get("path")))
+def stat_path(call: protocol.FsStat) -> dict[str, Any]:
+    """``fs.stat``: the stat object of the call's path (see :func:`describe`)."""
+    return describe(resolve(call.path))
 
 
-def make_dir(params: dict[str, Any]) -> dict[str, Any]:
+def make_dir(call: protocol.FsMkdir) -> dict[str, Any]:
     """Create a directory (and its missing parents when ``parents``); ALREADY_EXISTS if it exists."""
-    path = resolve(params.get("path"))
-    parents = params.get("parents", True) is not False
+    path = resolve(call.path)
+    parents = call.parents
     if os.path.lexists(path):
         raise AgentError("ALREADY_EXISTS", f"already exists: {path}")
     try:
@@ -208,12 +210,12 @@ def make_dir(params: dict[str, Any]) -> dict[str, Any]:
     return describe(path)
 
 
-def delete(params: dict[str, Any]) -> dict[str, Any]:
+def delete(call: protocol.FsDelete) -> dict[str, Any]:
     """Remove a file, a symlink (never what it points to), an empty directory, or with ``recursive`` a tree."""
-    path = resolve(params.get("path"))
+    path = resolve(call.path)
     if path == "/":
         raise AgentError("VALIDATION_ERROR", "refusing to delete /")
-    recursive = params.get("recursive") is True
+    recursive = call.recursive
     try:
         st = os.lstat(path)
         if not stat.S_ISDIR(st.st_mode):
@@ -376,6 +378,7 @@ def _commit(fd: int, temp: str, final: str) -> None:
 
 
 def discard(fd: int, temp: str) -> None:
+    """Close and remove an unfinished upload's temporary file (errors ignored)."""
     with contextlib.suppress(OSError):
         os.close(fd)
     with contextlib.suppress(OSError):
@@ -424,45 +427,44 @@ async def _report(ws: ClientConnection, error: AgentError) -> None:
 # --- registration ------------------------------------------------------------------------------------
 
 
-def _stream_id(params: dict[str, Any]) -> str:
-    stream_id = params.get("stream_id")
-    if not isinstance(stream_id, str) or not stream_id:
-        raise AgentError("VALIDATION_ERROR", "stream_id is required")
-    return stream_id
-
-
-def handlers(streams: StreamDialer) -> dict[str, Any]:
-    async def read(params: dict[str, Any]) -> dict[str, Any]:
-        stream_id = _stream_id(params)
-        path = resolve(params.get("path"))
-        fd, st = await asyncio.to_thread(open_for_read, path)
-        streams.spawn(stream_id, partial(send_file, fd), on_fail=partial(_close_quietly, fd))
-        return {
-            "path": path,
-            "name": os.path.basename(path),
-            "size": st.st_size,
-            "mtime": st.st_mtime,
-            "mtime_ns": st.st_mtime_ns,
-            "modified_at": iso_time(st.st_mtime),
-        }
-
-    async def write(params: dict[str, Any]) -> dict[str, Any]:
-        stream_id = _stream_id(params)
-        path = resolve(params.get("path"))
-        fd, temp, final = await asyncio.to_thread(prepare_upload, path, params.get("mkdir") is True)
-        serve = partial(receive_file, fd, temp, final, path)
-        streams.spawn(stream_id, serve, on_fail=partial(discard, fd, temp))
-        return {"path": path, "temp": os.path.basename(temp)}
-
-    table: dict[str, Callable[[dict[str, Any]], Any]] = {
-        "fs.list": list_dir,
-        "fs.stat": stat_path,
-        "fs.mkdir": make_dir,
-        "fs.delete": delete,
-        "fs.read": read,
-        "fs.write": write,
+async def read(call: protocol.FsRead) -> StreamReply:
+    """``fs.read``: open the file and answer its size and times; the body goes out on the stream."""
+    path = resolve(call.path)
+    fd, st = await asyncio.to_thread(open_for_read, path)
+    result = {
+        "path": path,
+        "name": os.path.basename(path),
+        "size": st.st_size,
+        "mtime": st.st_mtime,
+        "mtime_ns": st.st_mtime_ns,
+        "modified_at": iso_time(st.st_mtime),
     }
-    return table
+    return StreamReply(result, partial(send_file, fd), release=partial(_close_quietly, fd))
+
+
+async def write(call: protocol.FsWrite) -> StreamReply:
+    """``fs.write``: create the temporary file beside the target; the body comes in on the stream."""
+    path = resolve(call.path)
+    fd, temp, final = await asyncio.to_thread(prepare_upload, path, call.mkdir)
+    serve = partial(receive_file, fd, temp, final, path)
+    return StreamReply(
+        {"path": path, "temp": os.path.basename(temp)}, serve, release=partial(discard, fd, temp)
+    )
+
+
+def capability() -> Capability:
+    """The file methods: list, stat, mkdir and delete in worker threads; read and write open a stream."""
+    return Capability(
+        "fs",
+        {
+            protocol.FsList: list_dir,
+            protocol.FsStat: stat_path,
+            protocol.FsMkdir: make_dir,
+            protocol.FsDelete: delete,
+            protocol.FsRead: read,
+            protocol.FsWrite: write,
+        },
+    )
 
 
 def _close_quietly(fd: int) -> None:

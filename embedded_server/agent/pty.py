@@ -30,17 +30,17 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from .. import protocol
 from ..protocol import AgentError
-from .handlers import work_env
-from .streams import StreamDialer
+from .capabilities import Capability, StreamReply
+from .system import work_env
 
 log = logging.getLogger("oc_agent.pty")
 
 FRAME_MAX = 64 * 1024  # bytes of output gathered into one frame at most
 KILL_GRACE = 2.0  # seconds between SIGHUP and SIGKILL when the client goes away
 DRAIN_GRACE = 0.25  # seconds to collect what the shell wrote just before it exited
-MAX_CELLS = 1000  # columns or rows
-DEFAULT_SIZE = (80, 24)
+MAX_CELLS = protocol.MAX_CELLS  # columns or rows
 
 
 # --- the shell ---------------------------------------------------------------------------------------
@@ -86,6 +86,7 @@ def set_size(fd: int, cols: int, rows: int) -> None:
 
 
 def _cells(value: Any, default: int, name: str) -> int:
+    """A resize's ``cols`` or ``rows``: ``default`` for null, else an integer 1 … MAX_CELLS."""
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CELLS:
@@ -124,6 +125,7 @@ class PtySession:
 
     @classmethod
     async def start(cls, cols: int, rows: int) -> PtySession:
+        """The login shell on a new PTY of ``cols`` x ``rows`` cells; AgentError PTY_FAILED if it cannot start."""
         shell, home = login_shell()
         master, slave = os.openpty()
         try:
@@ -214,9 +216,14 @@ class PtySession:
     async def _ready(self, *, write: bool) -> None:
         """Wait until the PTY's master side is readable (or writable)."""
         loop = asyncio.get_running_loop()
-        ready = loop.create_future()
+        ready: asyncio.Future[None] = loop.create_future()
         fd = self.master
-        (loop.add_writer if write else loop.add_reader)(fd, lambda: ready.done() or ready.set_result(None))
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        (loop.add_writer if write else loop.add_reader)(fd, wake)
         try:
             await ready
         finally:
@@ -290,15 +297,12 @@ class PtySession:
             self.master = -1
 
 
-def handlers(streams: StreamDialer) -> dict[str, Any]:
-    async def open_pty(params: dict[str, Any]) -> dict[str, Any]:
-        stream_id = params.get("stream_id")
-        if not isinstance(stream_id, str) or not stream_id:
-            raise AgentError("VALIDATION_ERROR", "stream_id is required")
-        cols = _cells(params.get("cols"), DEFAULT_SIZE[0], "cols")
-        rows = _cells(params.get("rows"), DEFAULT_SIZE[1], "rows")
-        session = await PtySession.start(cols, rows)
-        streams.spawn(stream_id, session.serve, on_fail=session.abandon)
-        return {"pid": session.pid, "shell": session.shell}
+async def open_pty(call: protocol.PtyOpen) -> StreamReply:
+    """``pty.open``: start the login shell on a PTY of ``cols`` x ``rows``; the stream carries it."""
+    session = await PtySession.start(call.cols, call.rows)  # 1 … MAX_CELLS, checked by the model
+    return StreamReply({"pid": session.pid, "shell": session.shell}, session.serve, release=session.abandon)
 
-    return {"pty.open": open_pty}
+
+def capability() -> Capability:
+    """The terminal method (absent where this module cannot be imported: no POSIX PTYs)."""
+    return Capability("pty", {protocol.PtyOpen: open_pty})

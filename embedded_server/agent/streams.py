@@ -1,9 +1,11 @@
-"""Streams the agent dials back for one request: a file body, a PTY, an RFB session (docs/protocol.md).
+"""Streams the agent dials back to the server, each a WebSocket of its own (docs/protocol.md).
 
-A handler that needs a stream answers its request first (errors such as "no such file" travel in that
-answer), then calls :meth:`StreamDialer.spawn` with the request's ``stream_id`` and a coroutine that
-serves the stream's WebSocket. Each stream is a WebSocket of its own, so bulk bytes never wait behind
-the control connection or each other.
+A request stream (a file body, a PTY, an RFB session) is dialled once, with the request's ``stream_id``:
+the capability registry answers the request first (errors such as "no such file" travel in that
+answer), then calls :meth:`StreamDialer.spawn` with a coroutine that serves the stream's WebSocket. A
+durable stream (a job's output, :mod:`.durable`) is dialled again and again with its owner's id through
+:meth:`StreamDialer.open`. Each stream is a WebSocket of its own, so bulk bytes never wait behind the
+control connection or each other.
 """
 
 from __future__ import annotations
@@ -11,46 +13,58 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-log = logging.getLogger("oc_agent.streams")
+from .dial import MAX_FRAME, WRITE_LIMIT, dial
 
-DIAL_TIMEOUT = 10.0
-MAX_FRAME = 16 * 1024 * 1024
+log = logging.getLogger("oc_agent.streams")
 
 ServeStream = Callable[[ClientConnection], Awaitable[None]]
 
 
 class StreamDialer:
+    """Dials ``/opencomputers/ws/agent/stream?<key>=<id>`` for request streams and durable streams.
+
+    Args:
+        url: the stream endpoint, ``ws(s)://…/opencomputers/ws/agent/stream``.
+        host_key: the agent's ``hk_…`` key.
+    """
+
     def __init__(self, url: str, host_key: str) -> None:
-        self.url = url  # ws(s)://…/opencomputers/ws/agent/stream
+        self.url = url
         self.host_key = host_key
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def spawn(self, stream_id: str, serve: ServeStream, *, on_fail: Callable[[], None] | None = None) -> None:
-        """Dial the stream for ``stream_id`` and run ``serve(ws)`` on it, in a task of its own.
+    def open(
+        self, key: str, owner_id: str, *, max_size: int = MAX_FRAME, write_limit: int = WRITE_LIMIT
+    ) -> connect:
+        """The connector for the stream of ``owner_id`` (query ``?key=owner_id``); see :func:`.dial.dial`."""
+        return dial(
+            f"{self.url}?{urlencode({key: owner_id})}",
+            self.host_key,
+            max_size=max_size,
+            write_limit=write_limit,
+        )
 
-        ``on_fail`` runs when the stream could not be dialled (to release what the handler opened).
+    def spawn(self, stream_id: str, serve: ServeStream, *, on_fail: Callable[[], None] | None = None) -> None:
+        """Dial the request stream ``stream_id`` and run ``serve(ws)`` on it, in a task of its own.
+
+        Args:
+            stream_id: the ``st_…`` id the server put in the request.
+            serve: serves the stream until it ends; its errors are logged, never raised.
+            on_fail: runs when the stream could not be dialled (to release what the handler opened).
         """
         task = asyncio.get_running_loop().create_task(self._run(stream_id, serve, on_fail))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, stream_id: str, serve: ServeStream, on_fail: Callable[[], None] | None) -> None:
-        url = f"{self.url}?stream_id={quote(stream_id)}"
         served = False
         try:
-            async with connect(
-                url,
-                additional_headers={"Authorization": f"Bearer {self.host_key}"},
-                open_timeout=DIAL_TIMEOUT,
-                ping_interval=None,
-                max_size=MAX_FRAME,
-                compression=None,
-            ) as ws:
+            async with self.open("stream_id", stream_id) as ws:
                 served = True
                 await serve(ws)
         except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake) as exc:
@@ -62,5 +76,6 @@ class StreamDialer:
                 on_fail()
 
     def close(self) -> None:
+        """Cancel the request streams still running (the agent is stopping)."""
         for task in list(self._tasks):
             task.cancel()

@@ -18,13 +18,12 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from .. import protocol
-from .streams import StreamDialer
+from .capabilities import Capability, StreamReply
 
 log = logging.getLogger("oc_agent.vnc")
 
@@ -50,6 +49,7 @@ class VncTarget:
 
     @property
     def address(self) -> str:
+        """``HOST:PORT`` (an IPv6 host in brackets), as shown in messages."""
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     @classmethod
@@ -249,6 +249,7 @@ class FrameReader:
         self.buffer = bytearray()
 
     async def read(self, n: int) -> bytes:
+        """Exactly ``n`` bytes; raises ConnectionClosed when the stream ends first."""
         while len(self.buffer) < n:
             frame = await self.ws.recv()
             if isinstance(frame, bytes):
@@ -280,14 +281,14 @@ async def serve_client(ws: ClientConnection) -> bytes:
 
 async def relay(ws: ClientConnection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Bytes both ways until one side ends; then end the other."""
-    ended = {"code": 1000, "reason": "the VNC server closed the connection"}
+    reason = ["the VNC server closed the connection"]  # emptied when the client ended the relay
 
     async def to_server() -> None:
         async for frame in ws:
             if isinstance(frame, bytes):
                 writer.write(frame)
                 await writer.drain()
-        ended["reason"] = ""
+        reason[0] = ""
 
     async def to_client() -> None:
         while True:
@@ -307,14 +308,14 @@ async def relay(ws: ClientConnection, reader: asyncio.StreamReader, writer: asyn
                 await task
         writer.close()
         with contextlib.suppress(ConnectionClosed, OSError):
-            await ws.close(ended["code"], ended["reason"])
+            await ws.close(1000, reason[0])
 
 
-def handlers(streams: StreamDialer, target: VncTarget) -> dict[str, Any]:
-    async def vnc_open(params: dict[str, Any]) -> dict[str, Any]:
-        stream_id = params.get("stream_id")
-        if not isinstance(stream_id, str) or not stream_id:
-            raise protocol.AgentError("VALIDATION_ERROR", "stream_id is required")
+def capability(target: VncTarget) -> Capability:
+    """The desktop method, for the VNC server at ``target``."""
+
+    async def vnc_open(call: protocol.VncOpen) -> StreamReply:
+        """``vnc.open``: connect and authenticate to the VNC server, then relay it on the stream."""
         reader, writer = await connect(target)
 
         async def serve(ws: ClientConnection) -> None:
@@ -322,7 +323,7 @@ def handlers(streams: StreamDialer, target: VncTarget) -> dict[str, Any]:
                 early = await asyncio.wait_for(serve_client(ws), HANDSHAKE_TIMEOUT)
             except (ValueError, TimeoutError) as exc:
                 writer.close()
-                log.warning("desktop stream %s: %s", stream_id, exc or "client handshake timed out")
+                log.warning("desktop stream %s: %s", call.stream_id, exc or "client handshake timed out")
                 await ws.close(1002, "RFB handshake with the client failed")
                 return
             except BaseException:
@@ -334,7 +335,6 @@ def handlers(streams: StreamDialer, target: VncTarget) -> dict[str, Any]:
             await relay(ws, reader, writer)
             log.info("desktop session to %s closed", target.address)
 
-        streams.spawn(stream_id, serve, on_fail=writer.close)
-        return {"server": target.address}
+        return StreamReply({"server": target.address}, serve, release=writer.close)
 
-    return {"vnc.open": vnc_open}
+    return Capability("vnc", {protocol.VncOpen: vnc_open})

@@ -1,15 +1,16 @@
-"""What the agent can do when asked: one function per request method (``sys.info`` so far)."""
+"""The agent's own machine: its live facts (``sys.info``), the hello it introduces itself with, the
+environment work starts from and where the agent keeps its state."""
 
 from __future__ import annotations
 
 import os
 import platform
 import socket
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .. import __version__, protocol
+from .capabilities import Capability
 
 
 def _meminfo() -> dict[str, int]:
@@ -34,7 +35,8 @@ def _uptime() -> float | None:
         return None
 
 
-def sys_info(_: dict[str, Any]) -> dict[str, Any]:
+def sys_info(_: protocol.SysInfo) -> dict[str, Any]:
+    """``sys.info``: hostname, OS, CPU count, load, memory (bytes) and uptime (seconds) of this machine."""
     mem = _meminfo()
     mem_total = mem.get("MemTotal")
     if mem_total is None and hasattr(os, "sysconf"):
@@ -61,7 +63,9 @@ def sys_info(_: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-HANDLERS: dict[str, Callable[[dict[str, Any]], Any]] = {"sys.info": sys_info}
+def capability() -> Capability:
+    """The ``sys.info`` method (run in a worker thread: it reads /proc)."""
+    return Capability("system", {protocol.SysInfo: sys_info})
 
 
 def work_env() -> dict[str, str]:
@@ -80,8 +84,9 @@ def default_state_dir() -> Path:
     return Path(user_cache_dir("oc-tui")) / "agent"
 
 
-def hello(capabilities: list[str] | None = None) -> dict[str, Any]:
-    """The facts the agent introduces itself with (protocol ``hello``)."""
+def hello(capabilities: list[str]) -> dict[str, Any]:
+    """The facts the agent introduces itself with (protocol ``hello``); ``capabilities``: the methods it
+    serves (:meth:`.capabilities.Registry.methods`)."""
     return {
         "agent_version": __version__,
         "hostname": socket.gethostname(),
@@ -90,5 +95,5 @@ def hello(capabilities: list[str] | None = None) -> dict[str, Any]:
         "arch": platform.machine(),
         "python": platform.python_version(),
         "pid": os.getpid(),
-        "capabilities": capabilities or sorted(HANDLERS),
+        "capabilities": capabilities,
     }
