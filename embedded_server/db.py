@@ -7,12 +7,16 @@ timeout makes that safe.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin
+
+from pydantic import BaseModel
 
 # Each entry moves the schema one version up; never edit a released entry, append a new one.
 MIGRATIONS: list[str] = [
@@ -129,5 +133,72 @@ class Database:
     def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         return [dict(row) for row in self.conn.execute(sql, params).fetchall()]
 
+    def insert(self, table: str, values: dict[str, Any]) -> sqlite3.Cursor:
+        """INSERT one row of ``values`` (encoded with :func:`to_row`) into ``table``."""
+        row = to_row(values)
+        names = ", ".join(row)
+        marks = ", ".join("?" * len(row))
+        return self.conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", tuple(row.values()))
+
+    def update(self, table: str, row_id: str, values: dict[str, Any]) -> None:
+        """UPDATE the ``table`` row whose ``id`` is ``row_id`` with ``values`` (encoded with :func:`to_row`)."""
+        row = to_row(values)
+        assignments = ", ".join(f"{name} = ?" for name in row)
+        self.conn.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", (*row.values(), row_id))
+
     def close(self) -> None:
+        """Close the connection."""
         self.conn.close()
+
+
+# --- rows <-> models ---------------------------------------------------------------------------------
+# One codec for every store: a model's dict, list and nested-model fields are JSON text in their
+# column, booleans are 0/1, timestamps the UTC ISO 8601 strings the models parse and format.
+
+M = TypeVar("M", bound=BaseModel)
+
+_JSON_FIELDS: dict[type[BaseModel], frozenset[str]] = {}
+
+
+def _is_json(annotation: Any) -> bool:
+    if get_origin(annotation) in (Union, UnionType):
+        return any(_is_json(arg) for arg in get_args(annotation) if arg is not type(None))
+    origin = get_origin(annotation) or annotation
+    return origin in (dict, list) or (isinstance(origin, type) and issubclass(origin, BaseModel))
+
+
+def json_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of ``model`` that are stored as JSON text."""
+    names = _JSON_FIELDS.get(model)
+    if names is None:
+        names = frozenset(name for name, info in model.model_fields.items() if _is_json(info.annotation))
+        _JSON_FIELDS[model] = names
+    return names
+
+
+def from_row(model: type[M], row: dict[str, Any], **values: Any) -> M:
+    """A ``model`` from a database row: its columns that are fields of the model (others, such as
+    ``seq`` or a key hash, are left out), JSON columns decoded; ``values`` add or replace fields."""
+    encoded = json_fields(model)
+    fields: dict[str, Any] = {}
+    for name in model.model_fields:
+        if name in values:
+            fields[name] = values[name]
+        elif name in row:
+            value = row[name]
+            fields[name] = json.loads(value) if name in encoded and isinstance(value, str) else value
+    return model.model_validate(fields)
+
+
+def to_row(values: dict[str, Any]) -> dict[str, Any]:
+    """Column values for an INSERT or UPDATE: dicts, lists and models as JSON text, booleans as 0/1."""
+    row: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, BaseModel):
+            value = value.model_dump_json()
+        elif isinstance(value, dict | list):
+            value = json.dumps(value)
+        elif isinstance(value, bool):
+            value = int(value)
+        row[name] = value
+    return row

@@ -27,9 +27,9 @@ from starlette.websockets import WebSocketDisconnect
 
 from oc_tui.api.errors import ErrorCode
 
-from . import protocol
-from .errors import ApiProblem
-from .hub import AgentStream, AgentUnreachable, Hub
+from .. import protocol
+from ..errors import ApiProblem
+from ..hub import AgentStream, AgentUnreachable, Hub
 
 FRAME = 1024 * 1024  # bytes of file data per frame to the agent
 MAX_FIELD = 64 * 1024  # bytes of a non-file form field
@@ -121,7 +121,7 @@ class AgentSink:
 
     @classmethod
     async def open(cls, hub: Hub, host_id: str, path: str, mkdir: bool) -> AgentSink:
-        _result, stream = await hub.open_stream(host_id, "fs.write", {"path": path, "mkdir": mkdir})
+        _result, stream = await hub.open_stream(host_id, protocol.FsWrite(path=path, mkdir=mkdir))
         return cls(stream)
 
     async def write(self, data: bytes) -> None:
@@ -175,8 +175,11 @@ class Spool:
     async def write(self, data: bytes) -> None:
         if self.file is None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self.file = await asyncio.to_thread(tempfile.TemporaryFile, dir=self.directory)
+            self.file = await asyncio.to_thread(self._open)
         await asyncio.to_thread(self.file.write, data)
+
+    def _open(self) -> IO[bytes]:
+        return tempfile.TemporaryFile(dir=self.directory)
 
     async def replay(self, sink: AgentSink) -> None:
         if self.file is None:
@@ -217,6 +220,7 @@ class Upload:
             if self.path:  # refusals (no parent, no permission) come before the body is read
                 await self._open(self.path)
             if kind == b"multipart/form-data":
+                assert boundary is not None  # checked above
                 await self._multipart(request, boundary, check_path)
             else:
                 await self._raw(request)
@@ -277,7 +281,7 @@ class Upload:
 
     async def _multipart(self, request: Request, boundary: bytes, check_path: Any) -> None:
         parts = Parts()
-        parser = MultipartParser(boundary, parts.callbacks())
+        parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]  # a plain dict of the callbacks
         target: AgentSink | Spool | None = None
         async for chunk in self._body(request):
             parser.write(chunk)

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from .hub import AgentStream
+from ..hub import AgentStream
 
 log = logging.getLogger("oc_server.fs")
 
