@@ -18,7 +18,8 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-# Each entry moves the schema one version up; never edit a released entry, append a new one.
+# The core's and the first sections' tables. Each entry moves the schema one version up; never edit a
+# released entry, append a new one. A new section keeps its tables to itself: Database.migrate_section.
 MIGRATIONS: list[str] = [
     """
     CREATE TABLE tenants (
@@ -106,11 +107,35 @@ class Database:
         with self.transaction():
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                # Statement by statement: executescript() would commit, breaking the transaction.
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
+                self._run_script(script)
                 self.conn.execute(f"PRAGMA user_version = {number}")
+
+    def migrate_section(self, section: str, scripts: list[str]) -> None:
+        """Bring a section's own tables up to date: ``scripts[i]`` moves ``section`` from version ``i``
+        to ``i + 1`` (versions kept in ``section_schema``). A section calls it from its ``install``, so a
+        new section adds its tables without touching :data:`MIGRATIONS`; never edit a released script,
+        append a new one."""
+        with self.transaction():
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS section_schema (section TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+            )
+            row = self.conn.execute(
+                "SELECT version FROM section_schema WHERE section = ?", (section,)
+            ).fetchone()
+            version = row[0] if row else 0
+            for number, script in enumerate(scripts[version:], start=version + 1):
+                self._run_script(script)
+                self.conn.execute(
+                    "INSERT INTO section_schema (section, version) VALUES (?, ?)"
+                    " ON CONFLICT(section) DO UPDATE SET version = excluded.version",
+                    (section, number),
+                )
+
+    def _run_script(self, script: str) -> None:
+        # Statement by statement: executescript() would commit, breaking the transaction.
+        for statement in script.split(";"):
+            if statement.strip():
+                self.conn.execute(statement)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

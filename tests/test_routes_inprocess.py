@@ -4,10 +4,13 @@ The wire (real server + real agent) is tested by the other server modules."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 from conftest import InProcess
+
+from embedded_server.db import Database
 
 
 def error(response: httpx.Response) -> tuple[int, str]:
@@ -94,3 +97,15 @@ async def test_body_limit_is_a_property_of_the_route(inprocess: InProcess) -> No
         headers={"Content-Type": "application/octet-stream"},
     )
     assert error(upload) == (409, "HOST_OFFLINE")  # upload has no body limit: refused for another reason
+
+
+def test_a_section_migrates_its_own_tables(tmp_path: Path) -> None:
+    scripts = ["CREATE TABLE widgets (id TEXT PRIMARY KEY)", "ALTER TABLE widgets ADD COLUMN size INTEGER"]
+    db = Database(tmp_path / "oc.db")
+    db.migrate_section("widgets", scripts[:1])
+    db.migrate_section("widgets", scripts)  # only the new script runs
+    db.migrate_section("widgets", scripts)  # nothing to do
+    db.insert("widgets", {"id": "w1", "size": 3})
+    assert db.one("SELECT * FROM widgets") == {"id": "w1", "size": 3}
+    assert db.one("SELECT version FROM section_schema WHERE section = 'widgets'") == {"version": 2}
+    db.close()
