@@ -105,11 +105,21 @@ async def sse(events: AsyncGenerator[str, None], keepalive: float) -> AsyncItera
                 return
             yield frame
     finally:
-        if pending is not None:
+        if pending is not None and not pending.done():
+            # The producer is running in that task: cancelling it ends (and closes) the producer there,
+            # running its clean-up. Not awaited: the response's own cancellation may be in force here.
+            pending.add_done_callback(_retrieve)
             pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await pending
-        await events.aclose()
+        else:
+            if pending is not None:
+                _retrieve(pending)
+            await events.aclose()
+
+
+def _retrieve(task: asyncio.Future[str]) -> None:
+    """Mark a finished producer step's outcome as seen (no "exception was never retrieved" warning)."""
+    if not task.cancelled():
+        task.exception()
 
 
 # --- the output log --------------------------------------------------------------------------------------
