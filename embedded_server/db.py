@@ -104,6 +104,7 @@ class Database:
         self.migrate()
 
     def migrate(self) -> None:
+        """Run the core migrations this database has not seen yet (``PRAGMA user_version``)."""
         with self.transaction():
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
@@ -149,13 +150,16 @@ class Database:
         self.conn.execute("COMMIT")
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """Run one statement."""
         return self.conn.execute(sql, params)
 
     def one(self, sql: str, params: tuple[Any, ...] = ()) -> dict[str, Any] | None:
+        """The first row of a query as a dict, or None."""
         row = self.conn.execute(sql, params).fetchone()
         return dict(row) if row else None
 
     def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Every row of a query as dicts."""
         return [dict(row) for row in self.conn.execute(sql, params).fetchall()]
 
     def insert(self, table: str, values: dict[str, Any]) -> sqlite3.Cursor:

@@ -102,10 +102,12 @@ class AgentChannel:
         return False
 
     async def send(self, text: str) -> None:
+        """Send a text frame (one writer at a time)."""
         async with self._send_lock:
             await self.ws.send_text(text)
 
     async def close(self, code: int) -> None:
+        """Fail the calls in flight and close the channel with ``code``."""
         self.fail_pending("its connection closed before it answered")
         try:
             await self.ws.close(code)
@@ -113,11 +115,13 @@ class AgentChannel:
             pass
 
     def fail_pending(self, why: str) -> None:
+        """Fail every call in flight with 502 AGENT_UNREACHABLE (``why``)."""
         for future in self.pending.values():
             if not future.done():
                 future.set_exception(AgentUnreachable(why))
 
     def resolve(self, message: dict[str, Any]) -> None:
+        """Hand a response to the call waiting for its ``id``."""
         future = self.pending.get(str(message.get("id")))
         if future is not None and not future.done():
             future.set_result(message)
