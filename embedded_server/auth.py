@@ -68,6 +68,7 @@ def ensure_admin(db: Database, data_dir: Path) -> str:
 
 
 def tenant_for_token(db: Database, token: str) -> str | None:
+    """The tenant an API token belongs to, or None."""
     digest = hash_secret(token)
     row = db.one("SELECT tenant_id, token_hash FROM api_tokens WHERE token_hash = ?", (digest,))
     if row is None or not same_hash(row["token_hash"], digest):
@@ -87,6 +88,7 @@ def host_for_key(db: Database, host_key: str) -> dict[str, Any] | None:
 
 
 def bearer(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header, or None."""
     scheme, _, value = (header or "").partition(" ")
     return value.strip() or None if scheme.lower() == "bearer" else None
 

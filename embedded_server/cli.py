@@ -102,11 +102,7 @@ def serve(settings: Settings) -> int:
         app, log_level="warning", ws="websockets-sansio", timeout_graceful_shutdown=3, access_log=False
     )
 
-    def on_exit() -> None:
-        app.state.events.close()
-        app.state.jobs.shutdown()
-
-    server = _Server(config, on_exit=on_exit)
+    server = _Server(config, on_exit=app.state.lifecycle.stop)
     state_file = settings.data_dir / "server.json"
     fd = os.open(state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

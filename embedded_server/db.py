@@ -7,14 +7,19 @@ timeout makes that safe.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin
 
-# Each entry moves the schema one version up; never edit a released entry, append a new one.
+from pydantic import BaseModel
+
+# The core's and the first sections' tables. Each entry moves the schema one version up; never edit a
+# released entry, append a new one. A new section keeps its tables to itself: Database.migrate_section.
 MIGRATIONS: list[str] = [
     """
     CREATE TABLE tenants (
@@ -99,14 +104,39 @@ class Database:
         self.migrate()
 
     def migrate(self) -> None:
+        """Run the core migrations this database has not seen yet (``PRAGMA user_version``)."""
         with self.transaction():
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                # Statement by statement: executescript() would commit, breaking the transaction.
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
+                self._run_script(script)
                 self.conn.execute(f"PRAGMA user_version = {number}")
+
+    def migrate_section(self, section: str, scripts: list[str]) -> None:
+        """Bring a section's own tables up to date: ``scripts[i]`` moves ``section`` from version ``i``
+        to ``i + 1`` (versions kept in ``section_schema``). A section calls it from its ``install``, so a
+        new section adds its tables without touching :data:`MIGRATIONS`; never edit a released script,
+        append a new one."""
+        with self.transaction():
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS section_schema (section TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+            )
+            row = self.conn.execute(
+                "SELECT version FROM section_schema WHERE section = ?", (section,)
+            ).fetchone()
+            version = row[0] if row else 0
+            for number, script in enumerate(scripts[version:], start=version + 1):
+                self._run_script(script)
+                self.conn.execute(
+                    "INSERT INTO section_schema (section, version) VALUES (?, ?)"
+                    " ON CONFLICT(section) DO UPDATE SET version = excluded.version",
+                    (section, number),
+                )
+
+    def _run_script(self, script: str) -> None:
+        # Statement by statement: executescript() would commit, breaking the transaction.
+        for statement in script.split(";"):
+            if statement.strip():
+                self.conn.execute(statement)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -120,14 +150,84 @@ class Database:
         self.conn.execute("COMMIT")
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """Run one statement."""
         return self.conn.execute(sql, params)
 
     def one(self, sql: str, params: tuple[Any, ...] = ()) -> dict[str, Any] | None:
+        """The first row of a query as a dict, or None."""
         row = self.conn.execute(sql, params).fetchone()
         return dict(row) if row else None
 
     def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Every row of a query as dicts."""
         return [dict(row) for row in self.conn.execute(sql, params).fetchall()]
 
+    def insert(self, table: str, values: dict[str, Any]) -> sqlite3.Cursor:
+        """INSERT one row of ``values`` (encoded with :func:`to_row`) into ``table``."""
+        row = to_row(values)
+        names = ", ".join(row)
+        marks = ", ".join("?" * len(row))
+        return self.conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", tuple(row.values()))
+
+    def update(self, table: str, row_id: str, values: dict[str, Any]) -> None:
+        """UPDATE the ``table`` row whose ``id`` is ``row_id`` with ``values`` (encoded with :func:`to_row`)."""
+        row = to_row(values)
+        assignments = ", ".join(f"{name} = ?" for name in row)
+        self.conn.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", (*row.values(), row_id))
+
     def close(self) -> None:
+        """Close the connection."""
         self.conn.close()
+
+
+# --- rows <-> models ---------------------------------------------------------------------------------
+# One codec for every store: a model's dict, list and nested-model fields are JSON text in their
+# column, booleans are 0/1, timestamps the UTC ISO 8601 strings the models parse and format.
+
+M = TypeVar("M", bound=BaseModel)
+
+_JSON_FIELDS: dict[type[BaseModel], frozenset[str]] = {}
+
+
+def _is_json(annotation: Any) -> bool:
+    if get_origin(annotation) in (Union, UnionType):
+        return any(_is_json(arg) for arg in get_args(annotation) if arg is not type(None))
+    origin = get_origin(annotation) or annotation
+    return origin in (dict, list) or (isinstance(origin, type) and issubclass(origin, BaseModel))
+
+
+def json_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of ``model`` that are stored as JSON text."""
+    names = _JSON_FIELDS.get(model)
+    if names is None:
+        names = frozenset(name for name, info in model.model_fields.items() if _is_json(info.annotation))
+        _JSON_FIELDS[model] = names
+    return names
+
+
+def from_row(model: type[M], row: dict[str, Any], **values: Any) -> M:
+    """A ``model`` from a database row: its columns that are fields of the model (others, such as
+    ``seq`` or a key hash, are left out), JSON columns decoded; ``values`` add or replace fields."""
+    encoded = json_fields(model)
+    fields: dict[str, Any] = {}
+    for name in model.model_fields:
+        if name in values:
+            fields[name] = values[name]
+        elif name in row:
+            value = row[name]
+            fields[name] = json.loads(value) if name in encoded and isinstance(value, str) else value
+    return model.model_validate(fields)
+
+
+def to_row(values: dict[str, Any]) -> dict[str, Any]:
+    """Column values for an INSERT or UPDATE: dicts, lists and models as JSON text, booleans as 0/1."""
+    row: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, BaseModel):
+            value = value.model_dump_json()
+        elif isinstance(value, dict | list):
+            value = json.dumps(value)
+        elif isinstance(value, bool):
+            value = int(value)
+        row[name] = value
+    return row

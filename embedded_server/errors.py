@@ -30,6 +30,7 @@ class ApiProblem(Exception):
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
+    """The one error body: ``{"error": {"code", "message"}}`` with ``status``."""
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
@@ -75,6 +76,8 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[str, str]:
 
 
 def install(app: FastAPI) -> None:
+    """Make every error of ``app`` answer with the one error body."""
+
     @app.exception_handler(ApiProblem)
     async def _problem(_: Request, exc: ApiProblem) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message)

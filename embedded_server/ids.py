@@ -8,4 +8,5 @@ from .crypto import random_chars
 
 
 def new_id(kind: str) -> str:
+    """A new random ID of ``kind`` (its reference prefix, e.g. ``job_``)."""
     return ID_PREFIXES[kind] + random_chars(100)

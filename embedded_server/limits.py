@@ -1,36 +1,56 @@
-"""Refuse request bodies over the limit with 413 before they are read into memory."""
+"""Body-size limits as a property of the route: over the limit is 413 before the body is read into memory.
+
+Every section's router uses :class:`LimitedRoute` (``APIRouter(route_class=LimitedRoute)``, see
+:func:`router`); a route whose body streams through instead of being held (an upload, later a proxied
+tunnel body) opts out by decorating its endpoint with :func:`unlimited_body`. The limit is the
+application's ``settings.max_body``.
+"""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import APIRouter
+from fastapi.routing import APIRoute
+from starlette.types import Message, Receive, Scope, Send
 
 from oc_tui.api.errors import ErrorCode
 
 from .errors import error_response
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_UNLIMITED = "__oc_unlimited_body__"
 
 
 class _TooLarge(BaseException):
     """A BaseException so that no route or framework handler on the way up turns it into a 400/500."""
 
 
-# Routes whose bodies stream through instead of being read into memory (path suffixes): exempt.
-UNLIMITED_SUFFIXES = ("/fs/upload",)
+def unlimited_body(endpoint: F) -> F:
+    """Mark a route's endpoint as reading its body as a stream: no body-size limit applies to it.
+
+    Apply it under the router's decorator (``@router.post(...)`` then ``@unlimited_body``)."""
+    setattr(endpoint, _UNLIMITED, True)
+    return endpoint
 
 
-class BodyLimit:
-    """ASGI middleware: checks Content-Length up front and counts streamed (chunked) bodies."""
+class LimitedRoute(APIRoute):
+    """An API route that refuses bodies over ``settings.max_body`` with 413 PAYLOAD_TOO_LARGE.
 
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
-        self.app = app
-        self.max_body = max_body
+    Content-Length is checked up front; a streamed (chunked) body is counted as it is read.
+    """
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].endswith(UNLIMITED_SUFFIXES):
-            await self.app(scope, receive, send)
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the route with its body limited (unless the endpoint is :func:`unlimited_body`)."""
+        if getattr(self.endpoint, _UNLIMITED, False) or scope["type"] != "http":
+            await super().handle(scope, receive, send)
             return
+        max_body: int = scope["app"].state.settings.max_body
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body:
-            await self._refuse(scope, receive, send)
+        if length is not None and length.isdigit() and int(length) > max_body:
+            await _refuse(max_body, scope, receive, send)
             return
         seen = 0
         started = False
@@ -39,7 +59,7 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_body:
+            if seen > max_body:
                 raise _TooLarge
             return message
 
@@ -49,12 +69,18 @@ class BodyLimit:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await super().handle(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(scope, receive, send)
+                await _refuse(max_body, scope, receive, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        message = f"request body is larger than {self.max_body} bytes"
-        response = error_response(413, ErrorCode.PAYLOAD_TOO_LARGE, message, {"Connection": "close"})
-        await response(scope, receive, send)
+
+async def _refuse(max_body: int, scope: Scope, receive: Receive, send: Send) -> None:
+    message = f"request body is larger than {max_body} bytes"
+    response = error_response(413, ErrorCode.PAYLOAD_TOO_LARGE, message, {"Connection": "close"})
+    await response(scope, receive, send)
+
+
+def router(**kwargs: Any) -> APIRouter:
+    """An APIRouter whose routes have the body limit (keyword arguments as ``APIRouter``'s)."""
+    return APIRouter(route_class=LimitedRoute, **kwargs)

@@ -425,3 +425,38 @@ def rows(app: OcTuiApp) -> dict[str, str]:
 def notifications(app: OcTuiApp) -> list[tuple[str, str]]:
     """The app's notifications as ``(severity, message)``, oldest first."""
     return [(note.severity, note.message) for note in app._notifications]
+
+
+# --- the in-process layer: route logic against create_app, no processes, no sockets ------------------
+
+
+class InProcess:
+    """``create_app`` served through ``httpx.ASGITransport``: ``api`` is an AsyncClient on the API prefix
+    with a tenant's token (``tenant_id``, ``token``); ``other`` one with another tenant's token."""
+
+    def __init__(self, app: Any, api: httpx.AsyncClient, other: httpx.AsyncClient, tenant_id: str) -> None:
+        self.app, self.api, self.other, self.tenant_id = app, api, other, tenant_id
+
+
+@pytest.fixture
+async def inprocess(tmp_path: Path) -> AsyncIterator[InProcess]:
+    """A fresh app on its own data dir, for route tests that need no agent (milliseconds each)."""
+    from embedded_server.app import create_app
+    from embedded_server.settings import Settings
+
+    app = create_app(Settings(data_dir=tmp_path))
+    tenant_id, token = create_tenant(app.state.db, "inprocess")
+    _, other_token = create_tenant(app.state.db, "other")
+    transport = httpx.ASGITransport(app=app)
+    base = f"http://inprocess{API}"
+    async with (
+        httpx.AsyncClient(
+            transport=transport, base_url=base, headers={"Authorization": f"Bearer {token}"}
+        ) as api,
+        httpx.AsyncClient(
+            transport=transport, base_url=base, headers={"Authorization": f"Bearer {other_token}"}
+        ) as other,
+    ):
+        yield InProcess(app, api, other, tenant_id)
+    app.state.lifecycle.close()
+    app.state.db.close()

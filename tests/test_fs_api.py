@@ -31,7 +31,7 @@ import pytest
 from conftest import api, error, rss
 
 from embedded_server.agent import fs as agent_fs
-from embedded_server.fs_download import Unsatisfiable, byte_range, content_disposition
+from embedded_server.fs.download import Unsatisfiable, byte_range, content_disposition
 from embedded_server.protocol import AGENT_ERROR_STATUS
 
 # --- helpers -----------------------------------------------------------------------------------------

@@ -205,3 +205,18 @@ async def test_a_shell_that_exits_at_once(server: Any, start_agent: Any, client:
             async for _chunk in term:
                 pass
     assert (term.exited, term.exit_code, term.exit_signal) == (True, 1, None)
+
+
+async def test_revoking_the_host_ends_its_sessions(client: OpenComputersClient, host: dict) -> None:
+    ticket = await client.terminal_ticket(host["id"])
+    term = await TerminalSession.connect(ticket)
+    async with term:
+        await term.send(b"echo $((6*7))\r")
+        await read_until(term, r"\b42\b")
+        await client.revoke_host(host["id"])
+        with pytest.raises(errors.SessionRefused) as caught:
+            async with asyncio.timeout(10):
+                async for _chunk in term:
+                    pass
+    assert caught.value.code == 4404
+    assert "revoked" in caught.value.reason

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
@@ -65,6 +65,43 @@ class ApiModel(BaseModel):
         if isinstance(value, datetime):
             return format_timestamp(value)
         return value
+
+
+class Resource(ApiModel):
+    """Base of the API's resources: an ``id``, a ``status``, and when it was created and last changed.
+
+    Sections narrow ``status`` to their vocabulary (``HostStatus``, ``JobStatus`` …).
+    """
+
+    id: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class HostResource(Resource):
+    """Base of the resources that belong to one host (jobs; tunnels, agent sessions, secrets …)."""
+
+    host_id: str
+
+
+class StreamEvent(ApiModel):
+    """Base of the self-describing events of an SSE stream: ``{type, <owner>_id, data, timestamp}``.
+
+    A subclass names its owner kind in ``OWNER`` (``"host"``, ``"job"``, ``"session"``) and declares the
+    ``<owner>_id`` field. ``event_id`` is the SSE ``id:`` the event came with (client side; not dumped).
+    """
+
+    OWNER: ClassVar[str]
+    type: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    timestamp: datetime
+    event_id: str | None = Field(default=None, exclude=True)
+
+    @property
+    def owner_id(self) -> str:
+        """The ID of what the event is about (the value of its ``<OWNER>_id`` field)."""
+        return str(getattr(self, f"{self.OWNER}_id"))
 
 
 class RequestModel(BaseModel):
@@ -156,15 +193,14 @@ class AgentInfo(ApiModel):
     remote_addr: str | None = None
 
 
-class Host(ApiModel):
-    id: str
+class Host(Resource):
+    """A machine with an agent (``id``, ``status`` and the timestamps come from :class:`Resource`)."""
+
     name: str
     region: str | None = None
     status: HostStatus
     tenant_id: str
     labels: dict[str, str] = Field(default_factory=dict)
-    created_at: datetime
-    updated_at: datetime
     # Extensions (docs/api.md): when the status last changed, when the agent was last heard from,
     # and what its agent reported about the machine.
     status_changed_at: datetime | None = None
@@ -216,14 +252,11 @@ class HostSysInfo(ApiModel):
     python: str | None = None
 
 
-class HostEvent(ApiModel):
+class HostEvent(StreamEvent):
     """One host event, as the SSE ``data:`` JSON carries it. ``event_id`` is the SSE ``id:`` (client side)."""
 
-    type: str
+    OWNER: ClassVar[str] = "host"
     host_id: str
-    data: dict[str, Any] = Field(default_factory=dict)
-    timestamp: datetime
-    event_id: str | None = Field(default=None, exclude=True)
 
 
 # --- jobs --------------------------------------------------------------------------------------------
@@ -231,9 +264,9 @@ class HostEvent(ApiModel):
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 
 
-class Job(ApiModel):
-    id: str
-    host_id: str
+class Job(HostResource):
+    """A command run on a host (``id``, ``host_id``, ``status``, timestamps from :class:`HostResource`)."""
+
     status: JobStatus
     command: str
     args: list[str] = Field(default_factory=list)
@@ -243,8 +276,6 @@ class Job(ApiModel):
     exit_code: int | None = None
     stdout: str = ""
     stderr: str = ""
-    created_at: datetime
-    updated_at: datetime
     completed_at: datetime | None = None
     # Extensions (docs/api.md): why it failed, whether output went over the stored cap, when the
     # process started, and how many output bytes (stdout + stderr) are stored.
@@ -278,12 +309,11 @@ class JobCreate(RequestModel):
         return value
 
 
-class JobEvent(ApiModel):
-    type: str
+class JobEvent(StreamEvent):
+    """One job event (output, ``truncated``, ``exit``), as the SSE ``data:`` JSON carries it."""
+
+    OWNER: ClassVar[str] = "job"
     job_id: str
-    data: dict[str, Any] = Field(default_factory=dict)
-    timestamp: datetime
-    event_id: str | None = Field(default=None, exclude=True)
 
 
 # --- file system -------------------------------------------------------------------------------------

@@ -17,11 +17,11 @@ from starlette.websockets import WebSocket
 
 from oc_tui.api.models import Host, Ticket, utcnow
 
-from . import protocol
-from .hosts import HostStore
-from .hub import Hub
-from .ids import new_id
-from .settings import Settings
+from .. import protocol
+from ..hosts.store import HostStore
+from ..hub import Hub
+from ..ids import new_id
+from ..settings import Settings
 
 PATHS = {"terminal": protocol.TERMINAL_PATH, "desktop": protocol.DESKTOP_PATH}
 
@@ -49,6 +49,8 @@ def ws_base(http_url: str) -> str:
 
 
 class TicketStore:
+    """The tickets issued and not yet redeemed (hashes only, in memory)."""
+
     def __init__(self, hosts: HostStore, hub: Hub, settings: Settings) -> None:
         self.hosts = hosts
         self.hub = hub
@@ -56,6 +58,7 @@ class TicketStore:
         self._tickets: dict[str, tuple[Grant, float]] = {}  # digest -> (grant, monotonic deadline)
 
     def issue(self, host: Host, kind: str) -> Ticket:
+        """A new ticket for a ``kind`` (``terminal``/``desktop``) session on ``host``, with its ``ws_url``."""
         now = time.monotonic()
         self._tickets = {d: entry for d, entry in self._tickets.items() if entry[1] > now}
         ticket = new_id("ticket")
@@ -88,7 +91,7 @@ class TicketStore:
         if host is None or host.status == "revoked":
             await ws.close(protocol.CLOSE_SESSION_HOST_GONE, f"host {verdict.host_id} is revoked")
             return None
-        if host.id not in self.hub.channels:
+        if not self.hub.is_online(host.id):
             await ws.close(protocol.CLOSE_SESSION_HOST_OFFLINE, f"host {host.id} is offline")
             return None
         return verdict

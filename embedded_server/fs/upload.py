@@ -27,9 +27,9 @@ from starlette.websockets import WebSocketDisconnect
 
 from oc_tui.api.errors import ErrorCode
 
-from . import protocol
-from .errors import ApiProblem
-from .hub import AgentStream, AgentUnreachable, Hub
+from .. import protocol
+from ..errors import ApiProblem
+from ..hub import AgentStream, AgentUnreachable, Hub
 
 FRAME = 1024 * 1024  # bytes of file data per frame to the agent
 MAX_FIELD = 64 * 1024  # bytes of a non-file form field
@@ -38,6 +38,7 @@ STREAM_ERRORS = (WebSocketDisconnect, RuntimeError, OSError)
 
 
 def bad_request(message: str) -> ApiProblem:
+    """400 VALIDATION_ERROR with ``message``."""
     return ApiProblem(400, ErrorCode.VALIDATION_ERROR, message)
 
 
@@ -59,6 +60,7 @@ class Parts:
         self._value = bytearray()
 
     def callbacks(self) -> dict[str, Any]:
+        """The callbacks for python-multipart's parser."""
         return {
             "on_part_begin": self._part_begin,
             "on_header_field": lambda d, s, e: self._header_field.extend(d[s:e]),
@@ -70,6 +72,7 @@ class Parts:
         }
 
     def take(self) -> bytes:
+        """The file bytes gathered so far (and forget them)."""
         data = self.pending[0] if len(self.pending) == 1 else b"".join(self.pending)
         self.pending, self.pending_size = [], 0
         return data
@@ -121,10 +124,12 @@ class AgentSink:
 
     @classmethod
     async def open(cls, hub: Hub, host_id: str, path: str, mkdir: bool) -> AgentSink:
-        _result, stream = await hub.open_stream(host_id, "fs.write", {"path": path, "mkdir": mkdir})
+        """Ask the agent for an ``fs.write`` stream to ``path``."""
+        _result, stream = await hub.open_stream(host_id, protocol.FsWrite(path=path, mkdir=mkdir))
         return cls(stream)
 
     async def write(self, data: bytes) -> None:
+        """Send file bytes to the agent (its error, if it answered one, is raised)."""
         if self.reply.done():  # the agent spoke (a write error) or went away before the end
             raise self._failure(self.reply.result())
         try:
@@ -173,12 +178,17 @@ class Spool:
         self.file: IO[bytes] | None = None
 
     async def write(self, data: bytes) -> None:
+        """Add file bytes to the spool."""
         if self.file is None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self.file = await asyncio.to_thread(tempfile.TemporaryFile, dir=self.directory)
+            self.file = await asyncio.to_thread(self._open)
         await asyncio.to_thread(self.file.write, data)
 
+    def _open(self) -> IO[bytes]:
+        return tempfile.TemporaryFile(dir=self.directory)
+
     async def replay(self, sink: AgentSink) -> None:
+        """Send the spooled file to the agent."""
         if self.file is None:
             return
         await asyncio.to_thread(self.file.seek, 0)
@@ -186,6 +196,7 @@ class Spool:
             await sink.write(data)
 
     def close(self) -> None:
+        """Drop the spool."""
         if self.file is not None:
             self.file.close()
 
@@ -217,6 +228,7 @@ class Upload:
             if self.path:  # refusals (no parent, no permission) come before the body is read
                 await self._open(self.path)
             if kind == b"multipart/form-data":
+                assert boundary is not None  # checked above
                 await self._multipart(request, boundary, check_path)
             else:
                 await self._raw(request)
@@ -277,7 +289,7 @@ class Upload:
 
     async def _multipart(self, request: Request, boundary: bytes, check_path: Any) -> None:
         parts = Parts()
-        parser = MultipartParser(boundary, parts.callbacks())
+        parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]  # a plain dict of the callbacks
         target: AgentSink | Spool | None = None
         async for chunk in self._body(request):
             parser.write(chunk)

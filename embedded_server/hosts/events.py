@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from oc_tui.api.models import format_timestamp, utcnow
 
-from .db import Database
+from ..db import Database
+from ..durable import sse, sse_event
 
 QUEUE_LIMIT = 1000
 REPLAY_BATCH = 500
@@ -26,6 +27,8 @@ RETENTION = timedelta(days=7)
 
 @dataclass(frozen=True)
 class Event:
+    """One stored host event."""
+
     id: int
     tenant_id: str
     host_id: str
@@ -35,18 +38,21 @@ class Event:
 
     def sse(self) -> str:
         """One SSE frame; the ``data:`` JSON is self-describing, as MIOSA's clients read only it."""
-        payload = {"type": self.type, "host_id": self.host_id, "data": self.data, "timestamp": self.timestamp}
-        return f"id: {self.id}\nevent: {self.type}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
+        data = json.dumps(self.data, separators=(",", ":"))
+        return sse_event(self.id, self.type, "host", self.host_id, data, self.timestamp)
 
 
 @dataclass(eq=False)
 class Subscription:
+    """A stream's interest in the tenant's events (one host's, or all with ``host_id`` None)."""
+
     tenant_id: str
     host_id: str | None
     queue: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
     lagged: bool = False
 
     def wants(self, event: Event) -> bool:
+        """Whether the event is for this stream."""
         return event.tenant_id == self.tenant_id and self.host_id in (None, event.host_id)
 
 
@@ -57,6 +63,8 @@ def _row_event(row: dict[str, Any]) -> Event:
 
 
 class EventLog:
+    """The host events: stored for resuming, fanned out to the live streams."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
         # Weak: a subscription made for a response that never started streaming (the client went
@@ -88,10 +96,12 @@ class EventLog:
         return event
 
     def prune(self) -> None:
+        """Forget events older than the retention (7 days)."""
         cutoff = format_timestamp(utcnow() - RETENTION)
         self.db.execute("DELETE FROM events WHERE timestamp < ?", (cutoff,))
 
     def replay(self, sub: Subscription, after: int) -> list[Event]:
+        """The next stored events for ``sub`` after event id ``after`` (a batch)."""
         sql = "SELECT * FROM events WHERE tenant_id = ? AND id > ?"
         params: tuple[Any, ...] = (sub.tenant_id, after)
         if sub.host_id is not None:
@@ -106,24 +116,19 @@ class EventLog:
                 sub.queue.get_nowait()
             sub.queue.put_nowait(None)
 
-    async def stream(
-        self, sub: Subscription, last_event_id: int | None, keepalive: float
-    ) -> AsyncIterator[str]:
+    def stream(self, sub: Subscription, last_event_id: int | None, keepalive: float) -> AsyncIterator[str]:
         """SSE text: replay after ``last_event_id`` (if given), then live events and keep-alives."""
+        return sse(self._events(sub, last_event_id), keepalive)
+
+    async def _events(self, sub: Subscription, last_event_id: int | None) -> AsyncGenerator[str, None]:
         try:
-            yield ": connected\n\n"
             sent = last_event_id if last_event_id is not None else -1
             if last_event_id is not None:
                 while batch := self.replay(sub, sent):
-                    for event in batch:
-                        yield event.sse()
+                    yield "".join(event.sse() for event in batch)
                     sent = batch[-1].id
             while True:
-                try:
-                    event = await asyncio.wait_for(sub.queue.get(), keepalive)
-                except TimeoutError:
-                    yield ": keepalive\n\n"
-                    continue
+                event = await sub.queue.get()
                 if event is None:
                     return
                 if event.id > sent:

@@ -16,9 +16,9 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from . import protocol
-from .errors import ApiProblem
-from .hub import AgentStream, Hub
+from .. import protocol
+from ..errors import ApiProblem
+from ..hub import AgentStream, Hub
 from .tickets import Grant
 
 log = logging.getLogger("oc_server.bridge")
@@ -27,23 +27,45 @@ MAX_REASON = 120  # bytes: a close reason must fit in a control frame (125) with
 
 
 def close_reason(text: str) -> str:
+    """``text`` cut to what fits in a close frame (whole UTF-8 characters only)."""
     data = text.encode()[:MAX_REASON]
     return data.decode(errors="ignore")
 
 
-async def serve_session(ws: WebSocket, hub: Hub, grant: Grant, method: str, params: dict[str, Any]) -> None:
-    """Ask the agent to open the session (``method``), then pipe frames until one side ends."""
-    try:
-        _result, stream = await hub.open_stream(grant.host_id, method, params)
-    except ApiProblem as exc:
-        code = (
-            protocol.CLOSE_SESSION_HOST_OFFLINE if exc.status == 409 else protocol.CLOSE_SESSION_AGENT_FAILED
-        )
-        await _close(ws, code, exc.message)
-        return
-    async with stream:
-        code, reason = await pipe(ws, stream)
-    await _close(ws, code, reason)
+class Sessions:
+    """The live terminal and desktop sessions, by host (a revoked host's are ended)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._live: dict[str, set[WebSocket]] = {}
+
+    async def serve(self, ws: WebSocket, grant: Grant, call: protocol.StreamCall) -> None:
+        """Ask the agent to open the session (``call``), then pipe frames until one side ends."""
+        try:
+            _result, stream = await self.hub.open_stream(grant.host_id, call)
+        except ApiProblem as exc:
+            code = (
+                protocol.CLOSE_SESSION_HOST_OFFLINE
+                if exc.status == 409
+                else protocol.CLOSE_SESSION_AGENT_FAILED
+            )
+            await _close(ws, code, exc.message)
+            return
+        live = self._live.setdefault(grant.host_id, set())
+        live.add(ws)
+        try:
+            async with stream:
+                code, reason = await pipe(ws, stream)
+        finally:
+            live.discard(ws)
+            if not live:
+                self._live.pop(grant.host_id, None)
+        await _close(ws, code, reason)
+
+    async def host_revoked(self, host_id: str) -> None:
+        """End the host's sessions: each client is closed with 4404 (host revoked)."""
+        for ws in list(self._live.get(host_id, ())):
+            await _close(ws, protocol.CLOSE_SESSION_HOST_GONE, f"host {host_id} is revoked")
 
 
 async def pipe(client: WebSocket, stream: AgentStream) -> tuple[int, str]:
@@ -56,22 +78,22 @@ async def pipe(client: WebSocket, stream: AgentStream) -> tuple[int, str]:
             if message["type"] == "websocket.disconnect":
                 return
             if message.get("bytes") is not None:
-                await stream.ws.send_bytes(message["bytes"])
+                await stream.send_bytes(message["bytes"])
             elif message.get("text") is not None:
-                await stream.ws.send_text(message["text"])
+                await stream.send_text(message["text"])
 
     async def downstream() -> None:  # agent -> client
         while True:
-            frame = await stream.ws.receive()
-            if frame["type"] == "websocket.disconnect":
-                code = frame.get("code") or 1000
+            frame = await stream.receive_frame()
+            if frame is None:
+                code = stream.close_code or 1000
                 ended["code"] = code if code == 1000 or 4000 <= code < 5000 else 1011
-                ended["reason"] = frame.get("reason") or ""
+                ended["reason"] = stream.close_reason
                 return
-            if frame.get("bytes") is not None:
-                await client.send_bytes(frame["bytes"])
-            elif frame.get("text") is not None:
-                await client.send_text(frame["text"])
+            if isinstance(frame, bytes):
+                await client.send_bytes(frame)
+            else:
+                await client.send_text(frame)
 
     tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
     try:

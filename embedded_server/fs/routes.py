@@ -1,8 +1,8 @@
 """``/hosts/{id}/fs/…``: the host's file system, through its agent (docs/api.md "Files").
 
-Every route is ``async def`` (see routes/hosts.py). Small answers (list, stat, mkdir, delete) are one
-request to the agent; bodies (download, upload) travel on a stream the agent dials back, a frame at a
-time in step with the client's socket (fs_download.py, fs_upload.py).
+Every route is ``async def`` (see deps.py). Small answers (list, stat, mkdir, delete) are one request
+to the agent; bodies (download, upload) travel on a stream the agent dials back, a frame at a time in
+step with the client's socket (download.py, upload.py).
 """
 
 from __future__ import annotations
@@ -12,13 +12,16 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 
 from oc_tui.api.errors import ErrorCode
-from oc_tui.api.models import FsMkdir, format_timestamp
+from oc_tui.api.models import FsMkdir, Host, format_timestamp
 
+from .. import limits, protocol
+from ..deps import TenantHost, hub_of, require_online
 from ..errors import ApiProblem
-from ..fs_download import (
+from ..hub import AgentUnreachable
+from .download import (
     FileInfo,
     StreamedFile,
     Unsatisfiable,
@@ -26,11 +29,9 @@ from ..fs_download import (
     download_headers,
     if_range_matches,
 )
-from ..fs_upload import Upload
-from ..hub import AgentUnreachable
-from .hosts import TenantHost, hub, usable
+from .upload import Upload
 
-router = APIRouter(prefix="/hosts", tags=["fs"])
+router = limits.router(prefix="/hosts", tags=["fs"])
 
 MAX_PATH = 4096  # bytes
 BIG_LISTING = 2000  # entries; a longer listing is turned into JSON in a worker thread
@@ -58,10 +59,12 @@ def json_bytes(body: Any) -> bytes:
 
 
 def json_response(body: Any, status: int = 200) -> Response:
+    """A JSON response written with :func:`json_bytes`."""
     return Response(json_bytes(body), status_code=status, media_type="application/json")
 
 
 def malformed(method: str) -> AgentUnreachable:
+    """502: the agent answered ``method`` with something that is not its result's shape."""
     return AgentUnreachable(f"the agent answered {method} with a malformed result")
 
 
@@ -90,12 +93,14 @@ def listing(result: Any) -> bytes:
     return json_bytes(body)
 
 
-async def call(request: Request, host: TenantHost, method: str, params: dict[str, Any]) -> Any:
-    usable(request, host)
-    return await hub(request).call(host.id, method, params)
+async def ask(request: Request, host: Host, call: protocol.Call) -> Any:
+    """The agent's answer to ``call``; 409 first unless the host is online."""
+    require_online(request, host)
+    return await hub_of(request).call(host.id, call)
 
 
 def stat_result(result: Any, method: str) -> dict[str, Any]:
+    """The agent's stat answer to ``method``, checked for its shape (502 otherwise)."""
     if not isinstance(result, dict) or not isinstance(result.get("path"), str):
         raise malformed(method)
     return result
@@ -107,7 +112,7 @@ def stat_result(result: Any, method: str) -> dict[str, Any]:
 @router.get("/{host_id}/fs/list")
 async def list_dir(request: Request, host: TenantHost, path: PathQuery = None) -> Response:
     """The directory's entries sorted by name; no path = the agent user's home."""
-    result = await call(request, host, "fs.list", {"path": check_path(path, empty_ok=True)})
+    result = await ask(request, host, protocol.FsList(path=check_path(path, empty_ok=True)))
     if not isinstance(result, dict) or not isinstance(result.get("entries"), list):
         raise malformed("fs.list")
     if len(result["entries"]) > BIG_LISTING:
@@ -124,7 +129,7 @@ async def list_dir_alias(request: Request, host: TenantHost, path: PathQuery = N
 @router.get("/{host_id}/fs/stat")
 async def stat_path(request: Request, host: TenantHost, path: PathQuery = None) -> Response:
     """The path itself (a symlink is reported as one, with its target)."""
-    result = await call(request, host, "fs.stat", {"path": check_path(path)})
+    result = await ask(request, host, protocol.FsStat(path=check_path(path)))
     return json_response(stat_result(result, "fs.stat"))
 
 
@@ -132,7 +137,7 @@ async def stat_path(request: Request, host: TenantHost, path: PathQuery = None) 
 async def make_dir(request: Request, host: TenantHost, spec: FsMkdir) -> Response:
     """``{"path", "parents": true}`` → 201 with the new directory's stat; 409 if it exists."""
     path = check_path(spec.path, where="path")
-    result = await call(request, host, "fs.mkdir", {"path": path, "parents": spec.parents})
+    result = await ask(request, host, protocol.FsMkdir(path=path, parents=spec.parents))
     return json_response(stat_result(result, "fs.mkdir"), 201)
 
 
@@ -141,7 +146,7 @@ async def delete_path(
     request: Request, host: TenantHost, path: PathQuery = None, recursive: bool = False
 ) -> Response:
     """A file, a symlink (not what it points to), an empty directory, or with ``recursive=true`` a tree."""
-    await call(request, host, "fs.delete", {"path": check_path(path), "recursive": recursive})
+    await ask(request, host, protocol.FsDelete(path=check_path(path), recursive=recursive))
     return Response(status_code=204)
 
 
@@ -160,8 +165,8 @@ async def delete_path_alias(
 async def download(request: Request, host: TenantHost, path: PathQuery = None) -> Response:
     """The file's bytes, streamed; one HTTP Range (206, 416) for resuming."""
     target = check_path(path)
-    usable(request, host)
-    result, stream = await hub(request).open_stream(host.id, "fs.read", {"path": target})
+    require_online(request, host)
+    result, stream = await hub_of(request).open_stream(host.id, protocol.FsRead(path=target))
     try:
         info = FileInfo.from_result(result)
         headers = download_headers(info)
@@ -200,11 +205,13 @@ async def download(request: Request, host: TenantHost, path: PathQuery = None) -
 
 
 @router.post("/{host_id}/fs/upload", status_code=201)
+@limits.unlimited_body
 async def upload(request: Request, host: TenantHost, path: PathQuery = None, mkdir: bool = False) -> Response:
-    """A multipart body's file part written to ``path`` atomically; 201 with the file's stat."""
+    """A multipart body's file part written to ``path`` atomically; 201 with the file's stat.
+    The body streams through (no body-size limit)."""
     target = check_path(path) if path is not None else None
-    usable(request, host)
+    require_online(request, host)
     spool_dir = request.app.state.settings.data_dir / "spool"
-    job = Upload(hub(request), host.id, target, mkdir, spool_dir)
+    job = Upload(hub_of(request), host.id, target, mkdir, spool_dir)
     result = await job.run(request, lambda value: check_path(value, where="form field 'path'"))
     return json_response(stat_result(result, "fs.write"), 201)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from oc_tui.api.models import (
-    AgentInfo,
     Host,
     HostCreate,
     HostRegistration,
@@ -15,47 +13,37 @@ from oc_tui.api.models import (
     utcnow,
 )
 
-from .auth import HOST_KEY_PREFIX
-from .crypto import hash_secret, new_token
-from .db import Database
+from ..auth import HOST_KEY_PREFIX, host_for_key
+from ..crypto import hash_secret, new_token
+from ..db import Database, from_row, to_row
+from ..ids import new_id
 from .events import EventLog
-from .ids import new_id
-
-LAST_SEEN_WRITE_EVERY = 30.0  # seconds: heartbeats refresh last_seen_at in the DB at most this often
-
-
-def host_model(row: dict[str, Any]) -> Host:
-    agent = json.loads(row["agent"]) if row["agent"] else None
-    return Host(
-        id=row["id"],
-        name=row["name"],
-        region=row["region"],
-        status=row["status"],
-        tenant_id=row["tenant_id"],
-        labels=json.loads(row["labels"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        status_changed_at=row["status_changed_at"],
-        last_seen_at=row["last_seen_at"],
-        agent=AgentInfo(**agent) if agent else None,
-    )
 
 
 def host_json(host: Host) -> dict[str, Any]:
+    """The host as the API shows it (JSON-ready)."""
     return host.model_dump(mode="json")
 
 
 class HostStore:
+    """Host records: registration, changes, status; every change is announced on ``events``."""
+
     def __init__(self, db: Database, events: EventLog) -> None:
         self.db = db
         self.events = events
 
     def get(self, tenant_id: str, host_id: str) -> Host | None:
+        """The tenant's host, or None (also when it is another tenant's)."""
         row = self.db.one("SELECT * FROM hosts WHERE id = ? AND tenant_id = ?", (host_id, tenant_id))
-        return host_model(row) if row else None
+        return from_row(Host, row) if row else None
 
     def row(self, host_id: str) -> dict[str, Any] | None:
+        """The host's row, whoever's it is, or None."""
         return self.db.one("SELECT * FROM hosts WHERE id = ?", (host_id,))
+
+    def by_key(self, host_key: str) -> dict[str, Any] | None:
+        """The host row a host key belongs to (revoked ones included: the caller refuses those)."""
+        return host_for_key(self.db, host_key)
 
     def page(self, tenant_id: str, page: int, per_page: int) -> tuple[list[Host], int]:
         """Newest registration first (ties impossible: ``seq`` is the insertion order)."""
@@ -64,24 +52,25 @@ class HostStore:
             "SELECT * FROM hosts WHERE tenant_id = ? ORDER BY seq DESC LIMIT ? OFFSET ?",
             (tenant_id, per_page, (page - 1) * per_page),
         )
-        return [host_model(r) for r in rows], int(total["n"] if total else 0)
+        return [from_row(Host, r) for r in rows], int(total["n"] if total else 0)
 
     def create(self, tenant_id: str, spec: HostCreate) -> HostRegistration:
+        """Register a ``pending`` host; the answer carries its host key (shown this once)."""
         host_id, host_key, now = new_id("host"), new_token(HOST_KEY_PREFIX), format_timestamp(utcnow())
-        self.db.execute(
-            "INSERT INTO hosts (id, tenant_id, name, region, labels, status, host_key_hash, created_at,"
-            " updated_at, status_changed_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-            (
-                host_id,
-                tenant_id,
-                spec.name,
-                spec.region,
-                json.dumps(spec.labels),
-                hash_secret(host_key),
-                now,
-                now,
-                now,
-            ),
+        self.db.insert(
+            "hosts",
+            {
+                "id": host_id,
+                "tenant_id": tenant_id,
+                "name": spec.name,
+                "region": spec.region,
+                "labels": spec.labels,
+                "status": "pending",
+                "host_key_hash": hash_secret(host_key),
+                "created_at": now,
+                "updated_at": now,
+                "status_changed_at": now,
+            },
         )
         host = self.get(tenant_id, host_id)
         assert host is not None
@@ -96,14 +85,13 @@ class HostStore:
         if "region" in change.model_fields_set:
             fields["region"] = change.region
         if change.labels is not None:
-            fields["labels"] = json.dumps(change.labels)
-        current = {"name": host.name, "region": host.region, "labels": json.dumps(host.labels)}
-        fields = {k: v for k, v in fields.items() if current[k] != v}
+            fields["labels"] = change.labels
+        current = to_row({"name": host.name, "region": host.region, "labels": host.labels})
+        fields = {k: v for k, v in fields.items() if current[k] != to_row({k: v})[k]}
         if not fields:
             return host
         fields["updated_at"] = format_timestamp(utcnow())
-        assignments = ", ".join(f"{name} = ?" for name in fields)
-        self.db.execute(f"UPDATE hosts SET {assignments} WHERE id = ?", (*fields.values(), host.id))
+        self.db.update("hosts", host.id, fields)
         updated = self.get(host.tenant_id, host.id)
         assert updated is not None
         self.events.append(host.tenant_id, host.id, "host_updated", {"host": host_json(updated)})
@@ -119,17 +107,17 @@ class HostStore:
         now = format_timestamp(utcnow())
         fields: dict[str, Any] = {"last_seen_at": seen_at} if seen_at else {}
         if agent is not None:
-            fields["agent"] = json.dumps(agent)
+            fields["agent"] = agent
         if row["status"] != status:
             fields.update(status=status, status_changed_at=now, updated_at=now)
         if fields:
-            assignments = ", ".join(f"{name} = ?" for name in fields)
-            self.db.execute(f"UPDATE hosts SET {assignments} WHERE id = ?", (*fields.values(), host_id))
+            self.db.update("hosts", host_id, fields)
         if row["status"] != status:
             data = {"status": status, "previous": row["status"]}
             self.events.append(row["tenant_id"], host_id, "status_change", data)
 
     def touch(self, host_id: str, seen_at: str) -> None:
+        """Store the host's last-seen time (no event)."""
         self.db.execute("UPDATE hosts SET last_seen_at = ? WHERE id = ?", (seen_at, host_id))
 
     def mark_stale_online_offline(self) -> None:

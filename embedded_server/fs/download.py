@@ -20,7 +20,7 @@ from urllib.parse import quote
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from .hub import AgentStream
+from ..hub import AgentStream
 
 log = logging.getLogger("oc_server.fs")
 
@@ -43,6 +43,7 @@ class FileInfo:
 
     @classmethod
     def from_result(cls, result: Any) -> FileInfo:
+        """From the agent's ``fs.read`` answer (KeyError, TypeError, ValueError when malformed)."""
         if not isinstance(result, dict):
             raise ValueError("not an object")
         return cls(
@@ -55,10 +56,12 @@ class FileInfo:
 
     @property
     def last_modified(self) -> str:
+        """The HTTP date of the file's modification time."""
         return email.utils.formatdate(self.mtime, usegmt=True)
 
     @property
     def etag(self) -> str:
+        """A strong ETag from the size and modification time."""
         return f'"{self.size:x}-{self.mtime_ns:x}"'
 
 
@@ -143,6 +146,7 @@ class StreamedFile(StreamingResponse):
 
 
 def download_headers(info: FileInfo) -> dict[str, str]:
+    """The headers of a download of the file ``info`` describes."""
     return {
         "Accept-Ranges": "bytes",
         "Last-Modified": info.last_modified,

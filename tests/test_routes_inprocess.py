@@ -1,0 +1,111 @@
+"""Route logic in-process (``httpx.ASGITransport`` against ``create_app``): validation, paging, tenants,
+IDs and "host must be online" — no server process and no agent, so each test takes milliseconds.
+The wire (real server + real agent) is tested by the other server modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+from conftest import InProcess
+
+from embedded_server.db import Database
+
+
+def error(response: httpx.Response) -> tuple[int, str]:
+    return response.status_code, response.json()["error"]["code"]
+
+
+async def register(api: httpx.AsyncClient, name: str, **fields: Any) -> dict[str, Any]:
+    response = await api.post("/hosts", json={"name": name, **fields})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_validation_errors_are_400_with_the_field_named(inprocess: InProcess) -> None:
+    api = inprocess.api
+    response = await api.post("/hosts", json={})
+    assert error(response) == (400, "VALIDATION_ERROR")
+    assert "name" in response.json()["error"]["message"]
+    assert error(await api.post("/hosts", json={"name": "a", "colour": "red"})) == (400, "VALIDATION_ERROR")
+    bad_json = await api.post("/hosts", content=b"{", headers={"Content-Type": "application/json"})
+    assert error(bad_json) == (400, "INVALID_JSON")
+    assert error(await api.get("/hosts", params={"per_page": 101})) == (400, "VALIDATION_ERROR")
+
+
+async def test_paging_newest_first_with_meta(inprocess: InProcess) -> None:
+    for n in range(5):
+        await register(inprocess.api, f"h{n}")
+    page = (await inprocess.api.get("/hosts", params={"page": 2, "per_page": 2})).json()
+    assert [h["name"] for h in page["data"]] == ["h2", "h1"]
+    assert page["meta"] == {"total": 5, "page": 2, "per_page": 2}
+    empty = (await inprocess.api.get("/hosts", params={"page": 9, "per_page": 2})).json()
+    assert empty["data"] == [] and empty["meta"]["total"] == 5
+
+
+async def test_another_tenants_host_is_404_everywhere(inprocess: InProcess) -> None:
+    host = await register(inprocess.api, "mine")
+    other = inprocess.other
+    for method, path in [
+        ("GET", f"/hosts/{host['id']}"),
+        ("PATCH", f"/hosts/{host['id']}"),
+        ("DELETE", f"/hosts/{host['id']}"),
+        ("GET", f"/hosts/{host['id']}/exec"),
+        ("GET", f"/hosts/{host['id']}/fs/list"),
+        ("POST", f"/hosts/{host['id']}/terminal/ticket"),
+    ]:
+        body = {"name": "x"} if method == "PATCH" else None
+        assert error(await other.request(method, path, json=body)) == (404, "NOT_FOUND"), (method, path)
+    assert (await other.get("/hosts")).json()["meta"]["total"] == 0
+    assert (await inprocess.api.get(f"/hosts/{host['id']}")).json()["status"] == "pending"
+
+
+async def test_malformed_ids_are_invalid_id(inprocess: InProcess) -> None:
+    api = inprocess.api
+    assert error(await api.get("/hosts/not-a-host")) == (400, "INVALID_ID")
+    assert error(await api.get("/hosts/job_abcdef")) == (400, "INVALID_ID")
+    host = await register(api, "h")
+    assert error(await api.get(f"/hosts/{host['id']}/exec/host_abcdef")) == (400, "INVALID_ID")
+    assert error(await api.get(f"/hosts/{host['id']}/exec/job_abcdef")) == (404, "NOT_FOUND")
+
+
+async def test_a_host_without_its_agent_is_409(inprocess: InProcess) -> None:
+    api = inprocess.api
+    host = await register(api, "h")
+    assert error(await api.post(f"/hosts/{host['id']}/exec", json={"command": "true"})) == (
+        409,
+        "HOST_OFFLINE",
+    )
+    assert error(await api.get(f"/hosts/{host['id']}/fs/list")) == (409, "HOST_OFFLINE")
+    assert error(await api.post(f"/hosts/{host['id']}/desktop/ticket")) == (409, "HOST_OFFLINE")
+    assert (await api.delete(f"/hosts/{host['id']}")).status_code == 204
+    assert error(await api.get(f"/hosts/{host['id']}/fs/stat", params={"path": "/"})) == (409, "HOST_REVOKED")
+
+
+async def test_body_limit_is_a_property_of_the_route(inprocess: InProcess) -> None:
+    api = inprocess.api
+    big = b'{"name": "' + b"x" * (1024 * 1024) + b'"}'
+    too_big = await api.post("/hosts", content=big, headers={"Content-Type": "application/json"})
+    assert error(too_big) == (413, "PAYLOAD_TOO_LARGE")
+    host = await register(api, "h")
+    upload = await api.post(
+        f"/hosts/{host['id']}/fs/upload",
+        params={"path": "/tmp/x"},
+        content=big,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert error(upload) == (409, "HOST_OFFLINE")  # upload has no body limit: refused for another reason
+
+
+def test_a_section_migrates_its_own_tables(tmp_path: Path) -> None:
+    scripts = ["CREATE TABLE widgets (id TEXT PRIMARY KEY)", "ALTER TABLE widgets ADD COLUMN size INTEGER"]
+    db = Database(tmp_path / "oc.db")
+    db.migrate_section("widgets", scripts[:1])
+    db.migrate_section("widgets", scripts)  # only the new script runs
+    db.migrate_section("widgets", scripts)  # nothing to do
+    db.insert("widgets", {"id": "w1", "size": 3})
+    assert db.one("SELECT * FROM widgets") == {"id": "w1", "size": 3}
+    assert db.one("SELECT version FROM section_schema WHERE section = 'widgets'") == {"version": 2}
+    db.close()
