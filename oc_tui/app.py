@@ -32,7 +32,7 @@ from oc_tui.local import LocalFleet, LocalFleetError
 from oc_tui.screens.command import CommandScreen
 from oc_tui.screens.fleet import FleetScreen
 from oc_tui.screens.help import HelpScreen, KeySection
-from oc_tui.themes import DEFAULT_THEME, load_themes
+from oc_tui.theme_files import DEFAULT_THEME, LoadedThemes, load_themes
 
 COMMANDS = ("hosts", "quit", "q", "clusters", "secrets")
 NOT_YET = ("clusters", "secrets")
@@ -118,12 +118,14 @@ class OcTuiApp(App[None]):
         *,
         client: OpenComputersClient | None = None,
         theme: str = DEFAULT_THEME,
+        themes: LoadedThemes | None = None,
         data_dir: Path | None = None,
         clock: Callable[[], datetime] = utcnow,
         live: bool = True,
     ) -> None:
         """``client``: a ready client to use instead of one built from the profile (its owner closes it).
-        ``data_dir``: where the embedded profile keeps its state. ``clock``/``live``: see the module."""
+        ``themes``: the themes to offer (with the user's, as ``oc-tui`` loads them); the bundled ones
+        by default. ``data_dir``: where the embedded profile keeps its state. ``clock``/``live``: see the module."""
         super().__init__()
         self.profile = profile
         self.client = client
@@ -135,7 +137,9 @@ class OcTuiApp(App[None]):
         self.histories: dict[str, list[str]] = {}
         """Command-line history per host id (and one for fan-out), for this run of the app."""
         self._local: LocalFleet | None = None
-        self._themes = load_themes()
+        loaded = themes if themes is not None else load_themes()
+        self._themes = loaded.themes
+        self._theme_problems = loaded.problems
         self._initial_theme = theme
         self.fleet = FleetScreen(profile.name, profile.base_url, clock)
 
@@ -150,6 +154,8 @@ class OcTuiApp(App[None]):
         for theme in self._themes.values():
             self.register_theme(theme)
         self.theme = self._initial_theme
+        for problem in self._theme_problems:
+            self.notify(problem, title="Theme file skipped", severity="warning", timeout=15)
         if not self._live:
             return
         if self.client is None and not self.profile.embedded:
