@@ -10,7 +10,7 @@ feed the screens fixed models through the messages the workers would post, with 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 from textual import work
 from textual.app import App
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.message import Message
 from textual.screen import Screen
@@ -235,14 +235,10 @@ class OcTuiApp(App[None]):
 
     def _key_sections(self) -> list[KeySection]:
         # The host screens load on first use, not at start-up (first frame); so here.
+        from oc_tui.screens import host
         from oc_tui.screens.fanout import FanoutScreen
-        from oc_tui.screens.files_tab import HELP_KEYS as FILES_KEYS
-        from oc_tui.screens.files_tab import FilesTab
-        from oc_tui.screens.host import HostScreen
-        from oc_tui.screens.jobs_tab import JobsTab
-        from oc_tui.screens.terminal_tab import HELP as TERMINAL_KEYS
 
-        def rows(bindings: list) -> list[tuple[str, str]]:
+        def rows(bindings: Sequence[BindingType]) -> list[tuple[str, str]]:
             return [
                 (
                     "  ".join(
@@ -265,20 +261,7 @@ class OcTuiApp(App[None]):
                     ("g  G", "First / last host"),
                 ],
             ),
-            (
-                "Host · Jobs tab",
-                [
-                    *rows(HostScreen.BINDINGS),
-                    ("← →", "Switch tab (when the tab strip has the focus)"),
-                    ("enter", "Run the command line"),
-                    ("↑ ↓", "Command history (command line)"),
-                    *rows(JobsTab.BINDINGS),
-                    ("tab", "Command line → jobs → output"),
-                    ("G  g", "Output: follow the end / top"),
-                ],
-            ),
-            ("Host · Files tab", [*FILES_KEYS, *rows(FilesTab.BINDINGS)]),
-            ("Host · Terminal tab", TERMINAL_KEYS),
+            *host.help_sections(rows),
             ("Fan-out results", [*rows(FanoutScreen.BINDINGS), ("↑ ↓", "Pick the host whose output shows")]),
             (
                 "Dialogs",

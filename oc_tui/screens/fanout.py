@@ -25,11 +25,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
+from oc_tui import jobs_model
 from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.models import Host, Job
-from oc_tui.api.streams import job_output_bytes
+from oc_tui.jobs_model import exit_note
 from oc_tui.screens.errors import describe_error
-from oc_tui.screens.jobs_tab import exit_note
 from oc_tui.widgets.fanout_table import FIRST_LINE_CHARS, FanoutTable, HostRun
 from oc_tui.widgets.formatting import job_duration
 from oc_tui.widgets.job_list import ACTIVE
@@ -161,13 +161,11 @@ class FanoutScreen(Screen[None]):
             self.post_message(self.OutputEnded(host.id, ended, job.completed_at))
             return
         try:
-            async with client.job_events(host.id, job.id) as stream:
-                async for event in stream:
-                    if event.type in ("stdout", "stderr"):
-                        data = job_output_bytes(event)
-                        self.post_message(self.OutputArrived(host.id, data, event.type == "stderr"))
-                    elif event.type == "exit":
-                        self.post_message(self.OutputEnded(host.id, dict(event.data), event.timestamp))
+            async for piece in jobs_model.follow_job(client, host.id, job.id):
+                if isinstance(piece, jobs_model.OutputChunk):
+                    self.post_message(self.OutputArrived(host.id, piece.data, piece.stderr))
+                elif isinstance(piece, jobs_model.OutputEnd):
+                    self.post_message(self.OutputEnded(host.id, piece.data, piece.at))
             final = await client.get_job(host.id, job.id)
         except errors.OpenComputersError as exc:
             self.post_message(self.Failed(host.id, f"output: {describe_error(exc)}"))

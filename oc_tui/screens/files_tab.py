@@ -19,12 +19,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from PIL import Image
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
@@ -35,7 +35,7 @@ from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.models import FsEntry, FsList, FsStat, utcnow
 from oc_tui.screens.confirm import ConfirmScreen
 from oc_tui.screens.errors import describe_error
-from oc_tui.widgets.file_dialogs import (
+from oc_tui.screens.file_dialogs import (
     DownloadDialog,
     DownloadRequest,
     MkdirDialog,
@@ -44,6 +44,7 @@ from oc_tui.widgets.file_dialogs import (
     default_download_path,
     remote_join,
 )
+from oc_tui.screens.host_tab import HostTab, HostTabContext
 from oc_tui.widgets.file_list import PARENT, SORTS, FileList
 from oc_tui.widgets.file_preview import (
     IMAGE_LIMIT,
@@ -81,7 +82,7 @@ HELP_KEYS: list[tuple[str, str]] = [
 class PathBar(Input):
     """The path bar: shows where the listing is; ``g`` edits it, enter goes there, esc goes back."""
 
-    BINDINGS = [Binding("escape", "leave", "Back to the list")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "leave", "Back to the list")]
 
     class Left(Message):
         pass
@@ -90,10 +91,14 @@ class PathBar(Input):
         self.post_message(self.Left())
 
 
-class FilesTab(Vertical):
+class FilesTab(HostTab):
     """Browse one host's file system and move files to and from it."""
 
-    BINDINGS = [
+    TAB_ID = "files"
+    TITLE = "Files"
+    KEY = "f"
+    HELP = HELP_KEYS
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c,ctrl+k", "cancel_transfer", "Cancel", tooltip="Cancel the running transfer"),
         Binding("backspace", "parent", "Parent", tooltip="Parent directory"),
         Binding("D", "download", "Download", tooltip="Download the file to a local path"),
@@ -160,17 +165,10 @@ class FilesTab(Vertical):
     class Deleted(Message):
         path: str
 
-    @dataclass
-    class RequestFailed(Message):
-        action: str
-        error: BaseException
-
     # --- setup -------------------------------------------------------------------------------------
 
-    def __init__(self, host_id: str, *, live: bool = True, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.host_id = host_id
-        self.live = live
+    def __init__(self, context: HostTabContext, *, id: str | None = None) -> None:
+        super().__init__(context, id=id)
         self.clock: Callable[[], datetime] = utcnow
         """The time "modified" is shown relative to (fixed in screenshots)."""
         self.path: str | None = None
@@ -208,16 +206,13 @@ class FilesTab(Vertical):
     def on_resize(self) -> None:
         self.set_class(self.size.width < NARROW, "-narrow")
 
-    def activate(self) -> None:
+    def activate(self) -> bool:
         """The tab was shown: the listing (or the message in its place) takes the focus; the first
         time, the home is listed."""
         (self.query_one("#files-message") if self.has_class("-message") else self.file_list).focus()
         if self.live and self.path is None and not self._loading:
             self.load("")
-
-    @property
-    def client(self) -> OpenComputersClient | None:
-        return getattr(self.app, "client", None)
+        return True
 
     @property
     def file_list(self) -> FileList:
@@ -363,17 +358,13 @@ class FilesTab(Vertical):
             return
         self.post_message(self.DeleteCounted(entry, count, complete=not pending))
 
-    @work(group="files-delete-run", exit_on_error=False)
-    async def _delete(self, entry: FsEntry, recursive: bool) -> None:
-        client = self.client
-        if client is None:
-            return
-        try:
-            await client.delete_path(self.host_id, entry.path, recursive=recursive)
-        except errors.OpenComputersError as exc:
-            self.post_message(self.RequestFailed(f"delete {entry.path}", exc))
-        else:
-            self.post_message(self.Deleted(entry.path))
+    def _delete(self, entry: FsEntry, recursive: bool) -> None:
+        self.request(
+            f"delete {entry.path}",
+            lambda client: client.delete_path(self.host_id, entry.path, recursive=recursive),
+            lambda _: self.post_message(self.Deleted(entry.path)),
+            group="files-delete-run",
+        )
 
     @work(group="files-dialog", exit_on_error=False)
     async def _ask_download(self, entry: FsEntry) -> None:
@@ -482,15 +473,10 @@ class FilesTab(Vertical):
         )
         self.refresh_listing(select=neighbour)
 
-    def on_files_tab_request_failed(self, message: RequestFailed) -> None:
-        self.app.notify(f"{message.action}: {describe_error(message.error)}", title="Files", severity="error")
-
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A bug in a worker must not take the app down: say what failed and carry on."""
+        """A transfer's worker that died of a bug: the transfer failed (:class:`HostTab`, whose handler
+        Textual calls too, reports the bug)."""
         if event.state == WorkerState.ERROR:
-            self.app.notify(
-                f"{event.worker.name}: {event.worker.error}", title="Unexpected error", severity="error"
-            )
             if event.worker is self._active_worker and self._active is not None:
                 self.post_message(self.TransferEnded(self._active, "failed", str(event.worker.error)))
 
