@@ -29,13 +29,12 @@ from oc_tui import config
 from oc_tui.api import OpenComputersClient
 from oc_tui.api.models import utcnow
 from oc_tui.local import LocalFleet, LocalFleetError
+from oc_tui.screens import views
 from oc_tui.screens.command import CommandScreen
 from oc_tui.screens.fleet import FleetScreen
 from oc_tui.screens.help import HelpScreen, KeySection
 from oc_tui.theme_files import DEFAULT_THEME, LoadedThemes, load_themes
 
-COMMANDS = ("hosts", "quit", "q", "clusters", "secrets")
-NOT_YET = ("clusters", "secrets")
 LOCAL_WARNINGS = {"server_failed", "host_revoked", "agent_refused"}
 """LocalFleet events worth a notification; the others go to the event feed only."""
 
@@ -275,17 +274,18 @@ class OcTuiApp(App[None]):
         ]
 
     def action_command_mode(self) -> None:
-        self.push_screen(CommandScreen(COMMANDS), self._run_command)
+        self.push_screen(CommandScreen(views.command_names()), self._run_command)
 
     def _run_command(self, command: str | None) -> None:
         if not command:
             return
         name = command.split()[0].lower()
+        view = views.find_view(command)
         if name in ("q", "quit", "q!"):
             self.exit()
-        elif name in ("hosts", "host", "fleet"):
-            self.action_show_hosts()
-        elif name in NOT_YET:
+        elif view is not None and view.open is not None:
+            view.open(self)
+        elif view is not None:
             self.notify(f":{name} is not yet available", severity="warning")
         else:
             self.notify(f"unknown command :{command} — try :hosts or :q", severity="error")

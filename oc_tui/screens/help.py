@@ -15,13 +15,10 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from oc_tui.screens import views
+
 KeySection = tuple[str, Sequence[tuple[str, str]]]
 
-COMMANDS: Sequence[tuple[str, str]] = (
-    (":hosts", "The fleet view"),
-    (":q  :quit", "Quit oc-tui"),
-    (":clusters  :secrets", "Not yet available"),
-)
 
 FILTER_SYNTAX: Sequence[tuple[str, str]] = (
     ("web", "Name (or id) contains 'web'"),
@@ -38,7 +35,11 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, sections: Sequence[KeySection]) -> None:
         super().__init__()
-        self._sections = [*sections, ("Commands (after :)", COMMANDS), ("Filter (after /)", FILTER_SYNTAX)]
+        self._sections = [
+            *sections,
+            ("Commands (after :)", views.help_rows()),
+            ("Filter (after /)", FILTER_SYNTAX),
+        ]
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog -wide"):
