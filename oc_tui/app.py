@@ -34,6 +34,7 @@ from oc_tui.screens.command import CommandScreen
 from oc_tui.screens.fleet import FleetScreen
 from oc_tui.screens.help import HelpScreen, KeySection
 from oc_tui.theme_files import DEFAULT_THEME, LoadedThemes, load_themes
+from oc_tui.widgets.key_capture import steps_aside
 
 LOCAL_WARNINGS = {"server_failed", "host_revoked", "agent_refused"}
 """LocalFleet events worth a notification; the others go to the event feed only."""
@@ -94,9 +95,7 @@ class OcTuiApp(App[None]):
         """While a terminal or desktop has the keyboard, Textual's priority keys (ctrl+p palette, ctrl+q
         quit) belong to the remote program: shells recall history with ctrl+p. The session's escape key
         (ctrl+]) gives the keyboard back to the app first."""
-        if action in ("command_palette", "quit") and getattr(self.focused, "CAPTURES_KEYS", False):
-            return False
-        return True
+        return not steps_aside(self.focused, action)
 
     @dataclass
     class LocalFleetReady(Message):
