@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import posixpath
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,8 +30,9 @@ from textual.message import Message
 from textual.widgets import Input, Label, Static
 from textual.worker import Worker, WorkerState
 
-from oc_tui.api import OpenComputersClient, errors
+from oc_tui.api import errors
 from oc_tui.api.models import FsEntry, FsList, FsStat, utcnow
+from oc_tui.files_model import Transfer, TransferKind, TransferQueue, load_preview, run_transfer
 from oc_tui.screens.confirm import ConfirmScreen
 from oc_tui.screens.errors import describe_error
 from oc_tui.screens.file_dialogs import (
@@ -47,17 +47,12 @@ from oc_tui.screens.file_dialogs import (
 from oc_tui.screens.host_tab import HostTab, HostTabContext
 from oc_tui.widgets.file_list import PARENT, SORTS, FileList
 from oc_tui.widgets.file_preview import (
-    IMAGE_LIMIT,
-    PREVIEW_BYTES,
     FileDetails,
     FilePreview,
     Kind,
-    classify,
-    decode_image,
-    decode_text,
     highlight_text,
 )
-from oc_tui.widgets.file_transfers import Transfer, TransferKind, TransferPanel
+from oc_tui.widgets.file_transfers import TransferPanel
 from oc_tui.widgets.formatting import format_bytes
 
 PREVIEW_DELAY = 0.25
@@ -175,11 +170,8 @@ class FilesTab(HostTab):
         """The directory listed (absolute, as the host resolved it); None before the first listing."""
         self._loading = False
         self._preview_path: str | None = None
-        self._transfers: dict[int, Transfer] = {}
-        self._queue: deque[int] = deque()
-        self._active: int | None = None
+        self._queue = TransferQueue()
         self._active_worker: Worker[None] | None = None
-        self._next_id = 1
         self._truncated = False
 
     def compose(self) -> ComposeResult:
@@ -229,7 +221,7 @@ class FilesTab(HostTab):
     @property
     def transfers(self) -> list[Transfer]:
         """Every transfer of this tab, oldest first (finished ones too)."""
-        return list(self._transfers.values())
+        return self._queue.all
 
     # --- workers: the only code that talks to the network or the disk -------------------------------
 
@@ -251,62 +243,14 @@ class FilesTab(HostTab):
 
     @work(exclusive=True, group="files-preview", exit_on_error=False)
     async def fetch_preview(self, path: str, delay: float, is_dir: bool = False) -> None:
-        """The stat of ``path`` and, for a file, a preview of its first bytes. ``is_dir``: the listing
-        says it is a directory (a symlink's stat is the link's own, so it cannot tell)."""
+        """The stat of ``path`` and, for a file, a preview of its first bytes, after ``delay`` seconds
+        (the cursor rests there). ``is_dir``: the listing says it is a directory."""
         await asyncio.sleep(delay)
         client = self.client
         if client is None:
             return
-        try:
-            stat = await client.stat(self.host_id, path)
-        except errors.OpenComputersError as exc:
-            self.post_message(self.Previewed(path, None, "note", note=f"no details: {describe_error(exc)}"))
-            return
-        if stat.is_dir or is_dir:
-            self.post_message(self.Previewed(path, stat, "directory"))
-            return
-        try:
-            head, size = await self._head(client, path)
-        except errors.OpenComputersError as exc:
-            self.post_message(self.Previewed(path, stat, "note", note=f"no preview: {describe_error(exc)}"))
-            return
-        kind = classify(head, size)
-        if kind == "image":
-            await self._preview_image(client, path, stat, head, size)
-        elif kind == "text":
-            text = decode_text(head) or ""
-            content = await asyncio.to_thread(highlight_text, posixpath.basename(path), text)
-            note = f"first {format_bytes(len(head))} of {format_bytes(size)}" if size > len(head) else ""
-            self.post_message(self.Previewed(path, stat, "text", text=text, content=content, note=note))
-        else:
-            self.post_message(self.Previewed(path, stat, kind, size=size))
-
-    async def _head(self, client: OpenComputersClient, path: str) -> tuple[bytes, int]:
-        """The first :data:`PREVIEW_BYTES` of a file and its whole size (through a symlink: the
-        target's, which the link's own stat does not tell)."""
-        try:
-            async with client.download_stream(self.host_id, path, length=PREVIEW_BYTES) as stream:
-                head = b"".join([chunk async for chunk in stream])
-        except errors.RangeNotSatisfiableError:  # an empty file
-            return b"", 0
-        return head, stream.size if stream.size is not None else len(head)
-
-    async def _preview_image(
-        self, client: OpenComputersClient, path: str, stat: FsStat, head: bytes, size: int
-    ) -> None:
-        if size > IMAGE_LIMIT:
-            note = f"image, {format_bytes(size)}: too big to preview"
-            self.post_message(self.Previewed(path, stat, "note", note=note))
-            return
-        try:
-            data = head if len(head) >= size else await client.download(self.host_id, path)
-            image = await asyncio.to_thread(decode_image, data)
-        except errors.OpenComputersError as exc:
-            self.post_message(self.Previewed(path, stat, "note", note=f"no preview: {describe_error(exc)}"))
-        except (OSError, ValueError, Image.DecompressionBombError):
-            self.post_message(self.Previewed(path, stat, "binary"))
-        else:
-            self.post_message(self.Previewed(path, stat, "image", image=image))
+        preview = await load_preview(client, self.host_id, path, is_dir)
+        self.post_message(self.Previewed(**vars(preview)))
 
     @work(group="files-transfer", exit_on_error=False)
     async def _run_transfer(self, transfer: Transfer) -> None:
@@ -324,15 +268,7 @@ class FilesTab(HostTab):
                 self.post_message(self.TransferProgress(transfer.id, done, total, now))
 
         try:
-            if transfer.kind == "download":
-                size = await client.download_to(
-                    self.host_id, transfer.remote, transfer.local, resume=transfer.resume, progress=progress
-                )
-                detail = f"saved {transfer.local} ({format_bytes(size)})"
-            else:
-                stat = await client.upload(self.host_id, transfer.remote, transfer.local, progress=progress)
-                size = stat.size if stat is not None else transfer.meter.done
-                detail = f"uploaded {transfer.remote} ({format_bytes(size)})"
+            detail = await run_transfer(client, self.host_id, transfer, progress)
         except asyncio.CancelledError:
             self.post_message(self.TransferEnded(transfer.id, "cancelled"))
             raise
@@ -424,19 +360,19 @@ class FilesTab(HostTab):
             preview.show_note(message.note)
 
     def on_files_tab_transfer_progress(self, message: TransferProgress) -> None:
-        transfer = self._transfers.get(message.transfer_id)
+        transfer = self._queue.get(message.transfer_id)
         if transfer is None:
             return
         transfer.meter.update(message.done, message.total, now=message.at)
         self._show_transfer(bindings=False)
 
     def on_files_tab_transfer_ended(self, message: TransferEnded) -> None:
-        transfer = self._transfers.get(message.transfer_id)
+        was_active = self._queue.active == message.transfer_id
+        transfer = self._queue.end(message.transfer_id, message.state)
         if transfer is None:
             return
-        transfer.state = message.state
-        if self._active == transfer.id:
-            self._active, self._active_worker = None, None
+        if was_active:
+            self._active_worker = None
         verb = "Download" if transfer.kind == "download" else "Upload"
         if message.state == "done":
             self.app.notify(message.detail, title=f"{verb} complete")
@@ -477,8 +413,8 @@ class FilesTab(HostTab):
         """A transfer's worker that died of a bug: the transfer failed (:class:`HostTab`, whose handler
         Textual calls too, reports the bug)."""
         if event.state == WorkerState.ERROR:
-            if event.worker is self._active_worker and self._active is not None:
-                self.post_message(self.TransferEnded(self._active, "failed", str(event.worker.error)))
+            if event.worker is self._active_worker and self._queue.active is not None:
+                self.post_message(self.TransferEnded(self._queue.active, "failed", str(event.worker.error)))
 
     @on(FileList.RowHighlighted, "#file-list")
     def _entry_highlighted(self) -> None:
@@ -612,7 +548,7 @@ class FilesTab(HostTab):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Cancel is offered (and in the footer) only while a transfer runs."""
         if action == "cancel_transfer":
-            return self._active is not None
+            return self._queue.active is not None
         return True
 
     def action_cancel_transfer(self) -> None:
@@ -625,31 +561,22 @@ class FilesTab(HostTab):
         self, kind: TransferKind, remote: str, local: str, *, resume: bool = False, size: int | None = None
     ) -> Transfer:
         """Queue a transfer; it starts when those before it are done."""
-        transfer = Transfer(self._next_id, kind, remote, local, resume=resume)
-        transfer.meter.total = size
-        self._next_id += 1
-        self._transfers[transfer.id] = transfer
-        self._queue.append(transfer.id)
-        if self._active is not None:
+        transfer = self._queue.add(kind, remote, local, resume=resume, size=size)
+        if self._queue.active is not None:
             self.app.notify(f"{transfer.name}: queued", title="Files")
         self._start_next()
         return transfer
 
     def _start_next(self) -> None:
-        if self._active is None and self._queue:
-            transfer = self._transfers[self._queue.popleft()]
-            transfer.state = "running"
-            transfer.meter = type(transfer.meter)(transfer.meter.total)
-            self._active = transfer.id
-            if self.live:
-                self._active_worker = self._run_transfer(transfer)
+        transfer = self._queue.start_next()
+        if transfer is not None and self.live:
+            self._active_worker = self._run_transfer(transfer)
         self._show_transfer()
 
     def _show_transfer(self, bindings: bool = True) -> None:
         """The strip shows the running transfer; ``bindings``: whether one started or ended (the
         footer's Cancel comes and goes; rebuilding the footer on every progress step costs a lot)."""
-        transfer = self._transfers.get(self._active) if self._active is not None else None
-        self.query_one(TransferPanel).show(transfer, len(self._queue))
+        self.query_one(TransferPanel).show(self._queue.running, self._queue.waiting)
         if bindings:
             self.refresh_bindings()
 
