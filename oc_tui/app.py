@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 from textual import work
@@ -84,7 +85,7 @@ class OcTuiApp(App[None]):
     CSS_PATH = "oc_tui.tcss"
     TITLE = "oc-tui"
     COMMANDS = {OcTuiCommands}
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Keys"),
         Binding("colon", "command_mode", "Command"),
         Binding("q", "quit", "Quit"),
@@ -175,11 +176,11 @@ class OcTuiApp(App[None]):
     @work(exclusive=True, group="local", exit_on_error=False)
     async def _start_local(self) -> None:
         port = httpx.URL(self.profile.base_url).port or config.LOCAL_PORT
-        local = LocalFleet(
-            self._data_dir,
-            port,
-            on_event=lambda kind, text: self.post_message(self.LocalFleetEvent(kind, text)),
-        )
+
+        def on_event(kind: str, text: str) -> None:
+            self.post_message(self.LocalFleetEvent(kind, text))
+
+        local = LocalFleet(self._data_dir, port, on_event=on_event)
         self._local = local
         try:
             await local.start()
@@ -294,6 +295,7 @@ class OcTuiApp(App[None]):
             self.pop_screen()
         self.fleet.table.focus()
 
-    def action_back(self) -> None:
+    async def action_back(self) -> None:
+        """``esc``: back to the screen below (the fleet view stays)."""
         if len(self.screen_stack) > 1:
             self.pop_screen()

@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     if "ESCDELAY" not in os.environ:
         from textual import constants
 
-        constants.ESCAPE_DELAY = ESCAPE_DELAY  # read by Textual's input parser on every ESC
+        # read by Textual's input parser on every ESC; declared Final, but settable only here or by ESCDELAY
+        constants.ESCAPE_DELAY = ESCAPE_DELAY  # type: ignore[misc]
     try:
         settings = config.load_config()
         profile = config.resolve_profile(args.profile, args.base_url, args.token, config=settings)

@@ -14,12 +14,12 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
@@ -48,7 +48,7 @@ KEEP_BYTES = 4 * 1024 * 1024
 class FanoutScreen(Screen[None]):
     """Runs ``command`` on ``hosts``; ``esc`` goes back to the fleet (jobs keep running)."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.back", "Back"),
         Binding("ctrl+k", "cancel_job", "Cancel job"),
         Binding("C", "cancel_all", "Cancel all"),

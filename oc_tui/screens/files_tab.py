@@ -92,7 +92,7 @@ class FilesTab(HostTab):
     TAB_ID = "files"
     TITLE = "Files"
     KEY = "f"
-    HELP = HELP_KEYS
+    HELP_ROWS = HELP_KEYS
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c,ctrl+k", "cancel_transfer", "Cancel", tooltip="Cancel the running transfer"),
         Binding("backspace", "parent", "Parent", tooltip="Parent directory"),
@@ -404,9 +404,8 @@ class FilesTab(HostTab):
         name = posixpath.basename(message.path)
         index = keys.index(name) if name in keys else None
         # the cursor goes to the entry that took the deleted one's place
-        neighbour = (
-            None if index is None else (keys[index + 1 : index + 2] or keys[index - 1 : index] or [None])[0]
-        )
+        around = [] if index is None else keys[index + 1 : index + 2] or keys[index - 1 : index]
+        neighbour = around[0] if around else None
         self.refresh_listing(select=neighbour)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
@@ -51,7 +52,7 @@ TICK_SECONDS = 10.0
 class FleetScreen(Screen[None]):
     """The ``:hosts`` view."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle_mark", "Mark", tooltip="Mark / unmark the host (for x)"),
         Binding("a", "mark_shown", "Mark all shown", show=False),
         Binding("x", "run_on_marked", "Run", tooltip="Run one command on the marked hosts"),
@@ -197,9 +198,11 @@ class FleetScreen(Screen[None]):
         client = self.client
         if client is None:
             return
-        stream = client.host_events(
-            None, on_state=lambda state: self.post_message(self.StreamStateChanged(state))
-        )
+
+        def on_state(state: StreamState) -> None:
+            self.post_message(self.StreamStateChanged(state))
+
+        stream = client.host_events(None, on_state=on_state)
         try:
             async with stream:
                 async for event in stream:

@@ -7,10 +7,11 @@ so this list cannot drift from what the keys do.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from rich.table import Table
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
@@ -31,7 +32,7 @@ FILTER_SYNTAX: Sequence[tuple[str, str]] = (
 class HelpScreen(ModalScreen[None]):
     """A scrollable table of keys; any of esc, q or ? closes it."""
 
-    BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "close", "Close")]
 
     def __init__(self, sections: Sequence[KeySection]) -> None:
         super().__init__()

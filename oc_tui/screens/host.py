@@ -135,7 +135,7 @@ def help_sections(rows: Callable[[Sequence[BindingType]], list[tuple[str, str]]]
     for tab in HOST_TABS:
         if not tab.IN_HELP:
             continue
-        tab_rows = [*tab.HELP, *rows(tab.BINDINGS), *tab.HELP_AFTER]
+        tab_rows = [*tab.HELP_ROWS, *rows(tab.BINDINGS), *tab.HELP_ROWS_AFTER]
         if not sections:
             tab_rows = [*rows(HostScreen.BINDINGS), SWITCH_ROW, *tab_rows]
         sections.append((tab.HELP_TITLE or f"Host · {tab.TITLE} tab", tab_rows))

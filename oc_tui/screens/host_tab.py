@@ -61,9 +61,9 @@ class HostTab(Vertical):
     """The host screen's key that shows this tab (``j``)."""
     HELP_TITLE: ClassVar[str | None] = None
     """The ``?`` section's title; ``Host · <TITLE> tab`` when None."""
-    HELP: ClassVar[HelpRows] = ()
+    HELP_ROWS: ClassVar[HelpRows] = ()
     """Rows for ``?`` that are not bindings of the tab: before the rows of the tab's ``BINDINGS``."""
-    HELP_AFTER: ClassVar[HelpRows] = ()
+    HELP_ROWS_AFTER: ClassVar[HelpRows] = ()
     """Rows for ``?`` after those of the tab's ``BINDINGS``."""
     IN_HELP: ClassVar[bool] = True
     """Whether ``?`` has a section for this tab."""

@@ -44,8 +44,8 @@ class JobsTab(HostTab):
     TAB_ID = "jobs"
     TITLE = "Jobs"
     KEY = "j"
-    HELP = (("enter", "Run the command line"), ("↑ ↓", "Command history (command line)"))
-    HELP_AFTER = (("tab", "Command line → jobs → output"), ("G  g", "Output: follow the end / top"))
+    HELP_ROWS = (("enter", "Run the command line"), ("↑ ↓", "Command history (command line)"))
+    HELP_ROWS_AFTER = (("tab", "Command line → jobs → output"), ("G  g", "Output: follow the end / top"))
     BINDINGS: ClassVar[list[BindingType]] = [
         # priority: it must work while the command line has the focus (it takes ctrl+k from Input's
         # "delete to the end of the line", which a one-line command prompt hardly needs).

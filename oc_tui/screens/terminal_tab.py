@@ -261,7 +261,7 @@ class TerminalTab(HostTab):
     TAB_ID = "terminal"
     TITLE = "Terminal"
     KEY = "t"
-    HELP = HELP
+    HELP_ROWS = HELP
 
     DEFAULT_CSS = """
     TerminalTab #terminal-panes { height: 1fr; }

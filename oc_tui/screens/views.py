@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from oc_tui.widgets.resource_table import Column
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from oc_tui.screens.resource import Lister
 
-Opener = Callable[["App[object]"], None]
+Opener = Callable[["App[Any]"], None]
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class ResourceView(View):
         if self.open is None and self.load is not None:
             object.__setattr__(self, "open", self._push)
 
-    def _push(self, app: App[object]) -> None:
+    def _push(self, app: App[Any]) -> None:
         from oc_tui.screens.resource import ResourceScreen
 
         assert self.load is not None  # set in __post_init__ only with a lister
@@ -72,7 +72,7 @@ class ResourceView(View):
         )
 
 
-def _show_hosts(app: App[object]) -> None:
+def _show_hosts(app: App[Any]) -> None:
     action = getattr(app, "action_show_hosts", None)
     if callable(action):
         action()

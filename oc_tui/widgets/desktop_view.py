@@ -337,7 +337,9 @@ class DesktopView(KeyCapture):
                 style = segment.style
                 fg = style.color.get_truecolor() if style and style.color else None
                 bg = style.bgcolor.get_truecolor() if style and style.bgcolor else None
-                return (tuple(fg) if fg else None), (tuple(bg) if bg else None)
+                upper = (fg.red, fg.green, fg.blue) if fg else None
+                lower = (bg.red, bg.green, bg.blue) if bg else None
+                return upper, lower
             offset += segment.cell_length
         return None, None
 
