@@ -30,6 +30,7 @@ from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.models import Host, Job
 from oc_tui.jobs_model import exit_note
 from oc_tui.screens.errors import describe_error
+from oc_tui.screens.host_tab import client_of
 from oc_tui.widgets.fanout_table import FIRST_LINE_CHARS, FanoutTable, HostRun
 from oc_tui.widgets.formatting import job_duration
 from oc_tui.widgets.job_list import ACTIVE
@@ -124,7 +125,8 @@ class FanoutScreen(Screen[None]):
 
     @property
     def client(self) -> OpenComputersClient | None:
-        return getattr(self.app, "client", None)
+        """The app's client, None until the app has one."""
+        return client_of(self)
 
     @property
     def table(self) -> FanoutTable:

@@ -20,19 +20,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from PIL import Image
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.content import Content
 from textual.message import Message
 from textual.widgets import Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from oc_tui.api import errors
-from oc_tui.api.models import FsEntry, FsList, FsStat, utcnow
-from oc_tui.files_model import Transfer, TransferKind, TransferQueue, load_preview, run_transfer
+from oc_tui.api.models import FsEntry, FsList, utcnow
+from oc_tui.files_model import Preview, Transfer, TransferKind, TransferQueue, load_preview, run_transfer
 from oc_tui.screens.confirm import ConfirmScreen
 from oc_tui.screens.errors import describe_error
 from oc_tui.screens.file_dialogs import (
@@ -49,7 +47,6 @@ from oc_tui.widgets.file_list import PARENT, SORTS, FileList
 from oc_tui.widgets.file_preview import (
     FileDetails,
     FilePreview,
-    Kind,
     highlight_text,
 )
 from oc_tui.widgets.file_transfers import TransferPanel
@@ -124,17 +121,8 @@ class FilesTab(HostTab):
         error: errors.OpenComputersError
 
     @dataclass
-    class Previewed(Message):
-        path: str
-        stat: FsStat | None
-        kind: Kind
-        text: str | None = None
-        content: Content | None = None
-        """``text`` highlighted (the worker does it; a test or screenshot may give only ``text``)."""
-        image: Image.Image | None = None
-        note: str = ""
-        size: int | None = None
-        """The file's size (a symlink's target's; the stat is the link's own)."""
+    class Previewed(Preview, Message):
+        """A preview to show (the worker highlights ``text``; a test or screenshot may give only it)."""
 
     @dataclass
     class TransferProgress(Message):

@@ -35,6 +35,7 @@ from oc_tui.hosts_model import HostCache, load_sysinfo
 from oc_tui.screens.confirm import ConfirmRevokeScreen
 from oc_tui.screens.errors import describe_error
 from oc_tui.screens.host_key import HostKeyScreen
+from oc_tui.screens.host_tab import client_of
 from oc_tui.screens.labels import EditLabelsScreen
 from oc_tui.screens.register import RegisterHostScreen
 from oc_tui.screens.run_command import RunCommandScreen
@@ -163,7 +164,8 @@ class FleetScreen(Screen[None]):
 
     @property
     def client(self) -> OpenComputersClient | None:
-        return getattr(self.app, "client", None)
+        """The app's client, None until the app has one."""
+        return client_of(self)
 
     @property
     def table(self) -> HostTable:
