@@ -90,3 +90,45 @@ async def test_coming_view_says_so() -> None:
         await pilot.press("colon", *"hosts", "enter")
         await pilot.pause()
         assert app.screen is app.fleet
+
+
+async def test_open_host_screen_follows_the_fleet() -> None:
+    """A fresh record reaches an open host screen as a message (also under a dialog)."""
+    from datetime import timedelta
+
+    from oc_tui.api.models import Host, HostEvent
+    from oc_tui.screens.fleet import FleetScreen
+    from oc_tui.screens.help import HelpScreen
+    from oc_tui.screens.host import HostScreen
+    from oc_tui.widgets.host_detail import HostDetail
+
+    before = NOW - timedelta(minutes=5)
+    box = Host(
+        id="host_00000001",
+        name="box",
+        status="online",
+        tenant_id="t_test",
+        labels={},
+        created_at=before,
+        updated_at=before,
+        status_changed_at=before,
+    )
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.fleet.post_message(FleetScreen.HostsLoaded([box]))
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, HostScreen)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        event = HostEvent(type="status_change", host_id=box.id, data={"status": "offline"}, timestamp=NOW)
+        app.fleet.post_message(FleetScreen.HostEventArrived(event))
+        await pilot.pause()
+        await pilot.pause()
+        assert screen.host.status == "offline"
+        detail = screen.query_one(HostDetail)
+        assert detail.host is not None and detail.host.status == "offline"
+        assert screen.query_one("#host-info").has_class("-offline")
