@@ -25,9 +25,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
-from oc_tui import jobs_model
 from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.models import Host, Job
+from oc_tui.api.streams import JobExit, OutputChunk
 from oc_tui.jobs_model import exit_note
 from oc_tui.screens.errors import describe_error
 from oc_tui.screens.host_tab import client_of
@@ -163,11 +163,12 @@ class FanoutScreen(Screen[None]):
             self.post_message(self.OutputEnded(host.id, ended, job.completed_at))
             return
         try:
-            async for piece in jobs_model.follow_job(client, host.id, job.id):
-                if isinstance(piece, jobs_model.OutputChunk):
-                    self.post_message(self.OutputArrived(host.id, piece.data, piece.stderr))
-                elif isinstance(piece, jobs_model.OutputEnd):
-                    self.post_message(self.OutputEnded(host.id, piece.data, piece.at))
+            async with client.job_output(host.id, job.id) as output:
+                async for item in output:
+                    if isinstance(item, OutputChunk):
+                        self.post_message(self.OutputArrived(host.id, item.data, item.stderr))
+                    elif isinstance(item, JobExit):
+                        self.post_message(self.OutputEnded(host.id, item.data, item.timestamp))
             final = await client.get_job(host.id, job.id)
         except errors.OpenComputersError as exc:
             self.post_message(self.Failed(host.id, f"output: {describe_error(exc)}"))

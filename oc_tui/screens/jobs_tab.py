@@ -22,10 +22,10 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label
 
-from oc_tui import jobs_model
 from oc_tui.api import errors
 from oc_tui.api.models import Job
-from oc_tui.jobs_model import exit_note
+from oc_tui.api.streams import OutputChunk, OutputTruncated
+from oc_tui.jobs_model import exit_note, truncated_note
 from oc_tui.screens.host_tab import HostTab, HostTabContext
 from oc_tui.widgets.command_line import CommandLine
 from oc_tui.widgets.formatting import job_duration
@@ -179,13 +179,14 @@ class JobsTab(HostTab):
         if client is None:
             return
         try:
-            async for piece in jobs_model.follow_job(client, self.host_id, job_id):
-                if isinstance(piece, jobs_model.OutputChunk):
-                    self.post_message(self.OutputArrived(job_id, piece.data, piece.stderr))
-                elif isinstance(piece, jobs_model.OutputNote):
-                    self.post_message(self.OutputNote(job_id, piece.text))
-                else:
-                    self.post_message(self.OutputEnded(job_id, piece.data, piece.at))
+            async with client.job_output(self.host_id, job_id) as output:
+                async for item in output:
+                    if isinstance(item, OutputChunk):
+                        self.post_message(self.OutputArrived(job_id, item.data, item.stderr))
+                    elif isinstance(item, OutputTruncated):
+                        self.post_message(self.OutputNote(job_id, truncated_note(item.limit)))
+                    else:
+                        self.post_message(self.OutputEnded(job_id, item.data, item.timestamp))
         except errors.OpenComputersError as exc:
             self.post_message(self.RequestFailed("job output", exc))
 
