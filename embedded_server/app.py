@@ -13,7 +13,7 @@ from types import ModuleType
 
 from fastapi import FastAPI
 
-from . import __version__, errors, fs, hosts, jobs, sessions
+from . import __version__, errors, fs, hosts, jobs, sessions, tunnels
 from .db import Database
 from .hosts.events import EventLog
 from .hosts.store import HostStore
@@ -21,7 +21,7 @@ from .hub import Hub
 from .lifecycle import Lifecycle
 from .settings import Settings
 
-SECTIONS: tuple[ModuleType, ...] = (hosts, jobs, fs, sessions)
+SECTIONS: tuple[ModuleType, ...] = (hosts, jobs, fs, sessions, tunnels)
 """The API's sections, installed in this order (each module has ``install(app)``)."""
 
 

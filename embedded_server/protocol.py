@@ -69,6 +69,8 @@ AGENT_ERROR_STATUS = {
     "NO_VNC_SERVER": 502,  # vnc.open: the reasons reach the client as a 4502 close reason
     "VNC_AUTH_FAILED": 502,
     "VNC_UNSUPPORTED": 502,
+    "NOT_LISTENING": 502,  # tunnel.connect, tunnel.websocket: nothing listens on the target port
+    "WEBSOCKET_REFUSED": 502,  # tunnel.websocket: the app refused the handshake
 }
 
 
@@ -194,6 +196,26 @@ class VncOpen(StreamCall):
     """``vnc.open``: the host's VNC server, authenticated by the agent, relayed as RFB over the stream."""
 
     METHOD = "vnc.open"
+
+
+class TunnelConnect(StreamCall):
+    """``tunnel.connect``: a TCP connection to ``127.0.0.1:port`` on the host, relayed as bytes on the stream
+    (the control plane speaks HTTP/1.1 over it and may reuse it for the next request)."""
+
+    METHOD = "tunnel.connect"
+    port: int = Field(ge=1, le=65535, strict=True)
+
+
+class TunnelWebSocket(StreamCall):
+    """``tunnel.websocket``: the agent opens ``ws://127.0.0.1:port{target}`` with ``headers`` and
+    ``subprotocols`` and relays its messages on the stream (text as text frames, binary as binary);
+    answers ``{"subprotocol": str | None}``."""
+
+    METHOD = "tunnel.websocket"
+    port: int = Field(ge=1, le=65535, strict=True)
+    target: str = "/"
+    headers: list[tuple[str, str]] = []
+    subprotocols: list[str] = []
 
 
 def encode(type_: str, **fields: Any) -> str:

@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from oc_tui.api.backoff import backoff_delay
 
 from .. import protocol
-from . import fs, system, vnc
+from . import fs, system, tunnels, vnc
 from .capabilities import Capability, Registry
 from .dial import agent_url, dial
 from .job_runner import JobManager
@@ -69,6 +69,7 @@ class Agent:
             self.jobs.capability(),
             fs.capability(),
             vnc.capability(vnc_target or vnc.VncTarget.from_env()),
+            tunnels.capability(),
         ]
         if pty is not None:
             capabilities.append(pty.capability())

@@ -11,6 +11,7 @@ control connection or each other.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
@@ -79,3 +80,51 @@ class StreamDialer:
         """Cancel the request streams still running (the agent is stopping)."""
         for task in list(self._tasks):
             task.cancel()
+
+
+async def relay(
+    ws: ClientConnection,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    peer_closed: str,
+    chunk: int,
+) -> None:
+    """Bytes both ways between a stream and a TCP connection until one side ends; then end the other.
+
+    Each direction waits for the other end to take what it sent (``drain``, the WebSocket's write
+    limit), so neither side buffers more than a frame or two.
+
+    Args:
+        ws: the stream's WebSocket (binary frames carry the bytes; text frames are ignored).
+        reader, writer: the TCP connection.
+        peer_closed: the stream's close reason when the TCP peer ended first.
+        chunk: the most TCP bytes sent in one binary frame.
+    """
+    reason = [peer_closed]  # emptied when the stream's other end ended the relay
+
+    async def to_peer() -> None:
+        async for frame in ws:
+            if isinstance(frame, bytes):
+                writer.write(frame)
+                await writer.drain()
+        reason[0] = ""
+
+    async def to_stream() -> None:
+        while True:
+            data = await reader.read(chunk)
+            if not data:
+                return
+            await ws.send(data)
+
+    tasks = [asyncio.create_task(to_peer()), asyncio.create_task(to_stream())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, OSError):
+                await task
+        writer.close()
+        with contextlib.suppress(ConnectionClosed, OSError):
+            await ws.close(1000, reason[0])

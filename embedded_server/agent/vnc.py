@@ -12,7 +12,6 @@ unchanged both ways: the client and the VNC server speak to each other from ther
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import warnings
@@ -20,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
 from .. import protocol
 from .capabilities import Capability, StreamReply
+from .streams import relay
 
 log = logging.getLogger("oc_agent.vnc")
 
@@ -279,38 +278,6 @@ async def serve_client(ws: ClientConnection) -> bytes:
     return bytes(frames.buffer)
 
 
-async def relay(ws: ClientConnection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Bytes both ways until one side ends; then end the other."""
-    reason = ["the VNC server closed the connection"]  # emptied when the client ended the relay
-
-    async def to_server() -> None:
-        async for frame in ws:
-            if isinstance(frame, bytes):
-                writer.write(frame)
-                await writer.drain()
-        reason[0] = ""
-
-    async def to_client() -> None:
-        while True:
-            data = await reader.read(RELAY_CHUNK)
-            if not data:
-                return
-            await ws.send(data)
-
-    tasks = [asyncio.create_task(to_server()), asyncio.create_task(to_client())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, OSError):
-                await task
-        writer.close()
-        with contextlib.suppress(ConnectionClosed, OSError):
-            await ws.close(1000, reason[0])
-
-
 def capability(target: VncTarget) -> Capability:
     """The desktop method, for the VNC server at ``target``."""
 
@@ -332,7 +299,7 @@ def capability(target: VncTarget) -> Capability:
             if early:
                 writer.write(early)
             log.info("desktop session to %s opened", target.address)
-            await relay(ws, reader, writer)
+            await relay(ws, reader, writer, "the VNC server closed the connection", RELAY_CHUNK)
             log.info("desktop session to %s closed", target.address)
 
         return StreamReply({"server": target.address}, serve, release=writer.close)

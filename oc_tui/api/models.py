@@ -364,32 +364,65 @@ class Ticket(ApiModel):
 # --- tunnels -----------------------------------------------------------------------------------------
 
 TunnelAuthMode = Literal["public", "tenant_only", "password"]
+TunnelStatus = Literal["enabled", "disabled"]
+SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+"""A tunnel's slug is one DNS label: 1-63 lowercase letters, digits and inner hyphens."""
 
 
-class Tunnel(ApiModel):
-    id: str
-    host_id: str
+def _check_slug(value: str | None) -> str | None:
+    if value is not None and not SLUG_PATTERN.match(value):
+        raise ValueError("must be a DNS label: 1-63 lowercase letters, digits and inner hyphens")
+    return value
+
+
+def _check_password(value: str | None) -> str | None:
+    if value is not None and not 1 <= len(value) <= 1024:
+        raise ValueError("must be 1 to 1024 characters")
+    return value
+
+
+class Tunnel(HostResource):
+    """A port of a host served at ``public_url`` (``<server>/t/<slug>``) by the control plane.
+
+    ``status`` (extension) is ``enabled`` or ``disabled``, the same fact as ``enabled``, so tunnels share
+    the resource base and the status table with the other sections.
+    """
+
+    status: TunnelStatus = "enabled"
     slug: str
     target_port: int
     auth_mode: TunnelAuthMode
     public_url: str
     enabled: bool
-    created_at: datetime
-    updated_at: datetime
+    # Extension (docs/api.md): requests served in the last minute.
+    requests_per_minute: int = 0
 
 
 class TunnelCreate(RequestModel):
-    target_port: int = Field(ge=1, le=65535)
+    """``POST /hosts/{id}/tunnels``; ``password`` (extension) is required with ``auth_mode: password``."""
+
+    model_config = ConfigDict(str_strip_whitespace=False)
+
+    target_port: int = Field(ge=1, le=65535, strict=True)
     auth_mode: TunnelAuthMode = "public"
     slug: str | None = None
     password: str | None = None
 
+    _slug = field_validator("slug")(_check_slug)
+    _password = field_validator("password")(_check_password)
+
 
 class TunnelUpdate(RequestModel):
-    target_port: int | None = Field(default=None, ge=1, le=65535)
+    """``PATCH /hosts/{id}/tunnels/{tunnel_id}``: the fields given change (``password``: extension)."""
+
+    model_config = ConfigDict(str_strip_whitespace=False)
+
+    target_port: int | None = Field(default=None, ge=1, le=65535, strict=True)
     auth_mode: TunnelAuthMode | None = None
     enabled: bool | None = None
     password: str | None = None
+
+    _password = field_validator("password")(_check_password)
 
 
 # --- AI agents ---------------------------------------------------------------------------------------
