@@ -168,3 +168,202 @@ async def test_proxy_request_headers_and_prefix(server: Server, box: dict[str, A
             assert answered.status_code == code and answered.text == f"the app says {code}"
         bare = await web.get(tunnel["public_url"] + "?q=1")
         assert bare.status_code == 308 and bare.headers["location"] == "/t/echo-app/?q=1"
+
+
+async def test_streaming_and_sse_arrive_as_sent(server: Server, box: dict[str, Any], app_port: int) -> None:
+    tunnel = await create(server, box["id"], target_port=app_port)
+    async with tunnel_client() as web:
+        for path, marker in (("/chunks?n=3&delay=0.4", b"chunk"), ("/sse?n=3&delay=0.4", b"data:")):
+            times = []
+            async with web.stream("GET", tunnel["public_url"] + path) as response:
+                assert response.status_code == 200
+                async for piece in response.aiter_raw():
+                    if marker in piece:
+                        times.append(time.monotonic())
+            assert len(times) == 3, (path, times)
+            assert times[2] - times[0] > 0.6, f"{path}: arrived together, not as sent: {times}"
+        async with web.stream("GET", tunnel["public_url"] + "/sse?n=3&delay=0.1") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            text = (await response.aread()).decode()
+        assert [json.loads(line[6:])["n"] for line in text.splitlines() if line.startswith("data: ")] == [0, 1, 2]
+
+
+async def test_websocket_echo(server: Server, box: dict[str, Any], app_port: int) -> None:
+    tunnel = await create(server, box["id"], target_port=app_port)
+    url = tunnel["public_url"].replace("http://", "ws://") + "/ws"
+    async with websockets.connect(url, subprotocols=["chat"]) as ws:  # type: ignore[list-item]
+        assert ws.subprotocol == "chat"
+        await ws.send("hello")
+        assert await ws.recv() == "echo: hello"
+        await ws.send(b"\x00\x01binary")
+        assert await ws.recv() == b"\x00\x01binary"
+
+
+async def test_auth_modes(server: Server, box: dict[str, Any], app_port: int) -> None:
+    host_id = box["id"]
+    tenant = await create(server, host_id, target_port=app_port, auth_mode="tenant_only")
+    secret = await create(server, host_id, target_port=app_port, auth_mode="password", password="s3cret")
+    _, other_token = server.new_tenant()
+    async with tunnel_client() as web:
+        url = tenant["public_url"] + "/echo/x"
+        assert error(await web.get(url)) == (401, "UNAUTHORIZED")
+        assert (await web.get(url, headers={"Authorization": f"Bearer {other_token}"})).status_code == 401
+        ok = await web.get(url, headers={"Authorization": f"Bearer {server.token}", "Cookie": "a=1"})
+        assert ok.status_code == 200
+        headers = dict(ok.json()["headers"])
+        assert "authorization" not in headers and headers["cookie"] == "a=1"
+        # a browser is sent to the login page; the right token sets a cookie that opens the tunnel
+        browser = {"Accept": "text/html"}
+        redirect = await web.get(url, headers=browser)
+        assert redirect.status_code == 303 and redirect.headers["location"].endswith("/__oc_login")
+        login = tenant["public_url"] + "/__oc_login"
+        assert "<form" in (await web.get(login)).text
+        wrong = await web.post(login, data={"token": other_token})
+        assert wrong.status_code == 401
+        right = await web.post(login, data={"token": server.token})
+        assert right.status_code == 303
+        cookie = right.cookies["oc_tunnel"]
+        seen = await web.get(url, headers={**browser, "Cookie": f"oc_tunnel={cookie}; b=2"})
+        assert seen.status_code == 200 and dict(seen.json()["headers"])["cookie"] == "b=2"
+        forged = await web.get(url, headers={"Cookie": f"oc_tunnel={cookie[:-2]}00"})
+        assert forged.status_code == 401
+
+        url = secret["public_url"] + "/echo/x"
+        challenge = await web.get(url)
+        assert challenge.status_code == 401 and challenge.headers["www-authenticate"].startswith("Basic")
+        ok = await web.get(url, auth=("anyone", "s3cret"))
+        assert ok.status_code == 200 and "authorization" not in dict(ok.json()["headers"])
+        assert (await web.get(url, auth=("anyone", "wrong"))).status_code == 401
+        for _ in range(10):
+            await web.get(url, auth=("anyone", "wrong"))
+        limited = await web.get(url, auth=("anyone", "s3cret"))
+        assert limited.status_code == 429 and "retry-after" in limited.headers
+
+
+async def test_disabled_offline_and_nothing_listening(
+    server: Server, start_agent: Callable[..., AgentProcess], app_port: int
+) -> None:
+    registration = server.register("quiet-box")
+    host_id = registration["id"]
+    agent = start_agent(registration["host_key"])
+    await server.wait_for_status(host_id, "online", timeout=15)
+    live = await create(server, host_id, target_port=app_port)
+    dead = await create(server, host_id, target_port=free_port())
+    async with tunnel_client() as web, api(server) as http:
+        assert (await web.get(live["public_url"] + "/echo/x")).status_code == 200
+        nothing = await web.get(dead["public_url"] + "/")
+        assert nothing.status_code == 502 and "nothing is listening" in nothing.json()["error"]["message"]
+        assert "quiet-box" in nothing.json()["error"]["message"]
+        await http.patch(f"/hosts/{host_id}/tunnels/{live['id']}", json={"enabled": False})
+        disabled = await web.get(live["public_url"] + "/echo/x", headers={"Accept": "text/html"})
+        assert disabled.status_code == 503 and "disabled" in disabled.text and "<h1>" in disabled.text
+        await http.patch(f"/hosts/{host_id}/tunnels/{live['id']}", json={"enabled": True})
+        assert (await web.get(live["public_url"] + "/echo/x")).status_code == 200
+        agent.stop()
+        await server.wait_for_status(host_id, "offline")
+        offline = await web.get(live["public_url"] + "/echo/x")
+        assert offline.status_code == 502 and "quiet-box" in offline.json()["error"]["message"]
+        assert "offline" in offline.json()["error"]["message"]
+
+
+async def test_delete_and_revoke_end_open_connections(
+    server: Server, box: dict[str, Any], app_port: int
+) -> None:
+    host_id = box["id"]
+    tunnel = await create(server, host_id, target_port=app_port)
+    url = tunnel["public_url"].replace("http://", "ws://") + "/ws"
+    async with tunnel_client() as web, api(server) as http:
+        async with web.stream("GET", tunnel["public_url"] + "/sse?n=100&delay=0.2") as response:
+            ws = await websockets.connect(url)
+            await ws.send("x")
+            assert await ws.recv() == "echo: x"
+            pieces = response.aiter_raw()
+            await anext(pieces)
+            assert (await http.delete(f"/hosts/{host_id}/tunnels/{tunnel['id']}")).status_code == 204
+            with pytest.raises(httpx.HTTPError):
+                async with asyncio.timeout(5):
+                    async for _ in pieces:
+                        pass
+            async with asyncio.timeout(5):
+                with pytest.raises(websockets.ConnectionClosed):
+                    while True:
+                        await ws.recv()
+        again = await create(server, host_id, target_port=app_port)
+        async with web.stream("GET", again["public_url"] + "/sse?n=100&delay=0.2") as response:
+            pieces = response.aiter_raw()
+            await anext(pieces)
+            assert (await http.delete(f"/hosts/{host_id}")).status_code == 204
+            with pytest.raises(httpx.HTTPError):
+                async with asyncio.timeout(5):
+                    async for _ in pieces:
+                        pass
+        gone = (await http.get(f"/hosts/{host_id}/tunnels/{again['id']}")).json()
+        assert gone["enabled"] is False
+        assert (await web.get(again["public_url"] + "/echo/x")).status_code in (502, 503)
+
+
+async def test_large_upload_and_download_in_bounded_memory(
+    server: Server, start_agent: Callable[..., AgentProcess], app_port: int
+) -> None:
+    registration = server.register("bulk-box")
+    agent = start_agent(registration["host_key"])
+    await server.wait_for_status(registration["id"], "online", timeout=15)
+    tunnel = await create(server, registration["id"], target_port=app_port)
+    size = 100 * 1024 * 1024
+    assert server.process is not None
+    pids = {"server": server.process.pid, "agent": agent.pid}
+    before = {name: rss(pid) for name, pid in pids.items()}
+    peak = dict(before)
+    sampling = True
+
+    async def sample() -> None:
+        while sampling:
+            for name, pid in pids.items():
+                peak[name] = max(peak[name], rss(pid))
+            await asyncio.sleep(0.05)
+
+    sampler = asyncio.create_task(sample())
+    block = bytes(range(256)) * 4096  # 1 MiB
+    expected = hashlib.sha256()
+    for _ in range(size // len(block)):
+        expected.update(block)
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(size // len(block)):
+            yield block
+
+    async with tunnel_client(timeout=120) as web:
+        uploaded = await web.post(tunnel["public_url"] + "/echo/up", content=body())
+        assert uploaded.status_code == 200, uploaded.text
+        assert uploaded.json()["size"] == size and uploaded.json()["sha256"] == expected.hexdigest()
+        received = 0
+        async with web.stream("GET", tunnel["public_url"] + f"/big?size={size}") as response:
+            assert response.headers["content-length"] == str(size)
+            async for chunk in response.aiter_raw():
+                received += len(chunk)
+        assert received == size
+    sampling = False
+    await sampler
+    for name in pids:
+        grown = peak[name] - before[name]
+        assert grown < 40 * 1024 * 1024, f"{name} grew by {grown / 2**20:.1f} MiB moving 100 MiB"
+
+
+async def test_many_requests_while_a_large_download_runs(
+    server: Server, box: dict[str, Any], app_port: int
+) -> None:
+    tunnel = await create(server, box["id"], target_port=app_port)
+    async with tunnel_client(timeout=60) as web:
+        async with web.stream("GET", tunnel["public_url"] + f"/big?size={1024 * 2**20}") as big:
+            pieces = big.aiter_raw()
+            await anext(pieces)  # the download is under way; its reader now stalls on purpose
+
+            async def one(i: int) -> float:
+                started = time.monotonic()
+                response = await web.get(tunnel["public_url"] + f"/echo/{i}")
+                assert response.status_code == 200 and response.json()["path"] == f"/echo/{i}"
+                return time.monotonic() - started
+
+            async with asyncio.timeout(30):
+                durations = await asyncio.gather(*(one(i) for i in range(50)))
+        assert max(durations) < 20, f"slowest of 50 requests took {max(durations):.1f} s"
