@@ -17,6 +17,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from oc_tui.api.models import (
+    Tunnel,
     AgentInfo,
     FsEntry,
     FsList,
@@ -35,6 +36,9 @@ from oc_tui.screens.fleet import FleetScreen
 from oc_tui.screens.host import HostScreen
 from oc_tui.screens.host_key import HostKeyScreen
 from oc_tui.screens.jobs_tab import JobsTab
+from oc_tui.screens.resource import ResourceScreen
+from oc_tui.screens.tunnels import TunnelForm
+from oc_tui.screens.tunnels_tab import TunnelsTab
 from oc_tui.widgets.job_output import JobOutput
 
 NOW = datetime(2026, 3, 14, 9, 30, 0, tzinfo=UTC)
@@ -512,6 +516,76 @@ async def host_desktop(pilot: Pilot) -> None:
     await _settle(pilot)
 
 
+def demo_tunnels(host_id: str = "host_demo0004", host_name: str | None = None) -> list[Tunnel]:
+    """Three tunnels of one host, one in each auth mode, one disabled."""
+
+    def tunnel(number: int, slug: str, port: int, mode: str, enabled: bool, rate: int) -> Tunnel:
+        at = NOW - timedelta(days=number)
+        fields = {"host_name": host_name} if host_name else {}
+        return Tunnel.model_validate(
+            {
+                "id": f"tun_demo{number:04d}{host_id[-4:]}",
+                "host_id": host_id,
+                "slug": slug,
+                "target_port": port,
+                "auth_mode": mode,
+                "public_url": f"{BASE_URL}/t/{slug}",
+                "enabled": enabled,
+                "requests_per_minute": rate,
+                "created_at": at,
+                "updated_at": at,
+                **fields,
+            }
+        )
+
+    return [
+        tunnel(1, "grafana", 3000, "tenant_only", True, 42),
+        tunnel(2, "docs-preview", 8000, "public", True, 7),
+        tunnel(3, "admin", 9090, "password", False, 0),
+    ]
+
+
+async def _tunnels_tab(pilot: Pilot) -> TunnelsTab:
+    await fleet(pilot)
+    await pilot.press("enter")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, HostScreen)
+    await pilot.press("u")
+    tab = screen.query_one(TunnelsTab)
+    tab.post_message(TunnelsTab.TunnelsLoaded(demo_tunnels()))
+    await pilot.pause()
+    return tab
+
+
+async def host_tunnels(pilot: Pilot) -> None:
+    """db-primary's Tunnels tab: one tunnel per auth mode, one of them disabled."""
+    await _tunnels_tab(pilot)
+    await _settle(pilot)
+
+
+async def tunnel_form(pilot: Pilot) -> None:
+    """The new-tunnel form, filled in."""
+    tab = await _tunnels_tab(pilot)
+    await pilot.app.push_screen(TunnelForm(None, tab.host_id))
+    await pilot.press(*"5173", "tab", *"vite-dev")
+    await _settle(pilot)
+
+
+async def tunnels_view(pilot: Pilot) -> None:
+    """``:tunnels``: every tunnel of the fleet, with its host."""
+    await fleet(pilot)
+    await pilot.press("colon", *"tunnels", "enter")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, ResourceScreen)
+    fleet_tunnels = (
+        demo_tunnels("host_demo0004", "db-primary")[:2] + demo_tunnels("host_demo0001", "web-1")[2:]
+    )
+    screen.post_message(ResourceScreen.Loaded(fleet_tunnels))
+    await _settle(pilot)
+
+
 Scene = Callable[[Pilot], Awaitable[None]]
 SCENES: dict[str, tuple[tuple[int, int], Scene]] = {
     "fleet": ((120, 40), fleet),
@@ -533,6 +607,10 @@ SCENES: dict[str, tuple[tuple[int, int], Scene]] = {
     "host-terminal": ((120, 40), host_terminal),
     "host-terminal-80x24": ((80, 24), host_terminal),
     "host-desktop": ((120, 40), host_desktop),
+    "host-tunnels": ((120, 40), host_tunnels),
+    "host-tunnels-80x24": ((80, 24), host_tunnels),
+    "tunnel-form": ((120, 40), tunnel_form),
+    "tunnels-view": ((120, 40), tunnels_view),
 }
 
 

@@ -42,6 +42,10 @@ _spec.loader.exec_module(screenshots)
         "host-terminal",
         "host-terminal-80x24",
         "host-desktop",
+        "host-tunnels",
+        "host-tunnels-80x24",
+        "tunnel-form",
+        "tunnels-view",
     ],
 )
 def test_snapshot(snap_compare, scene: str) -> None:

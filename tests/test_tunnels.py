@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import socket
@@ -18,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from conftest import API, AgentProcess, Server, api, error, online_host, rss
+from conftest import AgentProcess, Server, api, error, online_host, rss
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,15 +73,26 @@ async def test_crud_and_validation(server: Server, box: dict[str, Any]) -> None:
     async with api(server) as http:
         made = (await http.post(f"/hosts/{host_id}/tunnels", json={"target_port": 3000})).json()
         assert made["id"].startswith("tun_") and made["auth_mode"] == "public" and made["enabled"] is True
-        assert set(made) >= {"id", "host_id", "slug", "target_port", "auth_mode", "public_url", "enabled",
-                             "created_at", "updated_at"}
+        assert set(made) >= {
+            "id",
+            "host_id",
+            "slug",
+            "target_port",
+            "auth_mode",
+            "public_url",
+            "enabled",
+            "created_at",
+            "updated_at",
+        }
         assert made["public_url"] == f"{server.base_url}/t/{made['slug']}"
         assert "password" not in made and "password_hash" not in made
         listed = (await http.get(f"/hosts/{host_id}/tunnels")).json()
         assert [t["id"] for t in listed["data"]] == [made["id"]]
         got = (await http.get(f"/hosts/{host_id}/tunnels/{made['id']}")).json()
         assert got["slug"] == made["slug"]
-        patched = await http.patch(f"/hosts/{host_id}/tunnels/{made['id']}", json={"target_port": 3001, "enabled": False})
+        patched = await http.patch(
+            f"/hosts/{host_id}/tunnels/{made['id']}", json={"target_port": 3001, "enabled": False}
+        )
         assert patched.status_code == 200 and patched.json()["target_port"] == 3001
         assert patched.json()["enabled"] is False
         for body in (
@@ -121,7 +131,9 @@ async def test_miosa_sdk_tunnels(server: Server, box: dict[str, Any]) -> None:
 
     sdk = Miosa(api_key=server.token, base_url=f"{server.base_url}/api/v1")
     tunnels = sdk.open_computers.tunnels
-    made = await asyncio.to_thread(tunnels.create, box["id"], TunnelCreateParams(target_port=8080, slug="sdk-made"))
+    made = await asyncio.to_thread(
+        tunnels.create, box["id"], TunnelCreateParams(target_port=8080, slug="sdk-made")
+    )
     assert made.slug == "sdk-made" and made.id.startswith("tun_") and made.auth_mode.value == "public"
     listed = await asyncio.to_thread(tunnels.list, box["id"])
     assert [t.id for t in listed.data] == [made.id]
@@ -144,14 +156,21 @@ async def test_proxy_request_headers_and_prefix(server: Server, box: dict[str, A
         response = await web.post(
             f"{tunnel['public_url']}/echo/a%20b/c?x=1&y=%2F",
             content=b"hello",
-            headers={"X-Custom": "kept", "Connection": "keep-alive, X-Drop", "X-Drop": "gone",
-                     "X-Forwarded-Prefix": "/spoofed", "Authorization": "Bearer app-own"},
+            headers={
+                "X-Custom": "kept",
+                "Connection": "keep-alive, X-Drop",
+                "X-Drop": "gone",
+                "X-Forwarded-Prefix": "/spoofed",
+                "Authorization": "Bearer app-own",
+            },
         )
         assert response.status_code == 200, response.text
         assert response.headers["x-app"] == "yes"
         seen = response.json()
         headers = dict(seen["headers"])
-        assert seen["method"] == "POST" and seen["raw_path"] == "/echo/a%20b/c" and seen["query"] == "x=1&y=%2F"
+        assert (
+            seen["method"] == "POST" and seen["raw_path"] == "/echo/a%20b/c" and seen["query"] == "x=1&y=%2F"
+        )
         assert seen["size"] == 5 and seen["sha256"] == hashlib.sha256(b"hello").hexdigest()
         assert headers["x-custom"] == "kept" and "x-drop" not in headers
         assert headers["x-forwarded-for"] == "127.0.0.1"
@@ -185,7 +204,11 @@ async def test_streaming_and_sse_arrive_as_sent(server: Server, box: dict[str, A
         async with web.stream("GET", tunnel["public_url"] + "/sse?n=3&delay=0.1") as response:
             assert response.headers["content-type"].startswith("text/event-stream")
             text = (await response.aread()).decode()
-        assert [json.loads(line[6:])["n"] for line in text.splitlines() if line.startswith("data: ")] == [0, 1, 2]
+        assert [json.loads(line[6:])["n"] for line in text.splitlines() if line.startswith("data: ")] == [
+            0,
+            1,
+            2,
+        ]
 
 
 async def test_websocket_echo(server: Server, box: dict[str, Any], app_port: int) -> None:

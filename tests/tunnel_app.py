@@ -55,7 +55,9 @@ async def big(request: Request) -> StreamingResponse:
             left -= len(chunk)
             yield chunk
 
-    return StreamingResponse(body(), headers={"Content-Length": str(size)}, media_type="application/octet-stream")
+    return StreamingResponse(
+        body(), headers={"Content-Length": str(size)}, media_type="application/octet-stream"
+    )
 
 
 async def chunks(request: Request) -> StreamingResponse:
@@ -102,7 +104,9 @@ async def ws_echo(ws: WebSocket) -> None:
 
 app = Starlette(
     routes=[
-        Route("/echo/{rest:path}", echo, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+        Route(
+            "/echo/{rest:path}", echo, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+        ),
         Route("/big", big),
         Route("/chunks", chunks),
         Route("/sse", sse),

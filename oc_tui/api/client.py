@@ -977,20 +977,29 @@ class OpenComputersClient:
     # --- tunnels -----------------------------------------------------------------------------------
 
     async def list_tunnels(self, host_id: str) -> list[models.Tunnel]:
-        """The host's tunnels.
+        """The host's tunnels, every page of them.
 
         Args:
             host_id: the host's ID (``host_…``).
 
         Returns:
-            Every tunnel of the host.
+            Every tunnel of the host, oldest first.
 
         Raises:
             NotFoundError: 404, no such host (or a server without tunnels).
             ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
         """
-        page = await self._call(models.DataList[models.Tunnel], "GET", _host_path(host_id, "tunnels"))
-        return page.data
+        tunnels: list[models.Tunnel] = []
+        page = 1
+        while True:
+            params = {"page": page, "per_page": 100}
+            got = await self._call(
+                models.Page[models.Tunnel], "GET", _host_path(host_id, "tunnels"), params=params
+            )
+            tunnels.extend(got.data)
+            if got.meta is None or not got.data or len(tunnels) >= got.meta.total:
+                return tunnels
+            page += 1
 
     async def create_tunnel(
         self,
@@ -999,6 +1008,7 @@ class OpenComputersClient:
         *,
         auth_mode: models.TunnelAuthMode | None = None,
         slug: str | None = None,
+        password: str | None = None,
     ) -> models.Tunnel:
         """Expose a TCP port of the host at a URL of the control plane.
 
@@ -1006,18 +1016,19 @@ class OpenComputersClient:
             host_id: the host's ID (``host_…``).
             target_port: the port on the host (1 to 65535).
             auth_mode: who may use the tunnel's URL (the server's default when None).
-            slug: the URL's name, or None for a generated one.
+            slug: the URL's name (a DNS label), or None for a generated one.
+            password: the password of ``auth_mode="password"`` (extension; stored hashed, never returned).
 
         Returns:
             The tunnel, with its public URL.
 
         Raises:
-            ValidationError: 400, a bad port, mode or slug.
+            ValidationError: 400, a bad port, mode or slug, or password mode without a password.
             ConflictError: 409, the slug is taken.
             NotFoundError: 404, no such host.
             ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
         """
-        body = _fields(target_port=target_port, auth_mode=auth_mode, slug=slug)
+        body = _fields(target_port=target_port, auth_mode=auth_mode, slug=slug, password=password)
         return await self._call(models.Tunnel, "POST", _host_path(host_id, "tunnels"), json=body)
 
     async def get_tunnel(self, host_id: str, tunnel_id: str) -> models.Tunnel:
@@ -1044,6 +1055,7 @@ class OpenComputersClient:
         target_port: int | None = None,
         auth_mode: models.TunnelAuthMode | None = None,
         enabled: bool | None = None,
+        password: str | None = None,
     ) -> models.Tunnel:
         """Change a tunnel: only the fields given are sent.
 
@@ -1053,6 +1065,7 @@ class OpenComputersClient:
             target_port: a new port on the host, or None.
             auth_mode: a new auth mode, or None.
             enabled: switch it on or off, or None.
+            password: a new password (extension), or None.
 
         Returns:
             The updated tunnel.
@@ -1062,7 +1075,7 @@ class OpenComputersClient:
             NotFoundError: 404, no such host or tunnel.
             ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
         """
-        body = _fields(target_port=target_port, auth_mode=auth_mode, enabled=enabled)
+        body = _fields(target_port=target_port, auth_mode=auth_mode, enabled=enabled, password=password)
         return await self._call(models.Tunnel, "PATCH", _host_path(host_id, "tunnels", tunnel_id), json=body)
 
     async def delete_tunnel(self, host_id: str, tunnel_id: str) -> None:

@@ -13,7 +13,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 # --- identifiers -------------------------------------------------------------------------------------
 
@@ -125,7 +125,7 @@ class Page(ApiModel, Generic[T]):
 
 
 class DataList(ApiModel, Generic[T]):
-    """The ``{"data": [...]}`` wrapper of tunnel and cluster lists."""
+    """The ``{"data": [...]}`` wrapper of the cluster and secret lists."""
 
     data: list[T]
     meta: PageMeta | None = None
@@ -396,6 +396,14 @@ class Tunnel(HostResource):
     enabled: bool
     # Extension (docs/api.md): requests served in the last minute.
     requests_per_minute: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _status_from_enabled(cls, data: Any) -> Any:
+        """A server that sends no ``status`` (the reference's shape): it follows ``enabled``."""
+        if isinstance(data, dict) and "status" not in data and "enabled" in data:
+            data = {**data, "status": "enabled" if data["enabled"] else "disabled"}
+        return data
 
 
 class TunnelCreate(RequestModel):

@@ -31,12 +31,13 @@ from oc_tui.screens.host_tab import HelpRows, HostTab, HostTabContext
 from oc_tui.screens.jobs_tab import JobsTab
 from oc_tui.screens.overview_tab import OverviewTab
 from oc_tui.screens.terminal_tab import TerminalTab
+from oc_tui.screens.tunnels_tab import TunnelsTab
 from oc_tui.widgets.formatting import status_label
 from oc_tui.widgets.statuses import status_classes
 
-HOST_TABS: Sequence[type[HostTab]] = (OverviewTab, JobsTab, FilesTab, TerminalTab, DesktopTab)
+HOST_TABS: Sequence[type[HostTab]] = (OverviewTab, JobsTab, FilesTab, TerminalTab, DesktopTab, TunnelsTab)
 """The host's tabs, in order: panes, keys and ``?`` come from this list."""
-COMING = ("Tunnels", "Agents", "Secrets")
+COMING = ("Agents", "Secrets")
 """Tabs of the design that are not built yet: shown disabled."""
 SWITCH_ROW = ("← →", "Switch tab (when the tab strip has the focus)")
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from oc_tui.screens.tunnels import FLEET_COLUMNS, all_tunnels
 from oc_tui.widgets.resource_table import Column
 
 if TYPE_CHECKING:
@@ -80,6 +81,9 @@ def _show_hosts(app: App[Any]) -> None:
 
 VIEWS: Sequence[View] = (
     View("hosts", "The fleet view", _show_hosts, aliases=("host", "fleet")),
+    ResourceView(
+        "tunnels", "Every tunnel of the fleet", kind="tunnels", columns=FLEET_COLUMNS, load=all_tunnels
+    ),
     View("clusters", "Inference clusters"),
     View("secrets", "Secrets"),
 )

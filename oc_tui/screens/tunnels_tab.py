@@ -1,0 +1,151 @@
+"""The Tunnels tab of a host: its tunnels (status, slug, port, auth, requests per minute, URL), and keys
+to create, edit, enable/disable, delete and copy the URL of the selected one.
+
+Workers talk to the client and post :class:`TunnelsTab.TunnelsLoaded`; the handler only fills the table.
+While the tab is shown the list is reloaded every ``POLL_SECONDS`` (requests per minute move). Tests and
+the screenshot script post fixed models through the same message (``live=False``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import Static
+
+from oc_tui.api.models import Tunnel
+from oc_tui.screens.confirm import ConfirmScreen
+from oc_tui.screens.host_tab import HostTab, HostTabContext
+from oc_tui.screens.tunnels import COLUMNS, TunnelForm
+from oc_tui.widgets.resource_table import ResourceTable
+
+POLL_SECONDS = 5.0
+"""How often the shown tab reloads its list."""
+
+
+class TunnelsTab(HostTab):
+    """A host's ports served at URLs of the control plane."""
+
+    TAB_ID = "tunnels"
+    TITLE = "Tunnels"
+    KEY = "u"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "new_tunnel", "New"),
+        Binding("e", "edit_tunnel", "Edit"),
+        Binding("space", "toggle_tunnel", "On/off"),
+        Binding("delete,x", "delete_tunnel", "Delete"),
+        Binding("c", "copy_url", "Copy URL"),
+        Binding("r", "reload", "Reload"),
+    ]
+
+    @dataclass
+    class TunnelsLoaded(Message):
+        tunnels: list[Tunnel]
+
+    def __init__(self, context: HostTabContext, *, id: str | None = None) -> None:
+        super().__init__(context, id=id)
+        self._clock = context.clock
+
+    def compose(self) -> ComposeResult:
+        yield ResourceTable("tunnels", COLUMNS, self._clock, id="tunnel-list")
+        yield Static("", id="tunnel-hint", markup=False)
+
+    def on_mount(self) -> None:
+        self.table.border_title = "tunnels"
+        if self.live:
+            self.set_interval(POLL_SECONDS, self._poll)
+
+    def activate(self) -> bool:
+        """The tab was shown: the list takes the focus and is loaded afresh."""
+        self.table.focus()
+        if self.live:
+            self.action_reload()
+        return True
+
+    @property
+    def table(self) -> ResourceTable:
+        return self.query_one(ResourceTable)
+
+    @property
+    def selected(self) -> Tunnel | None:
+        """The tunnel under the cursor."""
+        chosen = self.table.selected_id
+        return next((t for t in self.table.items if t.id == chosen), None)
+
+    def _poll(self) -> None:
+        if self.display and self.table.has_focus:
+            self.action_reload()
+
+    # --- actions -----------------------------------------------------------------------------------
+
+    def action_reload(self) -> None:
+        """List the host's tunnels again."""
+        self.request(
+            "list tunnels",
+            lambda client: client.list_tunnels(self.host_id),
+            lambda tunnels: self.post_message(self.TunnelsLoaded(tunnels)),
+            group="list",
+            exclusive=True,
+        )
+
+    def action_new_tunnel(self) -> None:
+        """Open the form for a new tunnel."""
+        self.app.push_screen(TunnelForm(self.client, self.host_id), self._saved)
+
+    def action_edit_tunnel(self) -> None:
+        """Open the form for the selected tunnel."""
+        tunnel = self.selected
+        if tunnel is not None:
+            self.app.push_screen(TunnelForm(self.client, self.host_id, tunnel), self._saved)
+
+    def _saved(self, tunnel: Tunnel | None) -> None:
+        if tunnel is not None:
+            self.notify(f"{tunnel.public_url}", title=f"Tunnel {tunnel.slug} saved")
+            self.action_reload()
+
+    def action_toggle_tunnel(self) -> None:
+        """Enable the selected tunnel if it is disabled, else disable it (its connections end)."""
+        tunnel = self.selected
+        if tunnel is None:
+            return
+        self.request(
+            "switch tunnel",
+            lambda client: client.update_tunnel(self.host_id, tunnel.id, enabled=not tunnel.enabled),
+            lambda _: self.action_reload(),
+            group="change",
+            needs_client=True,
+        )
+
+    def action_delete_tunnel(self) -> None:
+        """Ask, then delete the selected tunnel (its URL stops answering, open connections end)."""
+        tunnel = self.selected
+        if tunnel is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.request(
+                    "delete tunnel",
+                    lambda client: client.delete_tunnel(self.host_id, tunnel.id),
+                    lambda _: self.action_reload(),
+                    group="change",
+                    needs_client=True,
+                )
+
+        text = f"{tunnel.public_url} stops answering and its open connections end."
+        self.app.push_screen(ConfirmScreen(f"Delete tunnel {tunnel.slug}?", text, "Delete"), answered)
+
+    def action_copy_url(self) -> None:
+        """Copy the selected tunnel's URL to the clipboard (OSC 52)."""
+        tunnel = self.selected
+        if tunnel is not None:
+            self.app.copy_to_clipboard(tunnel.public_url)
+            self.notify(tunnel.public_url, title="URL copied")
+
+    def on_tunnels_tab_tunnels_loaded(self, message: TunnelsLoaded) -> None:
+        self.table.show(message.tunnels)
+        hint = "" if message.tunnels else "No tunnels yet: n serves a port of this host at a URL."
+        self.query_one("#tunnel-hint", Static).update(hint)
