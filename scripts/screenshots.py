@@ -17,7 +17,6 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from oc_tui.api.models import (
-    Tunnel,
     AgentInfo,
     FsEntry,
     FsList,
@@ -27,6 +26,7 @@ from oc_tui.api.models import (
     HostRegistration,
     HostSysInfo,
     Job,
+    Tunnel,
 )
 from oc_tui.app import OcTuiApp
 from oc_tui.config import Profile

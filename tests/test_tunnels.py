@@ -390,3 +390,62 @@ async def test_many_requests_while_a_large_download_runs(
             async with asyncio.timeout(30):
                 durations = await asyncio.gather(*(one(i) for i in range(50)))
         assert max(durations) < 20, f"slowest of 50 requests took {max(durations):.1f} s"
+
+
+async def test_inspector_records_streams_live_and_replays(
+    server: Server, box: dict[str, Any], app_port: int
+) -> None:
+    host_id = box["id"]
+    tunnel = await create(server, host_id, target_port=app_port)
+    base = f"/hosts/{host_id}/tunnels/{tunnel['id']}/requests"
+    async with tunnel_client() as web, api(server) as http:
+        live: list[dict[str, Any]] = []
+
+        async def follow() -> None:
+            async with http.stream("GET", base + "/stream") as response:
+                assert response.status_code == 200
+                async for line in response.aiter_lines():
+                    if line.startswith("data: {"):
+                        live.append(json.loads(line[6:])["data"])
+
+        follower = asyncio.create_task(follow())
+        await asyncio.sleep(0.3)
+        body = json.dumps({"hello": "world"}).encode()
+        sent = await web.post(
+            tunnel["public_url"] + "/echo/inspect?q=1",
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": "Bearer app-secret",
+                "Cookie": "s=1",
+            },
+        )
+        assert sent.status_code == 200
+        await web.get(tunnel["public_url"] + f"/big?size={64 * 1024}")
+        async with asyncio.timeout(10):
+            while sum(1 for r in live if r["complete"]) < 2:
+                await asyncio.sleep(0.05)
+        follower.cancel()
+
+        records = (await http.get(base)).json()["data"]
+        assert [r["target"] for r in records] == [f"/big?size={64 * 1024}", "/echo/inspect?q=1"]
+        big, posted = records
+        assert posted["method"] == "POST" and posted["status"] == 200 and posted["complete"]
+        assert posted["request_body"] == body.decode() and posted["request_bytes"] == len(body)
+        headers = dict(posted["request_headers"])
+        assert headers["authorization"] == "Bearer ***" and headers["cookie"] == "***"
+        assert json.loads(posted["response_body"])["size"] == len(body)
+        assert posted["client"] == "127.0.0.1" and posted["duration_ms"] >= 0
+        assert (
+            big["response_bytes"] == 64 * 1024
+            and len(big["response_body"].encode("utf-8", "replace")) >= 10240
+        )
+        assert big["response_body_truncated"] is True
+
+        replayed = await http.post(f"{base}/{posted['id']}/replay")
+        assert replayed.status_code == 201, replayed.text
+        again = replayed.json()
+        assert again["replay_of"] == posted["id"] and again["status"] == 200
+        assert json.loads(again["response_body"])["sha256"] == hashlib.sha256(body).hexdigest()
+        assert (await http.get(base)).json()["data"][0]["id"] == again["id"]
+        assert error(await http.post(f"{base}/999999/replay")) == (404, "NOT_FOUND")

@@ -47,7 +47,8 @@ from oc_tui.api.errors import ErrorCode
 from .. import protocol
 from ..auth import bearer, tenant_for_token
 from ..errors import ApiProblem, error_response
-from ..hub import AgentStream, Hub
+from ..hub import AgentStream, HostOffline, Hub
+from .inspector import Body, Inspector, Record
 from .store import TunnelStore
 
 log = logging.getLogger("oc_server.tunnels")
@@ -248,6 +249,7 @@ class Proxy:
         self._open: dict[str, set[Closable]] = {}
         self._failures: dict[str, collections.deque[float]] = {}
         self._cookie_key = _cookie_key(data_dir)
+        self.inspector = Inspector()
         self.backend = AgentBackend(hub, self._host_of, self._track, self._forget)
         self.pool = httpcore.AsyncConnectionPool(
             network_backend=self.backend,
@@ -275,10 +277,16 @@ class Proxy:
         return len(self._open.get(tunnel_id, ()))
 
     async def end(self, tunnel_id: str) -> None:
-        """End every connection of the tunnel: requests in flight break, WebSockets close."""
+        """End every connection of the tunnel: requests in flight break, WebSockets close.
+        (Its inspector records stay, unless the tunnel is deleted: :meth:`forget`.)"""
         for item in list(self._open.pop(tunnel_id, ())):
             with contextlib.suppress(Exception):
                 await item.aclose()
+
+    async def forget(self, tunnel_id: str) -> None:
+        """The tunnel was deleted: end its connections and drop its inspector records and readers."""
+        await self.end(tunnel_id)
+        self.inspector.forget(tunnel_id)
 
     async def host_revoked(self, host_id: str) -> None:
         """Hub hook: the host was revoked: its tunnels are disabled and their connections end."""
@@ -475,23 +483,80 @@ class Proxy:
         has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
         if has_body and "content-length" not in request.headers:
             forwarded.append(("transfer-encoding", "chunked"))
+        record = self.inspector.start(tunnel["id"], request.method, target, client, forwarded)
+        content = _tee(request.stream(), record.request) if has_body else b""
+        try:
+            response = await self._send(tunnel, request.method, target, forwarded, content)
+        except (ApiProblem, httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as exc:
+            answer = self._failure(tunnel, exc, wants_html)
+            self.inspector.finished(record, error=_why(exc), status=answer.status_code)
+            return answer
+        headers_out = _response_headers(response)
+        self.inspector.answered(record, response.status, headers_out)
+        return UpstreamResponse(response, headers_out, self.inspector, record)
+
+    async def _send(
+        self,
+        tunnel: dict[str, Any],
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        content: bytes | AsyncIterator[bytes],
+    ) -> httpcore.Response:
+        """One request to the tunnel's app through the pool (a reused stream, or a new one); returns
+        once the response head is in, its body still to read."""
         upstream = httpcore.Request(
-            request.method,
+            method,
             httpcore.URL(scheme="http", host=tunnel["id"], port=tunnel["target_port"], target=target),
-            headers=forwarded,
-            content=request.stream() if has_body else b"",
+            headers=headers,
+            content=content,
             extensions={"timeout": {"connect": None, "read": None, "write": None, "pool": None}},
         )
+        return await self.pool.handle_async_request(upstream)
+
+    async def replay(self, tunnel: dict[str, Any], original: Record, timeout: float) -> Record:
+        """Send a kept request to the app again (same method, target, headers and body); its exchange is
+        kept as a new record (``replay_of``), whose response body is read for at most ``timeout`` s.
+
+        Raises:
+            ApiProblem: 409 CONFLICT the body was not kept whole (over 10 KiB); 409 the host is offline;
+                502 the app could not be reached.
+        """
+        if not original.request.whole:
+            raise ApiProblem(
+                409, ErrorCode.CONFLICT, "its body was larger than 10 KiB and was not kept whole"
+            )
+        if not self.hub.is_online(tunnel["host_id"]):
+            raise HostOffline()
+        record = self.inspector.start(
+            tunnel["id"], original.method, original.target, "replay", list(original.headers)
+        )
+        record.replay_of = original.id
+        body = bytes(original.request.head)
+        record.request.take(body)
+        headers = [(k, v) for k, v in original.headers if k != "transfer-encoding"]
+        if original.request.size and not any(k == "content-length" for k, _ in headers):
+            headers.append(("content-length", str(len(body))))
         try:
-            response = await self.pool.handle_async_request(upstream)
+            response = await self._send(tunnel, original.method, original.target, headers, body)
         except (ApiProblem, httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as exc:
-            return self._failure(tunnel, exc, wants_html)
-        headers_out = [
-            (k.decode("latin-1"), v.decode("latin-1"))
-            for k, v in response.headers
-            if k.decode("latin-1").lower() not in HOP_BY_HOP - {"host"}
-        ]
-        return UpstreamResponse(response, headers_out)
+            failure = self._failure(tunnel, exc, False)
+            self.inspector.finished(record, error=_why(exc), status=failure.status_code)
+            raise ApiProblem(failure.status_code, ErrorCode.AGENT_UNREACHABLE, _why(exc)) from None
+        self.inspector.answered(record, response.status, _response_headers(response))
+        error: str | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                async for chunk in _chunks(response):
+                    record.response.take(chunk)
+        except TimeoutError:
+            error = f"still sending after {timeout:g} s: cut off"
+        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as exc:
+            error = _why(exc)
+        finally:
+            await response.aclose()
+        self.inspector.finished(record, error=error)
+        return record
 
     async def serve_websocket(self, ws: WebSocket, slug: str) -> None:
         """A WebSocket to a tunnel: relayed message by message through the agent to the app's."""
@@ -539,14 +604,23 @@ class UpstreamResponse(Response):
     cuts the client's connection rather than pretending the body was complete.
     """
 
-    def __init__(self, upstream: httpcore.Response, headers: list[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        upstream: httpcore.Response,
+        headers: list[tuple[str, str]],
+        inspector: Inspector,
+        record: Record,
+    ) -> None:
         super().__init__(status_code=upstream.status)
         self.upstream = upstream
+        self.inspector = inspector
+        self.record = record
         self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send the status and headers, then the body; stop when either side is done."""
         complete = False
+        why = "the client went away"
         async with anyio.create_task_group() as group:
 
             async def listen() -> None:
@@ -555,17 +629,18 @@ class UpstreamResponse(Response):
                 group.cancel_scope.cancel()
 
             async def stream() -> None:
-                nonlocal complete
+                nonlocal complete, why
                 await send(
                     {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
                 )
                 try:
-                    body: AsyncIterator[bytes] = self.upstream.aiter_stream()
-                    async for chunk in body:
+                    async for chunk in _chunks(self.upstream):
+                        self.record.response.take(chunk)
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     complete = True
                 except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as exc:
-                    log.info("a tunnel response broke off: %s", exc)
+                    why = _why(exc)
+                    log.info("a tunnel response broke off: %s", why)
                 if complete:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                 group.cancel_scope.cancel()
@@ -574,6 +649,7 @@ class UpstreamResponse(Response):
             group.start_soon(stream)
         with anyio.CancelScope(shield=True):
             await self.upstream.aclose()
+        self.inspector.finished(self.record, error=None if complete else why)
 
 
 class WebSocketRelay:
@@ -623,6 +699,31 @@ class WebSocketRelay:
 
 
 # --- helpers -----------------------------------------------------------------------------------------
+
+
+def _chunks(response: httpcore.Response) -> AsyncIterator[bytes]:
+    body: AsyncIterator[bytes] = response.aiter_stream()
+    return body
+
+
+async def _tee(body: AsyncIterator[bytes], capture: Body) -> AsyncIterator[bytes]:
+    """``body`` passed through, counted and its head kept by the inspector."""
+    async for chunk in body:
+        capture.take(chunk)
+        yield chunk
+
+
+def _why(exc: Exception) -> str:
+    return exc.message if isinstance(exc, ApiProblem) else str(exc) or type(exc).__name__
+
+
+def _response_headers(response: httpcore.Response) -> list[tuple[str, str]]:
+    """The app's response headers as the client gets them (hop-by-hop ones dropped)."""
+    return [
+        (k.decode("latin-1"), v.decode("latin-1"))
+        for k, v in response.headers
+        if k.decode("latin-1").lower() not in HOP_BY_HOP - {"host"}
+    ]
 
 
 def problem(status: int, code: str, message: str, wants_html: bool) -> Response:

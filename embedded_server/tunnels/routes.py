@@ -7,13 +7,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response, WebSocket
+from fastapi.responses import StreamingResponse
 from starlette.requests import HTTPConnection
 
 from oc_tui.api.errors import ErrorCode
 from oc_tui.api.models import Host, TunnelCreate, TunnelUpdate
 
-from .. import limits
-from ..deps import PageQuery, TenantHost, path_id
+from .. import durable, limits
+from ..deps import PageQuery, TenantHost, keepalive_of, path_id, sse_response
 from ..errors import ApiProblem
 from .proxy import Proxy
 from .store import TunnelStore
@@ -85,8 +86,42 @@ async def delete_tunnel(request: Request, host: TenantHost, tunnel_id: TunnelId)
     """Delete the tunnel and end its open connections; its URL answers 404 from now on."""
     row = tunnel_row(request, host, tunnel_id)
     tunnels_of(request).delete(row["id"])
-    await proxy_of(request).end(row["id"])
+    await proxy_of(request).forget(row["id"])
     return Response(status_code=204)
+
+
+# --- the inspector (extension) ------------------------------------------------------------------------
+
+
+@router.get("/{host_id}/tunnels/{tunnel_id}/requests")
+async def list_requests(request: Request, host: TenantHost, tunnel_id: TunnelId) -> dict[str, Any]:
+    """The tunnel's last requests as the inspector kept them, newest first: ``{"data": [...]}``."""
+    row = tunnel_row(request, host, tunnel_id)
+    records = proxy_of(request).inspector.records(row["id"])
+    return {"data": [record.model().model_dump(mode="json") for record in records]}
+
+
+@router.get("/{host_id}/tunnels/{tunnel_id}/requests/stream")
+async def stream_requests(request: Request, host: TenantHost, tunnel_id: TunnelId) -> StreamingResponse:
+    """The tunnel's requests live, as SSE: event ``request`` when the app's answer starts and again
+    when it ends (the record in ``data.data``; clients replace a record by its ``id``)."""
+    row = tunnel_row(request, host, tunnel_id)
+    events = proxy_of(request).inspector.events(row["id"])
+    return sse_response(durable.sse(events, keepalive_of(request)))
+
+
+@router.post("/{host_id}/tunnels/{tunnel_id}/requests/{request_id}/replay", status_code=201)
+async def replay_request(
+    request: Request, host: TenantHost, tunnel_id: TunnelId, request_id: int
+) -> dict[str, Any]:
+    """Send a kept request to the app again; answers the new record (``replay_of`` names the old)."""
+    row = tunnel_row(request, host, tunnel_id)
+    proxy = proxy_of(request)
+    original = proxy.inspector.record(row["id"], request_id)
+    if original is None:
+        raise ApiProblem(404, ErrorCode.NOT_FOUND, f"request {request_id} of tunnel {tunnel_id} not found")
+    record = await proxy.replay(row, original, request.app.state.settings.call_timeout)
+    return record.model().model_dump(mode="json")
 
 
 # --- the tunnels themselves: /t/<slug>/… ---------------------------------------------------------------

@@ -433,6 +433,32 @@ class TunnelUpdate(RequestModel):
     _password = field_validator("password")(_check_password)
 
 
+class TunnelRequest(ApiModel):
+    """One request through a tunnel, as the inspector kept it (extension, docs/api.md): credentials
+    masked, the first 10 KiB of each body as text."""
+
+    id: int
+    tunnel_id: str
+    method: str
+    target: str
+    client: str
+    started_at: datetime
+    status: int | None = None
+    first_byte_ms: float | None = None
+    duration_ms: float | None = None
+    complete: bool = False
+    error: str | None = None
+    replay_of: int | None = None
+    request_headers: list[tuple[str, str]] = Field(default_factory=list)
+    response_headers: list[tuple[str, str]] = Field(default_factory=list)
+    request_bytes: int = 0
+    response_bytes: int = 0
+    request_body: str = ""
+    response_body: str = ""
+    request_body_truncated: bool = False
+    response_body_truncated: bool = False
+
+
 # --- AI agents ---------------------------------------------------------------------------------------
 
 SessionStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
