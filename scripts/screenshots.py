@@ -27,6 +27,7 @@ from oc_tui.api.models import (
     HostSysInfo,
     Job,
     Tunnel,
+    TunnelRequest,
 )
 from oc_tui.app import OcTuiApp
 from oc_tui.config import Profile
@@ -37,6 +38,7 @@ from oc_tui.screens.host import HostScreen
 from oc_tui.screens.host_key import HostKeyScreen
 from oc_tui.screens.jobs_tab import JobsTab
 from oc_tui.screens.resource import ResourceScreen
+from oc_tui.screens.tunnel_inspector import TunnelInspectorScreen
 from oc_tui.screens.tunnels import TunnelForm
 from oc_tui.screens.tunnels_tab import TunnelsTab
 from oc_tui.widgets.job_output import JobOutput
@@ -586,6 +588,86 @@ async def tunnels_view(pilot: Pilot) -> None:
     await _settle(pilot)
 
 
+def demo_requests() -> list[TunnelRequest]:
+    """What grafana's inspector kept: a JSON POST, page loads, an app error, a live stream."""
+
+    def request(
+        number: int, method: str, target: str, status: int, took: float, size: int, **more: object
+    ) -> TunnelRequest:
+        fields: dict[str, object] = {
+            "id": number,
+            "tunnel_id": "tun_demo00010004",
+            "method": method,
+            "target": target,
+            "client": "192.0.2.44",
+            "started_at": NOW - timedelta(seconds=60 - number * 7),
+            "status": status,
+            "first_byte_ms": took / 2,
+            "duration_ms": took,
+            "complete": True,
+            "response_bytes": size,
+            "request_headers": [
+                ("host", "127.0.0.1:3000"),
+                ("user-agent", "curl/8.5.0"),
+                ("authorization", "Bearer ***"),
+                ("x-forwarded-for", "192.0.2.44"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-prefix", "/t/grafana"),
+            ],
+            "response_headers": [("content-type", "application/json"), ("content-length", str(size))],
+        }
+        fields.update(more)
+        return TunnelRequest.model_validate(fields)
+
+    body = '{"dashboard": {"title": "Fleet load", "panels": [{"type": "graph", "target": "load1"}]}, "overwrite": true}'
+    return [
+        request(1, "GET", "/login", 200, 12, 5120, response_headers=[("content-type", "text/html")]),
+        request(2, "GET", "/api/health", 200, 3, 38, response_body='{"database": "ok", "version": "10.4.2"}'),
+        request(
+            3,
+            "GET",
+            "/api/search?query=fleet",
+            500,
+            41,
+            64,
+            response_body='{"message": "database is locked"}',
+        ),
+        request(
+            4,
+            "POST",
+            "/api/dashboards/db",
+            200,
+            23,
+            112,
+            request_headers=[
+                ("host", "127.0.0.1:3000"),
+                ("content-type", "application/json"),
+                ("authorization", "Bearer ***"),
+                ("cookie", "***"),
+                ("x-forwarded-for", "192.0.2.44"),
+                ("x-forwarded-prefix", "/t/grafana"),
+            ],
+            request_body=body,
+            request_bytes=len(body),
+            response_body='{"id": 17, "slug": "fleet-load", "status": "success", "version": 3}',
+        ),
+        request(5, "GET", "/api/live/ws", 101, 2, 0, complete=False, duration_ms=None),
+    ]
+
+
+async def tunnel_inspector(pilot: Pilot) -> None:
+    """grafana's inspector: five requests, the JSON POST selected with its bodies pretty-printed."""
+    await _tunnels_tab(pilot)
+    await pilot.app.push_screen(TunnelInspectorScreen(demo_tunnels()[0], live=False))
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, TunnelInspectorScreen)
+    screen.post_message(TunnelInspectorScreen.RequestsLoaded(demo_requests()))
+    await pilot.pause()
+    screen.table.move_cursor(row=1)
+    await _settle(pilot)
+
+
 Scene = Callable[[Pilot], Awaitable[None]]
 SCENES: dict[str, tuple[tuple[int, int], Scene]] = {
     "fleet": ((120, 40), fleet),
@@ -611,6 +693,8 @@ SCENES: dict[str, tuple[tuple[int, int], Scene]] = {
     "host-tunnels-80x24": ((80, 24), host_tunnels),
     "tunnel-form": ((120, 40), tunnel_form),
     "tunnels-view": ((120, 40), tunnels_view),
+    "tunnel-inspector": ((120, 40), tunnel_inspector),
+    "tunnel-inspector-80x24": ((80, 24), tunnel_inspector),
 }
 
 

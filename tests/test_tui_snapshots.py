@@ -46,6 +46,8 @@ _spec.loader.exec_module(screenshots)
         "host-tunnels-80x24",
         "tunnel-form",
         "tunnels-view",
+        "tunnel-inspector",
+        "tunnel-inspector-80x24",
     ],
 )
 def test_snapshot(snap_compare, scene: str) -> None:

@@ -79,3 +79,38 @@ async def test_tunnels_view_lists_the_fleet(server, start_agent, client) -> None
         await wait_until(pilot, lambda: len(table.items) == 2, "both tunnels")
         shown = {t.slug: (t.host_name, t.auth_mode) for t in table.items}
         assert shown == {"view-one": ("view-1", "public"), "view-two": ("view-2", "password")}
+
+
+async def test_inspector_follows_requests_and_replays(server, start_agent, client, app_port) -> None:  # noqa: F811
+    from oc_tui.screens.tunnel_inspector import TunnelInspectorScreen
+
+    host = await online_host(server, start_agent, "inspect-1")
+    tunnel = await client.create_tunnel(host["id"], app_port, slug="inspect-me")
+    app = make_app(server)
+    async with app.run_test(size=SIZE) as pilot, httpx.AsyncClient() as web:
+        await wait_until(pilot, lambda: rows(app).get("inspect-1") == "online", "the host online")
+        app.fleet.table.focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, HostScreen), "the host screen")
+        await pilot.press("u")
+        tab = app.screen.query_one(TunnelsTab)
+        await wait_until(pilot, lambda: len(tab.table.items) == 1, "the tunnel listed")
+        await web.post(tunnel.public_url + "/echo/before", json={"n": 1})
+        await pilot.press("i")
+        await wait_until(pilot, lambda: isinstance(app.screen, TunnelInspectorScreen), "the inspector")
+        inspector = app.screen
+        assert isinstance(inspector, TunnelInspectorScreen)
+        await wait_until(pilot, lambda: len(inspector.table.items) == 1, "the kept request")
+        await web.get(tunnel.public_url + "/echo/live?x=1")
+        await wait_until(pilot, lambda: len(inspector.table.items) == 2, "the live request")
+        assert inspector.table.items[0].target == "/echo/live?x=1"
+        inspector.table.move_cursor(row=1)
+        await pilot.pause()
+        detail = str(inspector.query_one("#inspector-text").render())
+        assert "POST /echo/before" in detail and '"n": 1' in detail  # JSON pretty-printed
+        await pilot.press("p")
+        await wait_until(
+            pilot, lambda: any(r.replay_of is not None for r in inspector.table.items), "the replay"
+        )
+        replayed = next(r for r in inspector.table.items if r.replay_of is not None)
+        assert replayed.target == "/echo/before" and replayed.status == 200

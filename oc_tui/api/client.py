@@ -1091,6 +1091,62 @@ class OpenComputersClient:
         """
         await self._request("DELETE", _host_path(host_id, "tunnels", tunnel_id))
 
+    async def tunnel_requests(self, host_id: str, tunnel_id: str) -> list[models.TunnelRequest]:
+        """The tunnel's last requests as the server's inspector kept them (extension), newest first.
+
+        Args:
+            host_id: the host's ID (``host_…``).
+            tunnel_id: the tunnel's ID (``tun_…``).
+
+        Returns:
+            Up to 100 records: headers with credentials masked, the first 10 KiB of each body.
+
+        Raises:
+            NotFoundError: 404, no such host or tunnel (or a server without an inspector).
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
+        path = _host_path(host_id, "tunnels", tunnel_id, "requests")
+        return (await self._call(models.DataList[models.TunnelRequest], "GET", path)).data
+
+    def follow_tunnel_requests(
+        self, host_id: str, tunnel_id: str, *, on_state: StateCallback | None = None
+    ) -> EventStream[models.TunnelEvent]:
+        """The tunnel's requests live (SSE, extension): an event when the app's answer starts and
+        again when it ends (``event.request`` is the record; replace by ``id``). Live only: after a
+        reconnect, list again with :meth:`tunnel_requests`.
+
+        Returns:
+            An :class:`~streams.EventStream` of :class:`~models.TunnelEvent`; close it with ``aclose()``.
+
+        Raises (when iterated):
+            NotFoundError, UnauthorizedError: at once, never retried.
+        """
+        path = _host_path(host_id, "tunnels", tunnel_id, "requests", "stream")
+        return self._stream(path, models.TunnelEvent, on_state=on_state)
+
+    async def replay_tunnel_request(
+        self, host_id: str, tunnel_id: str, request_id: int
+    ) -> models.TunnelRequest:
+        """Send a request the inspector kept to the app again (extension).
+
+        Args:
+            host_id: the host's ID (``host_…``).
+            tunnel_id: the tunnel's ID (``tun_…``).
+            request_id: the record's ``id``.
+
+        Returns:
+            The new record (``replay_of`` is ``request_id``), with the app's answer.
+
+        Raises:
+            NotFoundError: 404, no such host, tunnel or record.
+            ConflictError: 409, the body was over 10 KiB (not kept whole).
+            HostOfflineError: 409, the host's agent is not connected.
+            ServerError: 502, the app could not be reached.
+            ConnectionFailed, UnauthorizedError: as for every call (see the class).
+        """
+        path = _host_path(host_id, "tunnels", tunnel_id, "requests", str(request_id), "replay")
+        return await self._call(models.TunnelRequest, "POST", path)
+
     # --- AI agents ---------------------------------------------------------------------------------
 
     async def dispatch_agent(

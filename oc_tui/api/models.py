@@ -459,6 +459,19 @@ class TunnelRequest(ApiModel):
     response_body_truncated: bool = False
 
 
+class TunnelEvent(StreamEvent):
+    """One event of a tunnel's inspector stream: ``request`` with a :class:`TunnelRequest` in ``data``
+    (sent when the app's answer starts and again when it ends; the newer one replaces the record)."""
+
+    OWNER: ClassVar[str] = "tunnel"
+    tunnel_id: str
+
+    @property
+    def request(self) -> TunnelRequest:
+        """The record the event carries."""
+        return TunnelRequest.model_validate(self.data)
+
+
 # --- AI agents ---------------------------------------------------------------------------------------
 
 SessionStatus = Literal["pending", "running", "completed", "failed", "cancelled"]

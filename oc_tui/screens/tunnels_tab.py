@@ -19,6 +19,7 @@ from textual.widgets import Static
 from oc_tui.api.models import Tunnel
 from oc_tui.screens.confirm import ConfirmScreen
 from oc_tui.screens.host_tab import HostTab, HostTabContext
+from oc_tui.screens.tunnel_inspector import TunnelInspectorScreen
 from oc_tui.screens.tunnels import COLUMNS, TunnelForm
 from oc_tui.widgets.resource_table import ResourceTable
 
@@ -38,6 +39,7 @@ class TunnelsTab(HostTab):
         Binding("space", "toggle_tunnel", "On/off"),
         Binding("delete,x", "delete_tunnel", "Delete"),
         Binding("c", "copy_url", "Copy URL"),
+        Binding("i", "inspect", "Inspect"),
         Binding("r", "reload", "Reload"),
     ]
 
@@ -144,6 +146,12 @@ class TunnelsTab(HostTab):
         if tunnel is not None:
             self.app.copy_to_clipboard(tunnel.public_url)
             self.notify(tunnel.public_url, title="URL copied")
+
+    def action_inspect(self) -> None:
+        """Open the selected tunnel's inspector: its requests, live, and replay."""
+        tunnel = self.selected
+        if tunnel is not None:
+            self.app.push_screen(TunnelInspectorScreen(tunnel, live=self.live))
 
     def on_tunnels_tab_tunnels_loaded(self, message: TunnelsLoaded) -> None:
         self.table.show(message.tunnels)
