@@ -166,6 +166,7 @@ async def test_proxy_request_headers_and_prefix(server: Server, box: dict[str, A
         )
         assert response.status_code == 200, response.text
         assert response.headers["x-app"] == "yes"
+        assert len(response.headers.get_list("date")) == 1 and len(response.headers.get_list("server")) == 1
         seen = response.json()
         headers = dict(seen["headers"])
         assert (

@@ -7,6 +7,7 @@
 - ``/sse?n=N&delay=S``: N server-sent events, S seconds apart
 - ``/status/{code}``: that status with a body of its own
 - ``/ws``: a WebSocket that echoes text and bytes
+- ``/``: a page that uses both (relative URLs, so it works under a tunnel's prefix), for a browser
 """
 
 from __future__ import annotations
@@ -82,6 +83,25 @@ async def sse(request: Request) -> StreamingResponse:
     return StreamingResponse(body(), media_type="text/event-stream")
 
 
+PAGE = """<!doctype html><meta charset=utf-8><title>tunnel demo</title>
+<style>body{font:16px system-ui;margin:2em}li{margin:.2em 0}</style>
+<h1>An app on the host</h1><p id=where></p><ul id=log></ul>
+<script>
+const log = (text) => { const li = document.createElement("li"); li.textContent = text; log_.appendChild(li); };
+const log_ = document.getElementById("log");
+document.getElementById("where").textContent = "served at " + location.href;
+const ws = new WebSocket(location.href.replace(/^http/, "ws").replace(/[^/]*$/, "") + "ws");
+ws.onopen = () => ws.send("hello over the tunnel");
+ws.onmessage = (e) => log("WebSocket: " + e.data);
+const events = new EventSource("sse?n=3&delay=0.2");
+events.onmessage = (e) => { log("SSE event " + e.lastEventId + ": " + e.data); if (e.lastEventId === "2") events.close(); };
+</script>"""
+
+
+async def page(request: Request) -> Response:
+    return Response(PAGE, media_type="text/html")
+
+
 async def status(request: Request) -> Response:
     code = int(request.path_params["code"])
     return Response(f"the app says {code}", status_code=code, media_type="text/plain")
@@ -107,6 +127,7 @@ app = Starlette(
         Route(
             "/echo/{rest:path}", echo, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
         ),
+        Route("/", page),
         Route("/big", big),
         Route("/chunks", chunks),
         Route("/sse", sse),

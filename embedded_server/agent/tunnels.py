@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -46,7 +47,8 @@ async def tunnel_connect(call: protocol.TunnelConnect) -> StreamReply:
     except TimeoutError:
         raise _not_listening(call.port, "connect timed out") from None
     except OSError as exc:
-        raise _not_listening(call.port, exc.strerror or type(exc).__name__) from None
+        refused = isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED
+        raise _not_listening(call.port, "connection refused" if refused else str(exc)) from None
 
     async def serve(ws: ClientConnection) -> None:
         await relay(ws, reader, writer, "the app closed the connection", RELAY_CHUNK)

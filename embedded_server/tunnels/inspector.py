@@ -161,19 +161,26 @@ class Inspector:
                 self._readers[record.tunnel_id].discard(queue)
                 _offer(queue, None, force=True)
 
-    async def events(self, tunnel_id: str) -> AsyncGenerator[str, None]:
+    def events(self, tunnel_id: str) -> AsyncGenerator[str, None]:
         """SSE frames of the tunnel's records as they are kept and as they end (event ``request``;
-        ``id:`` is the record's id), until the tunnel is deleted or the reader falls too far behind."""
+        ``id:`` is the record's id), until the tunnel is deleted or the reader falls too far behind.
+
+        The reader is registered now, before the response starts: a client that saw the stream open
+        misses nothing kept after that."""
         queue: asyncio.Queue[Record | None] = asyncio.Queue(LISTENER_BACKLOG)
         self._readers.setdefault(tunnel_id, set()).add(queue)
-        try:
-            while (record := await queue.get()) is not None:
-                data = record.model().model_dump_json()
-                yield durable.sse_event(record.id, "request", OWNER, tunnel_id, data, _now())
-        finally:
-            readers = self._readers.get(tunnel_id)
-            if readers is not None:
-                readers.discard(queue)
+
+        async def frames() -> AsyncGenerator[str, None]:
+            try:
+                while (record := await queue.get()) is not None:
+                    data = record.model().model_dump_json()
+                    yield durable.sse_event(record.id, "request", OWNER, tunnel_id, data, _now())
+            finally:
+                readers = self._readers.get(tunnel_id)
+                if readers is not None:
+                    readers.discard(queue)
+
+        return frames()
 
 
 def _now() -> str:

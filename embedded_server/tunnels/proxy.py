@@ -78,8 +78,10 @@ HOP_BY_HOP = frozenset(
         "transfer-encoding",
         "upgrade",
         "host",
+        "expect",  # 100-continue is between the client and the control plane
     }
 )
+RESPONSE_DROPPED = (HOP_BY_HOP - {"host"}) | {"date", "server"}
 FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix"})
 WS_HANDSHAKE = frozenset(
     {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}
@@ -718,11 +720,12 @@ def _why(exc: Exception) -> str:
 
 
 def _response_headers(response: httpcore.Response) -> list[tuple[str, str]]:
-    """The app's response headers as the client gets them (hop-by-hop ones dropped)."""
+    """The app's response headers as the client gets them: hop-by-hop ones dropped, and ``Date`` and
+    ``Server``, which the control plane's own server sends (one of each)."""
     return [
         (k.decode("latin-1"), v.decode("latin-1"))
         for k, v in response.headers
-        if k.decode("latin-1").lower() not in HOP_BY_HOP - {"host"}
+        if k.decode("latin-1").lower() not in RESPONSE_DROPPED
     ]
 
 

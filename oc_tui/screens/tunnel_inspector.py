@@ -8,6 +8,7 @@ through the same messages (``live=False``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,8 +61,11 @@ def printable(text: str) -> str:
     )
 
 
-def pretty_body(body: str, headers: list[tuple[str, str]], truncated: bool) -> str:
-    """A body for reading: JSON indented when it is JSON (and whole), else as it came."""
+def pretty_body(body: str, headers: list[tuple[str, str]], truncated: bool, size: int) -> str:
+    """A body for reading: JSON indented when it is JSON (and whole), a note for binary bytes (the
+    server replaced what is not UTF-8), else as it came."""
+    if "\ufffd" in body:
+        return f"‹binary body, {format_bytes(size)}›"
     content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
     if "json" in content_type and body and not truncated:
         try:
@@ -83,7 +87,9 @@ def describe(record: TunnelRequest) -> Text:
         text.append(f"{printable(name)}: ", style="dim")
         text.append(f"{printable(value)}\n")
     if record.request_body:
-        body = pretty_body(record.request_body, record.request_headers, record.request_body_truncated)
+        body = pretty_body(
+            record.request_body, record.request_headers, record.request_body_truncated, record.request_bytes
+        )
         text.append(f"\n{printable(body)}\n")
     text.append("\n")
     status = "no answer" if record.status is None else str(record.status)
@@ -97,7 +103,12 @@ def describe(record: TunnelRequest) -> Text:
         text.append(f"{printable(name)}: ", style="dim")
         text.append(f"{printable(value)}\n")
     if record.response_body:
-        body = pretty_body(record.response_body, record.response_headers, record.response_body_truncated)
+        body = pretty_body(
+            record.response_body,
+            record.response_headers,
+            record.response_body_truncated,
+            record.response_bytes,
+        )
         text.append(f"\n{printable(body)}\n")
     return text
 
@@ -167,11 +178,22 @@ class TunnelInspectorScreen(Screen[None]):
         if client is None:
             return
         tunnel = self.tunnel
+        connected = asyncio.Event()
+        stream = client.follow_tunnel_requests(
+            tunnel.host_id, tunnel.id, on_state=lambda state: connected.set() if state.connected else None
+        )
         try:
-            async with client.follow_tunnel_requests(tunnel.host_id, tunnel.id) as stream:
-                self.post_message(
-                    self.RequestsLoaded(await client.tunnel_requests(tunnel.host_id, tunnel.id))
-                )
+            async with stream:
+                first = asyncio.ensure_future(anext(stream))  # connects: nothing kept after it is missed
+                opened = asyncio.ensure_future(connected.wait())
+                try:
+                    await asyncio.wait({first, opened}, return_when=asyncio.FIRST_COMPLETED)
+                    records = await client.tunnel_requests(tunnel.host_id, tunnel.id)
+                    self.post_message(self.RequestsLoaded(records))
+                    self.post_message(self.RequestSeen((await first).request))
+                finally:
+                    first.cancel()
+                    opened.cancel()
                 async for event in stream:
                     self.post_message(self.RequestSeen(event.request))
         except errors.OpenComputersError as exc:
@@ -203,6 +225,9 @@ class TunnelInspectorScreen(Screen[None]):
 
     def on_tunnel_inspector_screen_request_seen(self, message: RequestSeen) -> None:
         follow = self.table.cursor_row == 0
+        known = self._records.get(message.record.id)
+        if known is not None and (known.complete or known.error) and not message.record.duration_ms:
+            return  # the list already had it finished; this is the earlier "answer started" event
         self._records[message.record.id] = message.record
         self._show(select=message.record.id if follow else None)
 
