@@ -12,6 +12,7 @@ from bench.cases import (
     terminal_render,
     tui_first_frame,
     tui_stall,
+    tunnel_http,
 )
 
 # Order matters where a case grows the shared control plane: the first frame is measured with the small
@@ -29,4 +30,5 @@ ALL = [
     desktop_fps,
     control_round_trip,
     tui_stall,
+    tunnel_http,
 ]

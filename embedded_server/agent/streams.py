@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from ..race import until_first_ends
 from .dial import MAX_FRAME, WRITE_LIMIT, dial
 
 log = logging.getLogger("oc_agent.streams")
@@ -116,15 +117,9 @@ async def relay(
                 return
             await ws.send(data)
 
-    tasks = [asyncio.create_task(to_peer()), asyncio.create_task(to_stream())]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await until_first_ends(to_peer(), to_stream(), ignore=(ConnectionClosed, OSError))
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, OSError):
-                await task
         writer.close()
         with contextlib.suppress(ConnectionClosed, OSError):
             await ws.close(1000, reason[0])

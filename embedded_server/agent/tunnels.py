@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.typing import Subprotocol
 
 from .. import protocol
+from ..race import until_first_ends
 from .capabilities import Capability, StreamReply
 from .streams import relay
 
@@ -90,15 +91,9 @@ async def tunnel_websocket(call: protocol.TunnelWebSocket) -> StreamReply:
             async for message in source:
                 await sink.send(message)
 
-        tasks = [asyncio.create_task(pump(ws, app)), asyncio.create_task(pump(app, ws))]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await until_first_ends(pump(ws, app), pump(app, ws), ignore=(ConnectionClosed, OSError))
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, OSError):
-                    await task
             code = app.close_code or 1000
             with contextlib.suppress(ConnectionClosed, OSError):
                 await app.close()

@@ -48,6 +48,7 @@ from .. import protocol
 from ..auth import bearer, tenant_for_token
 from ..errors import ApiProblem, error_response
 from ..hub import AgentStream, HostOffline, Hub
+from ..race import until_first_ends
 from .inspector import Body, Inspector, Record
 from .store import TunnelStore
 
@@ -681,15 +682,9 @@ class WebSocketRelay:
                 else:
                     await self.ws.send_text(frame)
 
-        tasks = [asyncio.create_task(to_app()), asyncio.create_task(to_client())]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await until_first_ends(to_app(), to_client(), ignore=STREAM_ERRORS)
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, *STREAM_ERRORS):
-                    await task
             await self.aclose()
 
     async def aclose(self) -> None:

@@ -75,6 +75,15 @@ def pretty_body(body: str, headers: list[tuple[str, str]], truncated: bool, size
     return body + ("\n… (first 10 KiB)" if truncated else "")
 
 
+def _message(text: Text, headers: list[tuple[str, str]], body: str, truncated: bool, size: int) -> None:
+    """Append one side's headers and body (pretty) to ``text``."""
+    for name, value in headers:
+        text.append(f"{printable(name)}: ", style="dim")
+        text.append(f"{printable(value)}\n")
+    if body:
+        text.append(f"\n{printable(pretty_body(body, headers, truncated, size))}\n")
+
+
 def describe(record: TunnelRequest) -> Text:
     """The detail pane's text for one record: request line, headers and body, then the response's."""
     text = Text()
@@ -83,33 +92,23 @@ def describe(record: TunnelRequest) -> Text:
     if record.replay_of is not None:
         text.append(f"   (replay of #{record.replay_of})")
     text.append("\n")
-    for name, value in record.request_headers:
-        text.append(f"{printable(name)}: ", style="dim")
-        text.append(f"{printable(value)}\n")
-    if record.request_body:
-        body = pretty_body(
-            record.request_body, record.request_headers, record.request_body_truncated, record.request_bytes
-        )
-        text.append(f"\n{printable(body)}\n")
+    _message(
+        text, record.request_headers, record.request_body, record.request_body_truncated, record.request_bytes
+    )
     text.append("\n")
     status = "no answer" if record.status is None else str(record.status)
     text.append(f"← {status}", style="bold")
-    took = _duration(record, utcnow())
-    text.append(f"   {took}   {format_bytes(record.response_bytes)}")
+    text.append(f"   {_duration(record, utcnow())}   {format_bytes(record.response_bytes)}")
     if record.error:
         text.append(f"   {printable(record.error)}", style="bold red")
     text.append("\n")
-    for name, value in record.response_headers:
-        text.append(f"{printable(name)}: ", style="dim")
-        text.append(f"{printable(value)}\n")
-    if record.response_body:
-        body = pretty_body(
-            record.response_body,
-            record.response_headers,
-            record.response_body_truncated,
-            record.response_bytes,
-        )
-        text.append(f"\n{printable(body)}\n")
+    _message(
+        text,
+        record.response_headers,
+        record.response_body,
+        record.response_body_truncated,
+        record.response_bytes,
+    )
     return text
 
 
