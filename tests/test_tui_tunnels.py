@@ -80,6 +80,22 @@ async def test_tunnels_view_lists_the_fleet(server, start_agent, client) -> None
         shown = {t.slug: (t.host_name, t.auth_mode) for t in table.items}
         assert shown == {"view-one": ("view-1", "public"), "view-two": ("view-2", "password")}
 
+        # the tab's actions work here too: switch view-one off, delete view-two
+        def row_of(slug: str) -> int:
+            return [t.slug for t in table.items].index(slug)
+
+        table.focus()
+        table.move_cursor(row=row_of("view-one"))
+        await pilot.press("space")
+        await wait_until(pilot, lambda: table.items[row_of("view-one")].status == "disabled", "switched off")
+        one = table.items[row_of("view-one")]
+        assert (await client.get_tunnel(first["id"], one.id)).enabled is False
+        table.move_cursor(row=row_of("view-two"))
+        await pilot.press("delete")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: [t.slug for t in table.items] == ["view-one"], "view-two deleted")
+
 
 async def test_inspector_follows_requests_and_replays(server, start_agent, client, app_port) -> None:  # noqa: F811
     from oc_tui.screens.tunnel_inspector import TunnelInspectorScreen

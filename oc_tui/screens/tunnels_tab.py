@@ -17,9 +17,8 @@ from textual.message import Message
 from textual.widgets import Static
 
 from oc_tui.api.models import Tunnel
-from oc_tui.screens.confirm import ConfirmScreen
 from oc_tui.screens.host_tab import HostTab, HostTabContext
-from oc_tui.screens.tunnel_inspector import TunnelInspectorScreen
+from oc_tui.screens.tunnel_actions import Call, TunnelActions
 from oc_tui.screens.tunnels import COLUMNS, TunnelForm
 from oc_tui.widgets.resource_table import ResourceTable
 
@@ -27,7 +26,7 @@ POLL_SECONDS = 5.0
 """How often the shown tab reloads its list."""
 
 
-class TunnelsTab(HostTab):
+class TunnelsTab(HostTab, TunnelActions):
     """A host's ports served at URLs of the control plane."""
 
     TAB_ID = "tunnels"
@@ -35,11 +34,7 @@ class TunnelsTab(HostTab):
     KEY = "u"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "new_tunnel", "New"),
-        Binding("e", "edit_tunnel", "Edit"),
-        Binding("space", "toggle_tunnel", "On/off"),
-        Binding("delete,x", "delete_tunnel", "Delete"),
-        Binding("c", "copy_url", "Copy URL"),
-        Binding("i", "inspect", "Inspect"),
+        *TunnelActions.TUNNEL_BINDINGS,
         Binding("r", "reload", "Reload"),
     ]
 
@@ -71,12 +66,6 @@ class TunnelsTab(HostTab):
     def table(self) -> ResourceTable:
         return self.query_one(ResourceTable)
 
-    @property
-    def selected(self) -> Tunnel | None:
-        """The tunnel under the cursor."""
-        chosen = self.table.selected_id
-        return next((t for t in self.table.items if t.id == chosen), None)
-
     def _poll(self) -> None:
         if self.display and self.table.has_focus:
             self.action_reload()
@@ -95,63 +84,11 @@ class TunnelsTab(HostTab):
 
     def action_new_tunnel(self) -> None:
         """Open the form for a new tunnel."""
-        self.app.push_screen(TunnelForm(self.client, self.host_id), self._saved)
+        self.app.push_screen(TunnelForm(self.client, self.host_id), self.saved)
 
-    def action_edit_tunnel(self) -> None:
-        """Open the form for the selected tunnel."""
-        tunnel = self.selected
-        if tunnel is not None:
-            self.app.push_screen(TunnelForm(self.client, self.host_id, tunnel), self._saved)
-
-    def _saved(self, tunnel: Tunnel | None) -> None:
-        if tunnel is not None:
-            self.notify(f"{tunnel.public_url}", title=f"Tunnel {tunnel.slug} saved")
-            self.action_reload()
-
-    def action_toggle_tunnel(self) -> None:
-        """Enable the selected tunnel if it is disabled, else disable it (its connections end)."""
-        tunnel = self.selected
-        if tunnel is None:
-            return
-        self.request(
-            "switch tunnel",
-            lambda client: client.update_tunnel(self.host_id, tunnel.id, enabled=not tunnel.enabled),
-            lambda _: self.action_reload(),
-            group="change",
-            needs_client=True,
-        )
-
-    def action_delete_tunnel(self) -> None:
-        """Ask, then delete the selected tunnel (its URL stops answering, open connections end)."""
-        tunnel = self.selected
-        if tunnel is None:
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.request(
-                    "delete tunnel",
-                    lambda client: client.delete_tunnel(self.host_id, tunnel.id),
-                    lambda _: self.action_reload(),
-                    group="change",
-                    needs_client=True,
-                )
-
-        text = f"{tunnel.public_url} stops answering and its open connections end."
-        self.app.push_screen(ConfirmScreen(f"Delete tunnel {tunnel.slug}?", text, "Delete"), answered)
-
-    def action_copy_url(self) -> None:
-        """Copy the selected tunnel's URL to the clipboard (OSC 52)."""
-        tunnel = self.selected
-        if tunnel is not None:
-            self.app.copy_to_clipboard(tunnel.public_url)
-            self.notify(tunnel.public_url, title="URL copied")
-
-    def action_inspect(self) -> None:
-        """Open the selected tunnel's inspector: its requests, live, and replay."""
-        tunnel = self.selected
-        if tunnel is not None:
-            self.app.push_screen(TunnelInspectorScreen(tunnel, live=self.live))
+    def tunnel_call(self, action: str, call: Call) -> None:
+        """Run a change with the tab's request worker, then list again."""
+        self.request(action, call, lambda _: self.action_reload(), group="change", needs_client=True)
 
     def on_tunnels_tab_tunnels_loaded(self, message: TunnelsLoaded) -> None:
         self.table.show(message.tunnels)

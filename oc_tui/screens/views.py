@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from oc_tui.screens.tunnels import FLEET_COLUMNS, all_tunnels
 from oc_tui.widgets.resource_table import Column
 
 if TYPE_CHECKING:
@@ -73,6 +72,12 @@ class ResourceView(View):
         )
 
 
+def _show_tunnels(app: App[Any]) -> None:
+    from oc_tui.screens.tunnels_view import open_tunnels  # it imports the resource screen, as _push does
+
+    open_tunnels(app)
+
+
 def _show_hosts(app: App[Any]) -> None:
     action = getattr(app, "action_show_hosts", None)
     if callable(action):
@@ -81,9 +86,7 @@ def _show_hosts(app: App[Any]) -> None:
 
 VIEWS: Sequence[View] = (
     View("hosts", "The fleet view", _show_hosts, aliases=("host", "fleet")),
-    ResourceView(
-        "tunnels", "Every tunnel of the fleet", kind="tunnels", columns=FLEET_COLUMNS, load=all_tunnels
-    ),
+    View("tunnels", "Every tunnel of the fleet", _show_tunnels),
     View("clusters", "Inference clusters"),
     View("secrets", "Secrets"),
 )
