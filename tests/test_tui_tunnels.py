@@ -15,16 +15,21 @@ from oc_tui.screens.tunnels import TunnelForm
 from oc_tui.screens.tunnels_tab import TunnelsTab
 
 
+async def open_tunnels_tab(pilot, app, name: str) -> TunnelsTab:
+    """From the fleet, open host ``name`` (once it is online) on its Tunnels tab."""
+    await wait_until(pilot, lambda: rows(app).get(name) == "online", f"{name} online")
+    app.fleet.table.focus()
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: isinstance(app.screen, HostScreen), "the host screen")
+    await pilot.press("u")
+    return app.screen.query_one(TunnelsTab)
+
+
 async def test_create_toggle_copy_and_delete_a_tunnel(server, start_agent, app_port) -> None:  # noqa: F811
     await online_host(server, start_agent, "tunnels-1")
     app = make_app(server)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: rows(app).get("tunnels-1") == "online", "the host online")
-        app.fleet.table.focus()
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, HostScreen), "the host screen")
-        await pilot.press("u")
-        tab = app.screen.query_one(TunnelsTab)
+        tab = await open_tunnels_tab(pilot, app, "tunnels-1")
         await wait_until(pilot, lambda: tab.table.has_focus, "the tunnel list focused")
 
         # the form checks before it sends, then creates
@@ -104,12 +109,7 @@ async def test_inspector_follows_requests_and_replays(server, start_agent, clien
     tunnel = await client.create_tunnel(host["id"], app_port, slug="inspect-me")
     app = make_app(server)
     async with app.run_test(size=SIZE) as pilot, httpx.AsyncClient() as web:
-        await wait_until(pilot, lambda: rows(app).get("inspect-1") == "online", "the host online")
-        app.fleet.table.focus()
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, HostScreen), "the host screen")
-        await pilot.press("u")
-        tab = app.screen.query_one(TunnelsTab)
+        tab = await open_tunnels_tab(pilot, app, "inspect-1")
         await wait_until(pilot, lambda: len(tab.table.items) == 1, "the tunnel listed")
         await web.post(tunnel.public_url + "/echo/before", json={"n": 1})
         await pilot.press("i")
