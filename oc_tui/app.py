@@ -99,15 +99,15 @@ class OcTuiApp(App[None]):
         return not steps_aside(self.focused, action)
 
     @dataclass
-    class LocalFleetReady(Message):
+    class LocalPlaneReady(Message):
         fleet: LocalControlPlane
 
     @dataclass
-    class LocalFleetFailed(Message):
+    class LocalPlaneFailed(Message):
         error: str
 
     @dataclass
-    class LocalFleetEvent(Message):
+    class LocalPlaneEvent(Message):
         kind: str
         text: str
 
@@ -178,36 +178,36 @@ class OcTuiApp(App[None]):
         port = httpx.URL(self.profile.base_url).port or config.LOCAL_PORT
 
         def on_event(kind: str, text: str) -> None:
-            self.post_message(self.LocalFleetEvent(kind, text))
+            self.post_message(self.LocalPlaneEvent(kind, text))
 
         local = LocalControlPlane(self._data_dir, port, on_event=on_event)
         self._local = local
         try:
             await local.start()
         except (LocalControlPlaneError, OSError) as exc:
-            self.post_message(self.LocalFleetFailed(str(exc)))
+            self.post_message(self.LocalPlaneFailed(str(exc)))
         else:
-            self.post_message(self.LocalFleetReady(local))
+            self.post_message(self.LocalPlaneReady(local))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Anything unexpected while starting the local control plane is reported, not a crash."""
         if event.state == WorkerState.ERROR:
             self.post_message(
-                self.LocalFleetFailed(f"{type(event.worker.error).__name__}: {event.worker.error}")
+                self.LocalPlaneFailed(f"{type(event.worker.error).__name__}: {event.worker.error}")
             )
 
-    def on_oc_tui_app_local_fleet_ready(self, message: LocalFleetReady) -> None:
+    def on_oc_tui_app_local_plane_ready(self, message: LocalPlaneReady) -> None:
         self.client = message.fleet.client()
         self.fleet.set_endpoint(self.client.base_url)
         self.fleet.post_message(FleetScreen.ClientReady())
 
-    def on_oc_tui_app_local_fleet_failed(self, message: LocalFleetFailed) -> None:
+    def on_oc_tui_app_local_plane_failed(self, message: LocalPlaneFailed) -> None:
         self.fleet.post_message(
             FleetScreen.ConnectFailed(f"local control plane did not start: {message.error}")
         )
         self.notify(message.error, title="Local control plane", severity="error", timeout=15)
 
-    def on_oc_tui_app_local_fleet_event(self, message: LocalFleetEvent) -> None:
+    def on_oc_tui_app_local_plane_event(self, message: LocalPlaneEvent) -> None:
         self.fleet.post_message(FleetScreen.Note(f"local: {message.text}"))
         if message.kind in LOCAL_WARNINGS:
             self.notify(message.text, title="Local control plane", severity="warning", timeout=10)
