@@ -100,7 +100,7 @@ class OcTuiApp(App[None]):
 
     @dataclass
     class LocalPlaneReady(Message):
-        fleet: LocalControlPlane
+        plane: LocalControlPlane
 
     @dataclass
     class LocalPlaneFailed(Message):
@@ -197,7 +197,7 @@ class OcTuiApp(App[None]):
             )
 
     def on_oc_tui_app_local_plane_ready(self, message: LocalPlaneReady) -> None:
-        self.client = message.fleet.client()
+        self.client = message.plane.client()
         self.fleet.set_endpoint(self.client.base_url)
         self.fleet.post_message(FleetScreen.ClientReady())
 
