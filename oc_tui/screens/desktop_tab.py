@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -111,6 +111,12 @@ class DesktopTab(HostTab, can_focus=True):
         self._message("")
         self._update_readout()
         self.set_interval(READOUT_SECONDS, self._update_readout)
+
+    def on_descendant_focus(self, _: events.DescendantFocus) -> None:
+        self._update_readout()  # the hint says what the keys do now: at once, not at the next tick
+
+    def on_descendant_blur(self, _: events.DescendantBlur) -> None:
+        self._update_readout()
 
     @property
     def view(self) -> DesktopView:
