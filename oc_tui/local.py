@@ -464,6 +464,7 @@ class LocalControlPlane:
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
+                "-P",  # no working directory on sys.path: the installed package runs, not a look-alike here
                 *args,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=handle,

@@ -182,3 +182,24 @@ async def test_the_second_fleet_takes_over_when_the_first_quits(tmp_path: Path) 
         await eventually(lambda: online(second))
     finally:
         await second.stop()
+
+
+async def test_a_package_of_the_same_name_in_the_working_directory_is_not_run(
+    tmp_path: Path, unused_tcp_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m`` would put the working directory first on ``sys.path``: a decoy ``embedded_server``
+    there (an old or untrusted checkout) must never be what runs."""
+    decoy = tmp_path / "cwd"
+    marker = tmp_path / "decoy-ran"
+    for package in ("embedded_server", "embedded_server/agent"):
+        (decoy / package).mkdir(parents=True)
+        (decoy / package / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+        (decoy / package / "__main__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.chdir(decoy)
+    plane = LocalControlPlane(tmp_path / "data", port=unused_tcp_port)
+    await plane.start()
+    try:
+        await eventually(lambda: online(plane))
+    finally:
+        await plane.stop()
+    assert not marker.exists()
