@@ -37,7 +37,7 @@ from oc_tui.screens.help import HelpScreen, KeySection
 from oc_tui.theme_files import DEFAULT_THEME, LoadedThemes, load_themes
 from oc_tui.widgets.key_capture import steps_aside
 
-LOCAL_WARNINGS = {"server_failed", "host_revoked", "agent_refused"}
+LOCAL_WARNINGS = {"server_failed", "host_revoked", "agent_refused", "port_taken"}
 """LocalControlPlane events worth a notification; the others go to the event feed only."""
 
 

@@ -203,3 +203,34 @@ async def test_a_package_of_the_same_name_in_the_working_directory_is_not_run(
     finally:
         await plane.stop()
     assert not marker.exists()
+
+
+async def test_a_taken_port_is_said_and_the_new_port_is_kept_for_the_data_dir(
+    tmp_path: Path, unused_tcp_port: int
+) -> None:
+    """Another program holds the port: the plane says so, listens elsewhere, and the next start of the
+    same data dir comes back on that same port (agent commands handed out stay right)."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", unused_tcp_port))
+        squatter.listen()
+        heard: list[tuple[str, str]] = []
+        plane = LocalControlPlane(
+            tmp_path, port=unused_tcp_port, on_event=lambda kind, msg: heard.append((kind, msg))
+        )
+        await plane.start()
+        try:
+            assert plane.base_url is not None
+            chosen = int(plane.base_url.rsplit(":", 1)[1])
+            assert chosen != unused_tcp_port
+            taken = [msg for kind, msg in heard if kind == "port_taken"]
+            assert len(taken) == 1
+            assert f"port {unused_tcp_port} is taken" in taken[0] and f"port {chosen}" in taken[0]
+        finally:
+            await plane.stop()
+        again = LocalControlPlane(tmp_path, port=unused_tcp_port)
+        await again.start()
+        try:
+            assert again.base_url == f"http://127.0.0.1:{chosen}"
+            assert "port_taken" not in kinds(again)
+        finally:
+            await again.stop()
