@@ -67,6 +67,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+        """Liveness, no token needed; also where others reach this plane (``public_url``: what to hand
+        an agent as ``--server``) and its identity (``plane_id``)."""
+        return {
+            "status": "ok",
+            "version": __version__,
+            "public_url": settings.base_url,
+            "plane_id": settings.plane_id,
+        }
 
     return app

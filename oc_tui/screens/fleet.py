@@ -14,6 +14,7 @@ every host the filter shows, and ``x`` runs one command on all marked hosts (the
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -438,7 +439,19 @@ class FleetScreen(Screen[None]):
             return
         self._upsert(Host.model_validate(registration.model_dump(exclude={"host_key"})))
         self.table.select_host(registration.id)
-        base_url = self.client.base_url if self.client is not None else self._base_url
+        self._show_host_key(registration)
+
+    @work(group="host-key", exit_on_error=False)
+    async def _show_host_key(self, registration: HostRegistration) -> None:
+        """The key, with the agent command for the URL other machines reach the control plane at: the
+        embedded server's ``public_url`` (``/healthz``), else the URL this app uses."""
+        client = self.client
+        base_url = client.base_url if client is not None else self._base_url
+        if client is not None and self.live:
+            with contextlib.suppress(errors.OpenComputersError):
+                public = (await client.health()).get("public_url")
+                if isinstance(public, str) and public.startswith(("http://", "https://")):
+                    base_url = public
         self.app.push_screen(HostKeyScreen(registration, base_url))
 
     def action_edit_labels(self) -> None:
