@@ -119,17 +119,21 @@ class OcTuiApp(App[None]):
         theme: str = DEFAULT_THEME,
         themes: LoadedThemes | None = None,
         data_dir: Path | None = None,
+        bind: str = "127.0.0.1",
+        public_url: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         live: bool = True,
     ) -> None:
         """``client``: a ready client to use instead of one built from the profile (its owner closes it).
         ``themes``: the themes to offer (with the user's, as ``oc-tui`` loads them); the bundled ones
-        by default. ``data_dir``: where the embedded profile keeps its state. ``clock``/``live``: see the module."""
+        by default. ``data_dir``: where the embedded profile keeps its state; ``bind`` and ``public_url``: where
+        its server listens and the URL other machines reach it at. ``clock``/``live``: see the module."""
         super().__init__()
         self.profile = profile
         self.client = client
         self._owns_client = client is None
         self._data_dir = data_dir or config.data_dir()
+        self._bind, self._public_url = bind, public_url
         self._live = live
         self.networked = live
         """False in tests and screenshots: screens then do no network work of their own."""
@@ -180,7 +184,9 @@ class OcTuiApp(App[None]):
         def on_event(kind: str, text: str) -> None:
             self.post_message(self.LocalPlaneEvent(kind, text))
 
-        local = LocalControlPlane(self._data_dir, port, on_event=on_event)
+        local = LocalControlPlane(
+            self._data_dir, port, on_event=on_event, bind=self._bind, public_url=self._public_url
+        )
         self._local = local
         try:
             await local.start()

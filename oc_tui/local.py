@@ -72,6 +72,8 @@ class LocalControlPlane:
             handed out stays right from one start to the next.
         on_event: called as ``on_event(kind, message)`` on every state change (see :attr:`on_event`).
         hostname: the name this machine registers under (default: its host name, cut to 64 characters).
+        bind: the address the server listens on (``0.0.0.0`` to let other machines' agents in).
+        public_url: the server root other machines reach it at (the ``--server`` handed to agents).
 
     Use it as ``async with LocalControlPlane(dir) as plane:`` or call :meth:`start` and :meth:`stop`.
     """
@@ -83,9 +85,13 @@ class LocalControlPlane:
         *,
         on_event: EventCallback | None = None,
         hostname: str | None = None,
+        bind: str = "127.0.0.1",
+        public_url: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port
+        self.bind = bind
+        self.public_url = public_url
         self.on_event = on_event
         """Called as ``on_event(kind, message)`` on every state change: server_reused, server_started,
         server_died, server_failed, port_taken, host_registered, host_revoked, agent_started, agent_standby
@@ -282,6 +288,9 @@ class LocalControlPlane:
                     str(self.server_dir),
                     "--port",
                     str(candidate),
+                    "--bind",
+                    self.bind,
+                    *(["--public-url", self.public_url] if self.public_url else []),
                 ],
                 env={},
             )

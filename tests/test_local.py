@@ -234,3 +234,18 @@ async def test_a_taken_port_is_said_and_the_new_port_is_kept_for_the_data_dir(
             assert "port_taken" not in kinds(again)
         finally:
             await again.stop()
+
+
+async def test_bind_and_public_url_reach_the_server(tmp_path: Path, unused_tcp_port: int) -> None:
+    """oc-tui --bind/--public-url: the embedded server listens where asked and hands out that URL."""
+    plane = LocalControlPlane(
+        tmp_path, port=unused_tcp_port, bind="0.0.0.0", public_url="http://fleet.example:8787"
+    )
+    await plane.start()
+    try:
+        async with plane.client() as client:
+            assert (await client.health())["public_url"] == "http://fleet.example:8787"
+        listening = [line.split()[1] for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+        assert f"00000000:{unused_tcp_port:04X}" in listening  # 0.0.0.0:port
+    finally:
+        await plane.stop()
