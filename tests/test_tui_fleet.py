@@ -305,3 +305,17 @@ async def test_the_agent_command_names_the_servers_public_url(tmp_path: Path) ->
             assert key_screen.hint is None
     finally:
         await asyncio.to_thread(proc.stop)
+
+
+async def test_a_refused_token_gets_a_lasting_banner_naming_the_profile(server) -> None:
+    """A wrong API token is not "0 hosts": a banner that stays says which profile's token was refused
+    and how to set it (the toast alone vanished after 4 s)."""
+    profile = Profile(name="work", base_url=server.base_url, token="not-a-token", embedded=False)
+    app = OcTuiApp(profile)
+    async with app.run_test(size=SIZE) as pilot:
+        banner = app.fleet.banner
+        await wait_until(pilot, lambda: "refused the API token" in banner.message, "the 401 banner")
+        assert "profile 'work'" in banner.message and "OC_TUI_TOKEN" in banner.message
+        assert banner.kind == "error"
+        await pilot.pause(1.0)
+        assert "refused the API token" in banner.message  # still there: it lasts

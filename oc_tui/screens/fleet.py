@@ -51,6 +51,14 @@ TICK_SECONDS = 10.0
 """How often relative times and the selected host's live facts are refreshed."""
 
 
+def unauthorized_text(profile: str, base_url: str) -> str:
+    """The banner for a 401: which profile's token was refused, by which server, and how to fix it."""
+    return (
+        f"{base_url} refused the API token of profile {profile!r} (401) — set the right one with "
+        f"--token, OC_TUI_TOKEN or [profiles.{profile}] token in config.toml"
+    )
+
+
 class FleetScreen(Screen[None]):
     """The ``:hosts`` view."""
 
@@ -321,7 +329,9 @@ class FleetScreen(Screen[None]):
     def on_fleet_screen_request_failed(self, message: RequestFailed) -> None:
         self.table.loading = False
         error = message.error
-        if isinstance(error, errors.ConnectionFailed) and not self.live:
+        if isinstance(error, errors.UnauthorizedError):  # stays until a request succeeds
+            self.banner.show_error(unauthorized_text(self._profile_name, self._base_url))
+        elif isinstance(error, errors.ConnectionFailed) and not self.live:
             # While the stream is up the control plane is there: one failed request is only a
             # notification. Otherwise the stream's reconnect (or the next poll) clears the banner.
             self.banner.show_error(UNREACHABLE)
