@@ -674,7 +674,7 @@ class TerminalScreen(pyte.Screen):
         self.dirty.add(y)
 
     @property
-    def display(self) -> list[str]:  # type: ignore[override]
+    def display(self) -> list[str]:
         """The screen's lines as text, each cell's code points as written (stubs of wide cells skipped).
 
         pyte's own version asserts that a cell holds one spacing character; a cell here may hold a
