@@ -313,6 +313,11 @@ class TerminalScreen(pyte.Screen):
         table = self.g1_charset if self.charset else self.g0_charset
         self._translate = None if table is pyte.charsets.LAT1_MAP else table
 
+    def restore_cursor(self) -> None:
+        """DECRC: pyte restores the saved character sets too; the drawing translation follows them."""
+        super().restore_cursor()
+        self._update_translate()
+
     def soft_reset(self) -> None:
         """DECSTR (``CSI ! p``): modes, margins and attributes back to defaults; the text stays."""
         self.mode = {mo.DECAWM, mo.DECTCEM}
@@ -373,6 +378,17 @@ class TerminalScreen(pyte.Screen):
         if self.history.maxlen:
             self.history.append(line)
             self.pushed += 1
+
+    def cursor_position(self, line: int | None = None, column: int | None = None) -> None:
+        """CUP/HVP: to ``line``, ``column`` (1-based); under origin mode (DECOM) relative to the scroll
+        region and kept inside it, as xterm does (pyte ignored a position outside the region)."""
+        y = (line or 1) - 1
+        if self.margins is not None and mo.DECOM in self.mode:
+            y += self.margins.top
+        self.cursor.x = (column or 1) - 1
+        self.cursor.y = y
+        self.ensure_hbounds()
+        self.ensure_vbounds()
 
     # --- scrolling ---------------------------------------------------------------------------------
 
