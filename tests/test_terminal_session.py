@@ -161,6 +161,31 @@ async def test_closing_the_session_ends_the_shell(client: OpenComputersClient, h
     raise AssertionError(f"shell {pid} still exists 5 s after the session closed")
 
 
+async def test_a_client_that_vanishes_leaves_no_traceback(
+    server: Any, client: OpenComputersClient, host: dict
+) -> None:
+    """The TUI killed (its terminal closed) drops the TCP connection without a close frame: the server
+    ends the shell and logs no traceback while closing a socket that is already gone."""
+    offset = server.log.stat().st_size
+    term = await client.open_terminal(host["id"])
+    await term.send(b"echo pid=$$\r")
+    pid = int((await read_until(term, r"pid=(\d+)\r\n")).group(1))
+    term._ws.transport.abort()  # no close handshake: as when the process dies
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError(f"shell {pid} still exists 5 s after the client vanished")
+    await asyncio.sleep(0.3)
+    with open(server.log, errors="replace") as log:
+        log.seek(offset)
+        assert "Traceback" not in log.read()
+
+
 async def test_ctrl_c_interrupts_the_foreground_job(client: OpenComputersClient, host: dict) -> None:
     async with await client.open_terminal(host["id"]) as term:
         await term.send(b"echo ready-$((1+1))\r")

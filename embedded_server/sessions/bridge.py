@@ -113,5 +113,6 @@ async def pipe(client: WebSocket, stream: AgentStream) -> tuple[int, str]:
 
 
 async def _close(ws: WebSocket, code: int, reason: str) -> None:
-    with contextlib.suppress(RuntimeError, OSError):
+    # The client may be gone already (its terminal closed): Starlette then raises WebSocketDisconnect.
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
         await ws.close(code, close_reason(reason))
