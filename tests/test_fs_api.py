@@ -14,10 +14,10 @@ import ctypes
 import errno
 import hashlib
 import os
-import stat
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -256,9 +256,18 @@ async def test_stat_reports_symlinks_and_names(server: Any, start_agent: Any, tm
         }
         link = (await client.get(f"/hosts/{host_id}/fs/stat", params={"path": "ln"})).json()
         assert link["is_symlink"] is True and link["symlink_target"] == "data ünï.bin"
-        assert link["mode_string"] == "lrwxrwxrwx" and link["mode"] == 0o120777 and link["size"] == 300 and link["name"] == "ln"
+        assert (
+            link["mode_string"] == "lrwxrwxrwx"
+            and link["mode"] == 0o120777
+            and link["size"] == 300
+            and link["name"] == "ln"
+        )
         folder = (await client.get(f"/hosts/{host_id}/fs/stat", params={"path": "some dir"})).json()
-        assert folder["is_dir"] is True and folder["mode_string"].startswith("drwx") and stat.S_ISDIR(folder["mode"])
+        assert (
+            folder["is_dir"] is True
+            and folder["mode_string"].startswith("drwx")
+            and stat.S_ISDIR(folder["mode"])
+        )
         missing = await client.get(f"/hosts/{host_id}/fs/stat", params={"path": "nope"})
         assert (
             error(missing) == (404, "NOT_FOUND") and str(home / "nope") in missing.json()["error"]["message"]

@@ -75,4 +75,5 @@ class ExecRequest(RequestModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first.get("loc", ()))
-            raise ValueError(f"{where}: {first.get('msg', 'invalid')}") from None
+            message = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
+            raise ValueError(f"{where}: {message}") from None

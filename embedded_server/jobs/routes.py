@@ -68,6 +68,9 @@ RESULT_SLACK = 10.0  # seconds ``stream: false`` waits past the job's timeout fo
 
 def parse_exec(body: dict[str, Any]) -> ExecRequest:
     """The exec body in either dialect, or the usual 400 VALIDATION_ERROR."""
+    if "command" not in body and "cmd" not in body:  # "command: is required", as the reference names it
+        missing = {"type": "missing", "loc": ("body", "command"), "msg": "Field required", "input": body}
+        raise RequestValidationError([missing])
     try:
         return ExecRequest.model_validate(body)
     except ValidationError as exc:
