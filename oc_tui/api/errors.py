@@ -25,6 +25,7 @@ class ErrorCode:
     HOST_REVOKED = "HOST_REVOKED"
     AGENT_UNREACHABLE = "AGENT_UNREACHABLE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"  # 422: the key came with another request
 
 
 class OpenComputersError(Exception):
