@@ -10,16 +10,17 @@ feed the screens fixed models through the messages the workers would post, with 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 from textual import work
 from textual.app import App
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.message import Message
 from textual.screen import Screen
@@ -29,13 +30,13 @@ from oc_tui import config
 from oc_tui.api import OpenComputersClient
 from oc_tui.api.models import utcnow
 from oc_tui.local import LocalControlPlane, LocalControlPlaneError
+from oc_tui.screens import views
 from oc_tui.screens.command import CommandScreen
 from oc_tui.screens.fleet import FleetScreen
 from oc_tui.screens.help import HelpScreen, KeySection
-from oc_tui.themes import DEFAULT_THEME, load_themes
+from oc_tui.theme_files import DEFAULT_THEME, LoadedThemes, load_themes
+from oc_tui.widgets.key_capture import steps_aside
 
-COMMANDS = ("hosts", "quit", "q", "clusters", "secrets")
-NOT_YET = ("clusters", "secrets")
 LOCAL_WARNINGS = {"server_failed", "host_revoked", "agent_refused"}
 """LocalControlPlane events worth a notification; the others go to the event feed only."""
 
@@ -84,7 +85,7 @@ class OcTuiApp(App[None]):
     CSS_PATH = "oc_tui.tcss"
     TITLE = "oc-tui"
     COMMANDS = {OcTuiCommands}
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Keys"),
         Binding("colon", "command_mode", "Command"),
         Binding("q", "quit", "Quit"),
@@ -95,20 +96,18 @@ class OcTuiApp(App[None]):
         """While a terminal or desktop has the keyboard, Textual's priority keys (ctrl+p palette, ctrl+q
         quit) belong to the remote program: shells recall history with ctrl+p. The session's escape key
         (ctrl+]) gives the keyboard back to the app first."""
-        if action in ("command_palette", "quit") and getattr(self.focused, "CAPTURES_KEYS", False):
-            return False
-        return True
+        return not steps_aside(self.focused, action)
 
     @dataclass
-    class LocalFleetReady(Message):
-        fleet: LocalControlPlane
+    class LocalPlaneReady(Message):
+        plane: LocalControlPlane
 
     @dataclass
-    class LocalFleetFailed(Message):
+    class LocalPlaneFailed(Message):
         error: str
 
     @dataclass
-    class LocalFleetEvent(Message):
+    class LocalPlaneEvent(Message):
         kind: str
         text: str
 
@@ -118,12 +117,14 @@ class OcTuiApp(App[None]):
         *,
         client: OpenComputersClient | None = None,
         theme: str = DEFAULT_THEME,
+        themes: LoadedThemes | None = None,
         data_dir: Path | None = None,
         clock: Callable[[], datetime] = utcnow,
         live: bool = True,
     ) -> None:
         """``client``: a ready client to use instead of one built from the profile (its owner closes it).
-        ``data_dir``: where the embedded profile keeps its state. ``clock``/``live``: see the module."""
+        ``themes``: the themes to offer (with the user's, as ``oc-tui`` loads them); the bundled ones
+        by default. ``data_dir``: where the embedded profile keeps its state. ``clock``/``live``: see the module."""
         super().__init__()
         self.profile = profile
         self.client = client
@@ -135,7 +136,9 @@ class OcTuiApp(App[None]):
         self.histories: dict[str, list[str]] = {}
         """Command-line history per host id (and one for fan-out), for this run of the app."""
         self._local: LocalControlPlane | None = None
-        self._themes = load_themes()
+        loaded = themes if themes is not None else load_themes()
+        self._themes = loaded.themes
+        self._theme_problems = loaded.problems
         self._initial_theme = theme
         self.fleet = FleetScreen(profile.name, profile.base_url, clock)
 
@@ -150,6 +153,8 @@ class OcTuiApp(App[None]):
         for theme in self._themes.values():
             self.register_theme(theme)
         self.theme = self._initial_theme
+        for problem in self._theme_problems:
+            self.notify(problem, title="Theme file skipped", severity="warning", timeout=15)
         if not self._live:
             return
         if self.client is None and not self.profile.embedded:
@@ -171,38 +176,38 @@ class OcTuiApp(App[None]):
     @work(exclusive=True, group="local", exit_on_error=False)
     async def _start_local(self) -> None:
         port = httpx.URL(self.profile.base_url).port or config.LOCAL_PORT
-        local = LocalControlPlane(
-            self._data_dir,
-            port,
-            on_event=lambda kind, text: self.post_message(self.LocalFleetEvent(kind, text)),
-        )
+
+        def on_event(kind: str, text: str) -> None:
+            self.post_message(self.LocalPlaneEvent(kind, text))
+
+        local = LocalControlPlane(self._data_dir, port, on_event=on_event)
         self._local = local
         try:
             await local.start()
         except (LocalControlPlaneError, OSError) as exc:
-            self.post_message(self.LocalFleetFailed(str(exc)))
+            self.post_message(self.LocalPlaneFailed(str(exc)))
         else:
-            self.post_message(self.LocalFleetReady(local))
+            self.post_message(self.LocalPlaneReady(local))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Anything unexpected while starting the local control plane is reported, not a crash."""
         if event.state == WorkerState.ERROR:
             self.post_message(
-                self.LocalFleetFailed(f"{type(event.worker.error).__name__}: {event.worker.error}")
+                self.LocalPlaneFailed(f"{type(event.worker.error).__name__}: {event.worker.error}")
             )
 
-    def on_oc_tui_app_local_fleet_ready(self, message: LocalFleetReady) -> None:
-        self.client = message.fleet.client()
+    def on_oc_tui_app_local_plane_ready(self, message: LocalPlaneReady) -> None:
+        self.client = message.plane.client()
         self.fleet.set_endpoint(self.client.base_url)
         self.fleet.post_message(FleetScreen.ClientReady())
 
-    def on_oc_tui_app_local_fleet_failed(self, message: LocalFleetFailed) -> None:
+    def on_oc_tui_app_local_plane_failed(self, message: LocalPlaneFailed) -> None:
         self.fleet.post_message(
             FleetScreen.ConnectFailed(f"local control plane did not start: {message.error}")
         )
         self.notify(message.error, title="Local control plane", severity="error", timeout=15)
 
-    def on_oc_tui_app_local_fleet_event(self, message: LocalFleetEvent) -> None:
+    def on_oc_tui_app_local_plane_event(self, message: LocalPlaneEvent) -> None:
         self.fleet.post_message(FleetScreen.Note(f"local: {message.text}"))
         if message.kind in LOCAL_WARNINGS:
             self.notify(message.text, title="Local control plane", severity="warning", timeout=10)
@@ -229,14 +234,10 @@ class OcTuiApp(App[None]):
 
     def _key_sections(self) -> list[KeySection]:
         # The host screens load on first use, not at start-up (first frame); so here.
+        from oc_tui.screens import host
         from oc_tui.screens.fanout import FanoutScreen
-        from oc_tui.screens.files_tab import HELP_KEYS as FILES_KEYS
-        from oc_tui.screens.files_tab import FilesTab
-        from oc_tui.screens.host import HostScreen
-        from oc_tui.screens.jobs_tab import JobsTab
-        from oc_tui.screens.terminal_tab import HELP as TERMINAL_KEYS
 
-        def rows(bindings: list) -> list[tuple[str, str]]:
+        def rows(bindings: Sequence[BindingType]) -> list[tuple[str, str]]:
             return [
                 (
                     "  ".join(
@@ -259,20 +260,7 @@ class OcTuiApp(App[None]):
                     ("g  G", "First / last host"),
                 ],
             ),
-            (
-                "Host · Jobs tab",
-                [
-                    *rows(HostScreen.BINDINGS),
-                    ("← →", "Switch tab (when the tab strip has the focus)"),
-                    ("enter", "Run the command line"),
-                    ("↑ ↓", "Command history (command line)"),
-                    *rows(JobsTab.BINDINGS),
-                    ("tab", "Command line → jobs → output"),
-                    ("G  g", "Output: follow the end / top"),
-                ],
-            ),
-            ("Host · Files tab", [*FILES_KEYS, *rows(FilesTab.BINDINGS)]),
-            ("Host · Terminal tab", TERMINAL_KEYS),
+            *host.help_sections(rows),
             ("Fan-out results", [*rows(FanoutScreen.BINDINGS), ("↑ ↓", "Pick the host whose output shows")]),
             (
                 "Dialogs",
@@ -286,17 +274,18 @@ class OcTuiApp(App[None]):
         ]
 
     def action_command_mode(self) -> None:
-        self.push_screen(CommandScreen(COMMANDS), self._run_command)
+        self.push_screen(CommandScreen(views.command_names()), self._run_command)
 
     def _run_command(self, command: str | None) -> None:
         if not command:
             return
         name = command.split()[0].lower()
+        view = views.find_view(command)
         if name in ("q", "quit", "q!"):
             self.exit()
-        elif name in ("hosts", "host", "fleet"):
-            self.action_show_hosts()
-        elif name in NOT_YET:
+        elif view is not None and view.open is not None:
+            view.open(self)
+        elif view is not None:
             self.notify(f":{name} is not yet available", severity="warning")
         else:
             self.notify(f"unknown command :{command} — try :hosts or :q", severity="error")
@@ -306,6 +295,7 @@ class OcTuiApp(App[None]):
             self.pop_screen()
         self.fleet.table.focus()
 
-    def action_back(self) -> None:
+    async def action_back(self) -> None:
+        """``esc``: back to the screen below (the fleet view stays)."""
         if len(self.screen_stack) > 1:
             self.pop_screen()

@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from oc_tui import config
-from oc_tui.themes import DEFAULT_THEME, load_themes
+from oc_tui.theme_files import DEFAULT_THEME, load_themes, user_theme_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,15 +59,17 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc))
     from textual.theme import BUILTIN_THEMES
 
-    themes = [*load_themes(), *BUILTIN_THEMES]
+    loaded = load_themes(user_theme_dir())
+    themes = [*loaded.themes, *BUILTIN_THEMES]
     theme = args.theme or settings.theme or DEFAULT_THEME
     if theme not in themes:
         where = "--theme" if args.theme else config.config_path()
-        return _fail(f"unknown theme {theme!r} ({where}); available: {', '.join(themes)}")
+        problems = "".join(f"; skipped {problem}" for problem in loaded.problems)
+        return _fail(f"unknown theme {theme!r} ({where}); available: {', '.join(themes)}{problems}")
 
     from oc_tui.app import OcTuiApp
 
-    OcTuiApp(profile, theme=theme, data_dir=args.data_dir).run()
+    OcTuiApp(profile, theme=theme, themes=loaded, data_dir=args.data_dir).run()
     return 0
 
 

@@ -14,9 +14,9 @@ from textual.widgets import Input, Static
 
 from oc_tui.app import OcTuiApp
 from oc_tui.screens.confirm import ConfirmScreen
+from oc_tui.screens.file_dialogs import DownloadDialog, MkdirDialog, UploadDialog
 from oc_tui.screens.files_tab import FilesTab
 from oc_tui.screens.host import HostScreen
-from oc_tui.widgets.file_dialogs import DownloadDialog, MkdirDialog, UploadDialog
 from oc_tui.widgets.file_preview import ImageView
 
 MiB = 1024 * 1024

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
@@ -17,7 +19,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     ``confirm_label`` names the action (``Delete``); the focus starts on Cancel."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "confirm", "Confirm"),
         Binding("n,escape", "cancel", "Cancel"),
     ]
@@ -57,7 +59,7 @@ class ConfirmScreen(ModalScreen[bool]):
 class ConfirmRevokeScreen(ConfirmScreen):
     """Revoking a host: its agent can never authenticate again."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "confirm", "Revoke"),
         Binding("n,escape", "cancel", "Cancel"),
     ]

@@ -21,17 +21,17 @@ import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Vertical
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Static
 
 from oc_tui.api import errors
 from oc_tui.screens.errors import describe_error
+from oc_tui.screens.host_tab import HostTab, HostTabContext
 from oc_tui.widgets.desktop_view import DesktopView
 
 READOUT_SECONDS = 0.5
@@ -71,10 +71,15 @@ def screenshot_path(host_id: str, now: float | None = None) -> Path:
     return folder / f"{host_id}-desktop-{stamp}.png"
 
 
-class DesktopTab(Vertical, can_focus=True):
+class DesktopTab(HostTab, can_focus=True):
     """One host's desktop."""
 
-    BINDINGS = [
+    TAB_ID = "desktop"
+    TITLE = "Desktop"
+    KEY = "d"
+    IN_HELP = False
+
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "control", "Control"),
         Binding("s", "save", "Save PNG"),
         Binding("r", "reconnect", "Reconnect"),
@@ -90,10 +95,8 @@ class DesktopTab(Vertical, can_focus=True):
 
         error: BaseException | None
 
-    def __init__(self, host_id: str, *, live: bool = True, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.host_id = host_id
-        self.live = live
+    def __init__(self, context: HostTabContext, *, id: str | None = None) -> None:
+        super().__init__(context, id=id)
         self.session: Any = None
         self._state = "idle"  # idle, connecting, live, ended, picture
         self._picture: Any = None  # the PIL image shown when not live
@@ -109,11 +112,17 @@ class DesktopTab(Vertical, can_focus=True):
         self._update_readout()
         self.set_interval(READOUT_SECONDS, self._update_readout)
 
+    def on_descendant_focus(self, _: events.DescendantFocus) -> None:
+        self._update_readout()  # the hint says what the keys do now: at once, not at the next tick
+
+    def on_descendant_blur(self, _: events.DescendantBlur) -> None:
+        self._update_readout()
+
     @property
     def view(self) -> DesktopView:
         return self.query_one(DesktopView)
 
-    def activate(self) -> None:
+    def activate(self) -> bool:
         """The tab was shown: connect if not connected, and give the picture the keyboard."""
         if self.live and self._state == "idle":
             self.connect()
@@ -121,6 +130,7 @@ class DesktopTab(Vertical, can_focus=True):
             self.view.focus()
         else:
             self.focus()
+        return True
 
     # --- the session -------------------------------------------------------------------------------
 
@@ -132,7 +142,7 @@ class DesktopTab(Vertical, can_focus=True):
 
     @work(exclusive=True, group="desktop-session", exit_on_error=False)
     async def _run_session(self) -> None:
-        client = getattr(self.app, "client", None)
+        client = self.client
         if client is None:
             self.post_message(self.Ended(errors.ConnectionFailed("no control plane")))
             return

@@ -14,12 +14,12 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
@@ -27,9 +27,10 @@ from textual.worker import Worker, WorkerState
 
 from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.models import Host, Job
-from oc_tui.api.streams import job_output_bytes
+from oc_tui.api.streams import JobExit, OutputChunk
+from oc_tui.jobs_model import exit_note
 from oc_tui.screens.errors import describe_error
-from oc_tui.screens.jobs_tab import exit_note
+from oc_tui.screens.host_tab import client_of
 from oc_tui.widgets.fanout_table import FIRST_LINE_CHARS, FanoutTable, HostRun
 from oc_tui.widgets.formatting import job_duration
 from oc_tui.widgets.job_list import ACTIVE
@@ -48,7 +49,7 @@ KEEP_BYTES = 4 * 1024 * 1024
 class FanoutScreen(Screen[None]):
     """Runs ``command`` on ``hosts``; ``esc`` goes back to the fleet (jobs keep running)."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.back", "Back"),
         Binding("ctrl+k", "cancel_job", "Cancel job"),
         Binding("C", "cancel_all", "Cancel all"),
@@ -124,7 +125,8 @@ class FanoutScreen(Screen[None]):
 
     @property
     def client(self) -> OpenComputersClient | None:
-        return getattr(self.app, "client", None)
+        """The app's client, None until the app has one."""
+        return client_of(self)
 
     @property
     def table(self) -> FanoutTable:
@@ -161,13 +163,12 @@ class FanoutScreen(Screen[None]):
             self.post_message(self.OutputEnded(host.id, ended, job.completed_at))
             return
         try:
-            async with client.job_events(host.id, job.id) as stream:
-                async for event in stream:
-                    if event.type in ("stdout", "stderr"):
-                        data = job_output_bytes(event)
-                        self.post_message(self.OutputArrived(host.id, data, event.type == "stderr"))
-                    elif event.type == "exit":
-                        self.post_message(self.OutputEnded(host.id, dict(event.data), event.timestamp))
+            async with client.job_output(host.id, job.id) as output:
+                async for item in output:
+                    if isinstance(item, OutputChunk):
+                        self.post_message(self.OutputArrived(host.id, item.data, item.stderr))
+                    elif isinstance(item, JobExit):
+                        self.post_message(self.OutputEnded(host.id, item.data, item.timestamp))
             final = await client.get_job(host.id, job.id)
         except errors.OpenComputersError as exc:
             self.post_message(self.Failed(host.id, f"output: {describe_error(exc)}"))

@@ -15,27 +15,25 @@ from __future__ import annotations
 import asyncio
 import posixpath
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from PIL import Image
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.content import Content
 from textual.message import Message
 from textual.widgets import Input, Label, Static
 from textual.worker import Worker, WorkerState
 
-from oc_tui.api import OpenComputersClient, errors
-from oc_tui.api.models import FsEntry, FsList, FsStat, utcnow
+from oc_tui.api import errors
+from oc_tui.api.models import FsEntry, FsList, utcnow
+from oc_tui.files_model import Preview, Transfer, TransferKind, TransferQueue, load_preview, run_transfer
 from oc_tui.screens.confirm import ConfirmScreen
 from oc_tui.screens.errors import describe_error
-from oc_tui.widgets.file_dialogs import (
+from oc_tui.screens.file_dialogs import (
     DownloadDialog,
     DownloadRequest,
     MkdirDialog,
@@ -44,19 +42,14 @@ from oc_tui.widgets.file_dialogs import (
     default_download_path,
     remote_join,
 )
+from oc_tui.screens.host_tab import HostTab, HostTabContext
 from oc_tui.widgets.file_list import PARENT, SORTS, FileList
 from oc_tui.widgets.file_preview import (
-    IMAGE_LIMIT,
-    PREVIEW_BYTES,
     FileDetails,
     FilePreview,
-    Kind,
-    classify,
-    decode_image,
-    decode_text,
     highlight_text,
 )
-from oc_tui.widgets.file_transfers import Transfer, TransferKind, TransferPanel
+from oc_tui.widgets.file_transfers import TransferPanel
 from oc_tui.widgets.formatting import format_bytes
 
 PREVIEW_DELAY = 0.25
@@ -81,7 +74,7 @@ HELP_KEYS: list[tuple[str, str]] = [
 class PathBar(Input):
     """The path bar: shows where the listing is; ``g`` edits it, enter goes there, esc goes back."""
 
-    BINDINGS = [Binding("escape", "leave", "Back to the list")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "leave", "Back to the list")]
 
     class Left(Message):
         pass
@@ -90,10 +83,14 @@ class PathBar(Input):
         self.post_message(self.Left())
 
 
-class FilesTab(Vertical):
+class FilesTab(HostTab):
     """Browse one host's file system and move files to and from it."""
 
-    BINDINGS = [
+    TAB_ID = "files"
+    TITLE = "Files"
+    KEY = "f"
+    HELP_ROWS = HELP_KEYS
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c,ctrl+k", "cancel_transfer", "Cancel", tooltip="Cancel the running transfer"),
         Binding("backspace", "parent", "Parent", tooltip="Parent directory"),
         Binding("D", "download", "Download", tooltip="Download the file to a local path"),
@@ -124,17 +121,8 @@ class FilesTab(Vertical):
         error: errors.OpenComputersError
 
     @dataclass
-    class Previewed(Message):
-        path: str
-        stat: FsStat | None
-        kind: Kind
-        text: str | None = None
-        content: Content | None = None
-        """``text`` highlighted (the worker does it; a test or screenshot may give only ``text``)."""
-        image: Image.Image | None = None
-        note: str = ""
-        size: int | None = None
-        """The file's size (a symlink's target's; the stat is the link's own)."""
+    class Previewed(Preview, Message):
+        """A preview to show (the worker highlights ``text``; a test or screenshot may give only it)."""
 
     @dataclass
     class TransferProgress(Message):
@@ -160,28 +148,18 @@ class FilesTab(Vertical):
     class Deleted(Message):
         path: str
 
-    @dataclass
-    class RequestFailed(Message):
-        action: str
-        error: BaseException
-
     # --- setup -------------------------------------------------------------------------------------
 
-    def __init__(self, host_id: str, *, live: bool = True, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.host_id = host_id
-        self.live = live
+    def __init__(self, context: HostTabContext, *, id: str | None = None) -> None:
+        super().__init__(context, id=id)
         self.clock: Callable[[], datetime] = utcnow
         """The time "modified" is shown relative to (fixed in screenshots)."""
         self.path: str | None = None
         """The directory listed (absolute, as the host resolved it); None before the first listing."""
         self._loading = False
         self._preview_path: str | None = None
-        self._transfers: dict[int, Transfer] = {}
-        self._queue: deque[int] = deque()
-        self._active: int | None = None
+        self._queue = TransferQueue()
         self._active_worker: Worker[None] | None = None
-        self._next_id = 1
         self._truncated = False
 
     def compose(self) -> ComposeResult:
@@ -208,16 +186,13 @@ class FilesTab(Vertical):
     def on_resize(self) -> None:
         self.set_class(self.size.width < NARROW, "-narrow")
 
-    def activate(self) -> None:
+    def activate(self) -> bool:
         """The tab was shown: the listing (or the message in its place) takes the focus; the first
         time, the home is listed."""
         (self.query_one("#files-message") if self.has_class("-message") else self.file_list).focus()
         if self.live and self.path is None and not self._loading:
             self.load("")
-
-    @property
-    def client(self) -> OpenComputersClient | None:
-        return getattr(self.app, "client", None)
+        return True
 
     @property
     def file_list(self) -> FileList:
@@ -234,7 +209,7 @@ class FilesTab(Vertical):
     @property
     def transfers(self) -> list[Transfer]:
         """Every transfer of this tab, oldest first (finished ones too)."""
-        return list(self._transfers.values())
+        return self._queue.all
 
     # --- workers: the only code that talks to the network or the disk -------------------------------
 
@@ -256,62 +231,14 @@ class FilesTab(Vertical):
 
     @work(exclusive=True, group="files-preview", exit_on_error=False)
     async def fetch_preview(self, path: str, delay: float, is_dir: bool = False) -> None:
-        """The stat of ``path`` and, for a file, a preview of its first bytes. ``is_dir``: the listing
-        says it is a directory (a symlink's stat is the link's own, so it cannot tell)."""
+        """The stat of ``path`` and, for a file, a preview of its first bytes, after ``delay`` seconds
+        (the cursor rests there). ``is_dir``: the listing says it is a directory."""
         await asyncio.sleep(delay)
         client = self.client
         if client is None:
             return
-        try:
-            stat = await client.stat(self.host_id, path)
-        except errors.OpenComputersError as exc:
-            self.post_message(self.Previewed(path, None, "note", note=f"no details: {describe_error(exc)}"))
-            return
-        if stat.is_dir or is_dir:
-            self.post_message(self.Previewed(path, stat, "directory"))
-            return
-        try:
-            head, size = await self._head(client, path)
-        except errors.OpenComputersError as exc:
-            self.post_message(self.Previewed(path, stat, "note", note=f"no preview: {describe_error(exc)}"))
-            return
-        kind = classify(head, size)
-        if kind == "image":
-            await self._preview_image(client, path, stat, head, size)
-        elif kind == "text":
-            text = decode_text(head) or ""
-            content = await asyncio.to_thread(highlight_text, posixpath.basename(path), text)
-            note = f"first {format_bytes(len(head))} of {format_bytes(size)}" if size > len(head) else ""
-            self.post_message(self.Previewed(path, stat, "text", text=text, content=content, note=note))
-        else:
-            self.post_message(self.Previewed(path, stat, kind, size=size))
-
-    async def _head(self, client: OpenComputersClient, path: str) -> tuple[bytes, int]:
-        """The first :data:`PREVIEW_BYTES` of a file and its whole size (through a symlink: the
-        target's, which the link's own stat does not tell)."""
-        try:
-            async with client.download_stream(self.host_id, path, length=PREVIEW_BYTES) as stream:
-                head = b"".join([chunk async for chunk in stream])
-        except errors.RangeNotSatisfiableError:  # an empty file
-            return b"", 0
-        return head, stream.size if stream.size is not None else len(head)
-
-    async def _preview_image(
-        self, client: OpenComputersClient, path: str, stat: FsStat, head: bytes, size: int
-    ) -> None:
-        if size > IMAGE_LIMIT:
-            note = f"image, {format_bytes(size)}: too big to preview"
-            self.post_message(self.Previewed(path, stat, "note", note=note))
-            return
-        try:
-            data = head if len(head) >= size else await client.download(self.host_id, path)
-            image = await asyncio.to_thread(decode_image, data)
-        except errors.OpenComputersError as exc:
-            self.post_message(self.Previewed(path, stat, "note", note=f"no preview: {describe_error(exc)}"))
-        except (OSError, ValueError, Image.DecompressionBombError):
-            self.post_message(self.Previewed(path, stat, "binary"))
-        else:
-            self.post_message(self.Previewed(path, stat, "image", image=image))
+        preview = await load_preview(client, self.host_id, path, is_dir)
+        self.post_message(self.Previewed(**vars(preview)))
 
     @work(group="files-transfer", exit_on_error=False)
     async def _run_transfer(self, transfer: Transfer) -> None:
@@ -329,15 +256,7 @@ class FilesTab(Vertical):
                 self.post_message(self.TransferProgress(transfer.id, done, total, now))
 
         try:
-            if transfer.kind == "download":
-                size = await client.download_to(
-                    self.host_id, transfer.remote, transfer.local, resume=transfer.resume, progress=progress
-                )
-                detail = f"saved {transfer.local} ({format_bytes(size)})"
-            else:
-                stat = await client.upload(self.host_id, transfer.remote, transfer.local, progress=progress)
-                size = stat.size if stat is not None else transfer.meter.done
-                detail = f"uploaded {transfer.remote} ({format_bytes(size)})"
+            detail = await run_transfer(client, self.host_id, transfer, progress)
         except asyncio.CancelledError:
             self.post_message(self.TransferEnded(transfer.id, "cancelled"))
             raise
@@ -363,17 +282,13 @@ class FilesTab(Vertical):
             return
         self.post_message(self.DeleteCounted(entry, count, complete=not pending))
 
-    @work(group="files-delete-run", exit_on_error=False)
-    async def _delete(self, entry: FsEntry, recursive: bool) -> None:
-        client = self.client
-        if client is None:
-            return
-        try:
-            await client.delete_path(self.host_id, entry.path, recursive=recursive)
-        except errors.OpenComputersError as exc:
-            self.post_message(self.RequestFailed(f"delete {entry.path}", exc))
-        else:
-            self.post_message(self.Deleted(entry.path))
+    def _delete(self, entry: FsEntry, recursive: bool) -> None:
+        self.request(
+            f"delete {entry.path}",
+            lambda client: client.delete_path(self.host_id, entry.path, recursive=recursive),
+            lambda _: self.post_message(self.Deleted(entry.path)),
+            group="files-delete-run",
+        )
 
     @work(group="files-dialog", exit_on_error=False)
     async def _ask_download(self, entry: FsEntry) -> None:
@@ -433,19 +348,19 @@ class FilesTab(Vertical):
             preview.show_note(message.note)
 
     def on_files_tab_transfer_progress(self, message: TransferProgress) -> None:
-        transfer = self._transfers.get(message.transfer_id)
+        transfer = self._queue.get(message.transfer_id)
         if transfer is None:
             return
         transfer.meter.update(message.done, message.total, now=message.at)
         self._show_transfer(bindings=False)
 
     def on_files_tab_transfer_ended(self, message: TransferEnded) -> None:
-        transfer = self._transfers.get(message.transfer_id)
+        was_active = self._queue.active == message.transfer_id
+        transfer = self._queue.end(message.transfer_id, message.state)
         if transfer is None:
             return
-        transfer.state = message.state
-        if self._active == transfer.id:
-            self._active, self._active_worker = None, None
+        if was_active:
+            self._active_worker = None
         verb = "Download" if transfer.kind == "download" else "Upload"
         if message.state == "done":
             self.app.notify(message.detail, title=f"{verb} complete")
@@ -477,22 +392,16 @@ class FilesTab(Vertical):
         name = posixpath.basename(message.path)
         index = keys.index(name) if name in keys else None
         # the cursor goes to the entry that took the deleted one's place
-        neighbour = (
-            None if index is None else (keys[index + 1 : index + 2] or keys[index - 1 : index] or [None])[0]
-        )
+        around = [] if index is None else keys[index + 1 : index + 2] or keys[index - 1 : index]
+        neighbour = around[0] if around else None
         self.refresh_listing(select=neighbour)
 
-    def on_files_tab_request_failed(self, message: RequestFailed) -> None:
-        self.app.notify(f"{message.action}: {describe_error(message.error)}", title="Files", severity="error")
-
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A bug in a worker must not take the app down: say what failed and carry on."""
+        """A transfer's worker that died of a bug: the transfer failed (:class:`HostTab`, whose handler
+        Textual calls too, reports the bug)."""
         if event.state == WorkerState.ERROR:
-            self.app.notify(
-                f"{event.worker.name}: {event.worker.error}", title="Unexpected error", severity="error"
-            )
-            if event.worker is self._active_worker and self._active is not None:
-                self.post_message(self.TransferEnded(self._active, "failed", str(event.worker.error)))
+            if event.worker is self._active_worker and self._queue.active is not None:
+                self.post_message(self.TransferEnded(self._queue.active, "failed", str(event.worker.error)))
 
     @on(FileList.RowHighlighted, "#file-list")
     def _entry_highlighted(self) -> None:
@@ -626,7 +535,7 @@ class FilesTab(Vertical):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Cancel is offered (and in the footer) only while a transfer runs."""
         if action == "cancel_transfer":
-            return self._active is not None
+            return self._queue.active is not None
         return True
 
     def action_cancel_transfer(self) -> None:
@@ -639,31 +548,22 @@ class FilesTab(Vertical):
         self, kind: TransferKind, remote: str, local: str, *, resume: bool = False, size: int | None = None
     ) -> Transfer:
         """Queue a transfer; it starts when those before it are done."""
-        transfer = Transfer(self._next_id, kind, remote, local, resume=resume)
-        transfer.meter.total = size
-        self._next_id += 1
-        self._transfers[transfer.id] = transfer
-        self._queue.append(transfer.id)
-        if self._active is not None:
+        transfer = self._queue.add(kind, remote, local, resume=resume, size=size)
+        if self._queue.active is not None:
             self.app.notify(f"{transfer.name}: queued", title="Files")
         self._start_next()
         return transfer
 
     def _start_next(self) -> None:
-        if self._active is None and self._queue:
-            transfer = self._transfers[self._queue.popleft()]
-            transfer.state = "running"
-            transfer.meter = type(transfer.meter)(transfer.meter.total)
-            self._active = transfer.id
-            if self.live:
-                self._active_worker = self._run_transfer(transfer)
+        transfer = self._queue.start_next()
+        if transfer is not None and self.live:
+            self._active_worker = self._run_transfer(transfer)
         self._show_transfer()
 
     def _show_transfer(self, bindings: bool = True) -> None:
         """The strip shows the running transfer; ``bindings``: whether one started or ended (the
         footer's Cancel comes and goes; rebuilding the footer on every progress step costs a lot)."""
-        transfer = self._transfers.get(self._active) if self._active is not None else None
-        self.query_one(TransferPanel).show(transfer, len(self._queue))
+        self.query_one(TransferPanel).show(self._queue.running, self._queue.waiting)
         if bindings:
             self.refresh_bindings()
 

@@ -17,22 +17,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
-import pydantic
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
+from textual.signal import Signal
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from oc_tui.api import OpenComputersClient, StreamState, errors
-from oc_tui.api.models import HOST_STATUSES, Host, HostEvent, HostRegistration, HostSysInfo
+from oc_tui.api.models import Host, HostEvent, HostRegistration, HostSysInfo
+from oc_tui.hosts_model import HostCache, load_sysinfo
 from oc_tui.screens.confirm import ConfirmRevokeScreen
 from oc_tui.screens.errors import describe_error
 from oc_tui.screens.host_key import HostKeyScreen
+from oc_tui.screens.host_tab import client_of
 from oc_tui.screens.labels import EditLabelsScreen
 from oc_tui.screens.register import RegisterHostScreen
 from oc_tui.screens.run_command import RunCommandScreen
@@ -50,7 +53,7 @@ TICK_SECONDS = 10.0
 class FleetScreen(Screen[None]):
     """The ``:hosts`` view."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle_mark", "Mark", tooltip="Mark / unmark the host (for x)"),
         Binding("a", "mark_shown", "Mark all shown", show=False),
         Binding("x", "run_on_marked", "Run", tooltip="Run one command on the marked hosts"),
@@ -131,7 +134,9 @@ class FleetScreen(Screen[None]):
         self._profile_name = profile_name
         self._base_url = base_url
         self._clock = clock
-        self._hosts: dict[str, Host] = {}
+        self._hosts = HostCache()
+        self.host_updated: Signal[Host] = Signal(self, "host-updated")
+        """Every fresh host record, published to open host screens (they subscribe)."""
         self._filter = HostFilter()
         self._stream_down = False
         self._polling = False
@@ -159,7 +164,8 @@ class FleetScreen(Screen[None]):
 
     @property
     def client(self) -> OpenComputersClient | None:
-        return getattr(self.app, "client", None)
+        """The app's client, None until the app has one."""
+        return client_of(self)
 
     @property
     def table(self) -> HostTable:
@@ -194,9 +200,11 @@ class FleetScreen(Screen[None]):
         client = self.client
         if client is None:
             return
-        stream = client.host_events(
-            None, on_state=lambda state: self.post_message(self.StreamStateChanged(state))
-        )
+
+        def on_state(state: StreamState) -> None:
+            self.post_message(self.StreamStateChanged(state))
+
+        stream = client.host_events(None, on_state=on_state)
         try:
             async with stream:
                 async for event in stream:
@@ -228,13 +236,7 @@ class FleetScreen(Screen[None]):
         client = self.client
         if client is None:
             return
-        try:
-            info: HostSysInfo | str = await client.host_sysinfo(host_id)
-        except errors.ConnectionFailed:
-            info = "control plane unreachable"
-        except errors.OpenComputersError as exc:
-            info = f"unavailable: {describe_error(exc)}"
-        self.post_message(self.SysInfoLoaded(host_id, info))
+        self.post_message(self.SysInfoLoaded(host_id, await load_sysinfo(client, host_id)))
 
     @work(group="revoke", exit_on_error=False)
     async def revoke_host(self, host: Host) -> None:
@@ -268,12 +270,7 @@ class FleetScreen(Screen[None]):
         self.watch_events()
 
     def on_fleet_screen_hosts_loaded(self, message: HostsLoaded) -> None:
-        fresh = {host.id: host for host in message.hosts}
-        for host_id, host in fresh.items():
-            known = self._hosts.get(host_id)
-            if known is not None and _changed_at(known) > _changed_at(host):
-                fresh[host_id] = known  # an event newer than this listing already arrived
-        self._hosts = fresh
+        self._hosts.replace_all(message.hosts)
         self.table.loading = False
         if not self._stream_down:
             self.banner.clear()
@@ -283,27 +280,18 @@ class FleetScreen(Screen[None]):
         self._upsert(message.host)
 
     def on_fleet_screen_host_gone(self, message: HostGone) -> None:
-        if self._hosts.pop(message.host_id, None) is not None:
+        if self._hosts.remove(message.host_id):
             self.table.set_marked(self.table.marked - {message.host_id})
             self._render_hosts()
 
     def on_fleet_screen_host_event_arrived(self, message: HostEventArrived) -> None:
         event = message.event
-        known = self._hosts.get(event.host_id)
-        if event.type in ("host_registered", "host_updated"):
-            host = _host_from(event.data.get("host"))
-            if host is not None:
-                self._upsert(host)
-                known = host
-        elif event.type == "status_change":
-            status = event.data.get("status")
-            if known is not None and status in HOST_STATUSES:
-                self._upsert(
-                    known.model_copy(update={"status": status, "status_changed_at": event.timestamp})
-                )
-            if self.client is not None:
-                self.fetch_host(event.host_id)  # agent info and last-seen change with the status
-        name = known.name if known is not None else event.host_id
+        effect = self._hosts.apply_event(event)
+        if effect.changed and effect.host is not None:
+            self._show_upserted(effect.host)
+        if effect.refetch and self.client is not None:
+            self.fetch_host(event.host_id)  # agent info and last-seen change with the status
+        name = effect.host.name if effect.host is not None else event.host_id
         self.query_one(EventFeed).add_event(event, name)
 
     def on_fleet_screen_sys_info_loaded(self, message: SysInfoLoaded) -> None:
@@ -391,11 +379,12 @@ class FleetScreen(Screen[None]):
         host = self._selected()
         if host is None:
             return
-        from oc_tui.screens.host import HostScreen  # loaded on first use, not at start-up (first frame)
+        # loaded on first use, not at start-up (first frame)
+        from oc_tui.screens.host import HostScreen
+        from oc_tui.screens.host_tab import HostTabContext
 
-        self.app.push_screen(
-            HostScreen(host, self._history(host.id), self._clock, tab=tab, live=self._networked)
-        )
+        context = HostTabContext(host.id, self._history(host.id), self._clock, live=self._networked)
+        self.app.push_screen(HostScreen(host, context, tab=tab, updates=self.host_updated))
 
     def action_toggle_mark(self) -> None:
         host_id = self.table.selected_host_id
@@ -432,7 +421,7 @@ class FleetScreen(Screen[None]):
 
     def marked_hosts(self) -> list[Host]:
         """The marked hosts that still exist, in table order (name)."""
-        hosts = [self._hosts[host_id] for host_id in self.table.marked if host_id in self._hosts]
+        hosts = [host for host_id in self.table.marked if (host := self._hosts.get(host_id)) is not None]
         return sorted(hosts, key=lambda host: (host.name.lower(), host.id))
 
     # --- actions on hosts ------------------------------------------------------------------------------
@@ -490,21 +479,19 @@ class FleetScreen(Screen[None]):
         return host
 
     def _upsert(self, host: Host) -> None:
-        known = self._hosts.get(host.id)
-        if known is not None and _changed_at(known) > _changed_at(host):
-            host = host.model_copy(
-                update={"status": known.status, "status_changed_at": known.status_changed_at}
-            )
-        self._hosts[host.id] = host
+        self._show_upserted(self._hosts.upsert(host))
+
+    def _show_upserted(self, host: Host) -> None:
+        """A host record the cache now holds: its row, the counts, the detail, open host screens."""
         self.table.upsert(host)  # one row redrawn or moved, not the whole table
         self._update_info()
         self._show_selected()
-        for screen in self.app.screen_stack:
-            if getattr(screen, "host", None) is not None and screen.host.id == host.id:  # a HostScreen
-                screen.update_host(host)
+        self.host_updated.publish(host)
 
     def _render_hosts(self) -> None:
-        self.table.show_hosts(self._hosts.values(), self._filter.matches if self._filter.active else None)
+        self.table.show_hosts(
+            self._hosts.hosts.values(), self._filter.matches if self._filter.active else None
+        )
         self._update_info()
         self._show_selected()
 
@@ -523,7 +510,7 @@ class FleetScreen(Screen[None]):
 
     def _update_info(self) -> None:
         total = len(self._hosts)
-        online = sum(1 for host in self._hosts.values() if host.status == "online")
+        online = self._hosts.online
         parts = [
             self._profile_name,
             self._base_url,
@@ -546,16 +533,3 @@ class FleetScreen(Screen[None]):
             self.load_hosts()
         if detail.host is not None and detail.host.status == "online" and self.client is not None:
             self.fetch_sysinfo(detail.host.id)
-
-
-def _host_from(data: object) -> Host | None:
-    """The host record an event carries, or None when it carries none we can read."""
-    try:
-        return Host.model_validate(data)
-    except pydantic.ValidationError:
-        return None
-
-
-def _changed_at(host: Host) -> datetime:
-    """When this record's status was last known to change (for picking the newer of two copies)."""
-    return max(filter(None, (host.status_changed_at, host.updated_at)))

@@ -7,21 +7,19 @@ so this list cannot drift from what the keys do.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from rich.table import Table
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from oc_tui.screens import views
+
 KeySection = tuple[str, Sequence[tuple[str, str]]]
 
-COMMANDS: Sequence[tuple[str, str]] = (
-    (":hosts", "The fleet view"),
-    (":q  :quit", "Quit oc-tui"),
-    (":clusters  :secrets", "Not yet available"),
-)
 
 FILTER_SYNTAX: Sequence[tuple[str, str]] = (
     ("web", "Name (or id) contains 'web'"),
@@ -34,11 +32,15 @@ FILTER_SYNTAX: Sequence[tuple[str, str]] = (
 class HelpScreen(ModalScreen[None]):
     """A scrollable table of keys; any of esc, q or ? closes it."""
 
-    BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "close", "Close")]
 
     def __init__(self, sections: Sequence[KeySection]) -> None:
         super().__init__()
-        self._sections = [*sections, ("Commands (after :)", COMMANDS), ("Filter (after /)", FILTER_SYNTAX)]
+        self._sections = [
+            *sections,
+            ("Commands (after :)", views.help_rows()),
+            ("Filter (after /)", FILTER_SYNTAX),
+        ]
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog -wide"):

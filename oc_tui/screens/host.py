@@ -1,128 +1,109 @@
-"""One host, in tabs: Overview (the detail pane, bigger) and Jobs; the rest of the host's features
-are listed as disabled tabs until they exist, so the layout will not shift when they arrive.
+"""One host, in tabs: one per entry of :data:`HOST_TABS`; the rest of the host's features are listed
+as disabled tabs until they exist, so the layout will not shift when they arrive.
+
+:data:`HOST_TABS` is the one list of host tabs: it builds this screen's panes, its keys (one per tab)
+and the tabs' sections of ``?`` (:func:`help_sections`). A new tab is a :class:`HostTab` subclass in its
+own module plus one line here.
 
 Opened with ``enter`` from the fleet view; ``esc`` goes back. The fleet screen stays underneath and
-keeps receiving host events: it hands fresh ``Host`` records to this screen (:meth:`update_host`).
+keeps receiving host events: fresh ``Host`` records reach this screen as :class:`HostScreen.HostUpdated`
+messages, through the signal the fleet publishes them on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from typing import ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
+from textual.signal import Signal
 from textual.widgets import Footer, Static, TabbedContent, TabPane, Tabs
 
-from oc_tui.api import OpenComputersClient, errors
-from oc_tui.api.models import Host, HostSysInfo
+from oc_tui.api.models import Host
 from oc_tui.screens.desktop_tab import DesktopTab
-from oc_tui.screens.errors import describe_error
 from oc_tui.screens.files_tab import FilesTab
+from oc_tui.screens.host_tab import HelpRows, HostTab, HostTabContext
 from oc_tui.screens.jobs_tab import JobsTab
+from oc_tui.screens.overview_tab import OverviewTab
 from oc_tui.screens.terminal_tab import TerminalTab
-from oc_tui.widgets.command_line import CommandLine
 from oc_tui.widgets.formatting import status_label
-from oc_tui.widgets.host_detail import HostDetail
+from oc_tui.widgets.statuses import status_classes
 
+HOST_TABS: Sequence[type[HostTab]] = (OverviewTab, JobsTab, FilesTab, TerminalTab, DesktopTab)
+"""The host's tabs, in order: panes, keys and ``?`` come from this list."""
 COMING = ("Tunnels", "Agents", "Secrets")
 """Tabs of the design that are not built yet: shown disabled."""
-SYSINFO_SECONDS = 10.0
-SESSION_TABS = {"files": FilesTab, "terminal": TerminalTab, "desktop": DesktopTab}
-"""Tabs that decide themselves where focus goes when shown (``activate()``)."""
+SWITCH_ROW = ("← →", "Switch tab (when the tab strip has the focus)")
 
 
 class HostScreen(Screen[None]):
     """Tabs of one host; ``tab`` is the one shown first (``overview`` or ``jobs``)."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.back", "Back"),
-        Binding("o", "show_tab('overview')", "Overview"),
-        Binding("j", "show_tab('jobs')", "Jobs"),
-        Binding("f", "show_tab('files')", "Files"),
-        Binding("t", "show_tab('terminal')", "Terminal"),
-        Binding("d", "show_tab('desktop')", "Desktop"),
+        *(tab.binding() for tab in HOST_TABS),
     ]
 
     @dataclass
-    class SysInfoLoaded(Message):
-        info: HostSysInfo | str
+    class HostUpdated(Message):
+        """A fresh record of a host (from the fleet's live events); this screen takes its own."""
+
+        host: Host
 
     def __init__(
         self,
         host: Host,
-        history: list[str],
-        clock: Callable[[], datetime],
+        context: HostTabContext,
         *,
         tab: str = "overview",
-        live: bool = True,
+        updates: Signal[Host] | None = None,
     ) -> None:
+        """``context``: what the tabs are built from; ``updates``: where fresh host records are
+        published (the fleet's signal)."""
         super().__init__()
         self.host = host
-        self._history = history
-        self._clock = clock
+        self._tab_context = context
         self._tab = tab
-        self._live = live
+        self._updates = updates
 
     def compose(self) -> ComposeResult:
         yield Static(id="host-info")
         with TabbedContent(initial=self._tab, id="host-tabs"):
-            with TabPane("Overview", id="overview"):
-                yield HostDetail(self._clock, id="host-detail")
-            with TabPane("Jobs", id="jobs"):
-                yield JobsTab(self.host.id, self._history, self._clock, live=self._live, id="jobs-tab")
-            with TabPane("Files", id="files"):
-                yield FilesTab(self.host.id, live=self._live, id="files-tab")
-            with TabPane("Terminal", id="terminal"):
-                yield TerminalTab(self.host.id, live=self._live, id="terminal-tab")
-            with TabPane("Desktop", id="desktop"):
-                yield DesktopTab(self.host.id, live=self._live, id="desktop-tab")
+            for tab in HOST_TABS:
+                with TabPane(tab.TITLE, id=tab.TAB_ID):
+                    if tab is OverviewTab:
+                        yield OverviewTab(self._tab_context, self.host, id="overview-tab")
+                    else:
+                        yield tab(self._tab_context, id=f"{tab.TAB_ID}-tab")
             for name in COMING:
                 with TabPane(name, id=name.lower(), disabled=True):
                     yield Static(f"{name}: not yet available", classes="coming")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one(HostDetail).host = self.host
         self._update_info()
-        if self._live:
-            self.fetch_sysinfo()
-            self.set_interval(SYSINFO_SECONDS, self.fetch_sysinfo)
+        if self._updates is not None:
+            self._updates.subscribe(self, lambda host: self.post_message(self.HostUpdated(host)))
         self._focus_tab(self._tab)
-
-    @property
-    def client(self) -> OpenComputersClient | None:
-        return getattr(self.app, "client", None)
 
     @property
     def jobs(self) -> JobsTab:
         return self.query_one(JobsTab)
 
+    def on_host_screen_host_updated(self, message: HostUpdated) -> None:
+        if message.host.id == self.host.id:
+            self.update_host(message.host)
+
     def update_host(self, host: Host) -> None:
-        """A fresh record of this host (from the fleet's live events)."""
+        """A fresh record of this host."""
         self.host = host
-        self.query_one(HostDetail).host = host
+        self.query_one(OverviewTab).show_host(host)
         self._update_info()
-
-    @work(exclusive=True, group="sysinfo", exit_on_error=False)
-    async def fetch_sysinfo(self) -> None:
-        client = self.client
-        if client is None or self.host.status != "online":
-            return
-        try:
-            info: HostSysInfo | str = await client.host_sysinfo(self.host.id)
-        except errors.ConnectionFailed:
-            info = "control plane unreachable"
-        except errors.OpenComputersError as exc:
-            info = f"unavailable: {describe_error(exc)}"
-        self.post_message(self.SysInfoLoaded(info))
-
-    def on_host_screen_sys_info_loaded(self, message: SysInfoLoaded) -> None:
-        self.query_one(HostDetail).sysinfo = message.info
 
     @on(TabbedContent.TabActivated, "#host-tabs")
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
@@ -132,19 +113,33 @@ class HostScreen(Screen[None]):
         self.query_one(TabbedContent).active = tab
         self._focus_tab(tab)
 
-    def _focus_tab(self, tab: str) -> None:
-        """Jobs: the command line, ready to type; files, terminal, desktop: the tab's own choice;
-        elsewhere the tab strip, so ← → switch tabs."""
-        if tab == "jobs":
-            self.query_one(CommandLine).focus()
-        elif tab in SESSION_TABS:
-            self.query_one(SESSION_TABS[tab]).activate()
-        else:
+    def _focus_tab(self, tab_id: str) -> None:
+        """The tab decides where the focus goes (:meth:`HostTab.activate`); when it takes none, the tab
+        strip has it, so ← → switch tabs."""
+        tab = next((tab for tab in self.query(HostTab) if tab.TAB_ID == tab_id), None)
+        if tab is None or not tab.activate():
             self.query_one(Tabs).focus()
 
     def _update_info(self) -> None:
         host = self.host
         info = self.query_one("#host-info", Static)
-        for status in ("online", "offline", "pending", "revoked", "error"):
-            info.set_class(host.status == status, f"-{status}")
+        for status, on_ in status_classes("hosts", host.status):
+            info.set_class(on_, status)
         info.update(f"{status_label(host.status)}  {host.name}  ·  {host.id}")
+
+
+def help_sections(rows: Callable[[Sequence[BindingType]], list[tuple[str, str]]]) -> list[HelpSection]:
+    """The host screen's sections of ``?``: one per tab that has one, the screen's own keys in the
+    first. ``rows``: how the app turns bindings into rows."""
+    sections: list[HelpSection] = []
+    for tab in HOST_TABS:
+        if not tab.IN_HELP:
+            continue
+        tab_rows = [*tab.HELP_ROWS, *rows(tab.BINDINGS), *tab.HELP_ROWS_AFTER]
+        if not sections:
+            tab_rows = [*rows(HostScreen.BINDINGS), SWITCH_ROW, *tab_rows]
+        sections.append((tab.HELP_TITLE or f"Host · {tab.TITLE} tab", tab_rows))
+    return sections
+
+
+HelpSection = tuple[str, HelpRows]

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, TextArea
@@ -43,7 +44,7 @@ def loopback_hint(base_url: str) -> str | None:
 class HostKeyScreen(ModalScreen[None]):
     """The host key and the ``oc-agent`` command for a just-registered host."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "copy", "Copy command"),
         Binding("escape", "close", "Done"),
     ]

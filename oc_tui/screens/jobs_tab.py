@@ -11,25 +11,24 @@ Tests and the screenshot script feed fixed models through the same messages (``l
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label
-from textual.worker import Worker, WorkerState
 
-from oc_tui.api import OpenComputersClient, errors
+from oc_tui.api import errors
 from oc_tui.api.models import Job
-from oc_tui.api.streams import job_output_bytes
-from oc_tui.screens.errors import describe_error
+from oc_tui.api.streams import OutputChunk, OutputTruncated
+from oc_tui.jobs_model import exit_note, truncated_note
+from oc_tui.screens.host_tab import HostTab, HostTabContext
 from oc_tui.widgets.command_line import CommandLine
-from oc_tui.widgets.formatting import format_bytes, job_duration
+from oc_tui.widgets.formatting import job_duration
 from oc_tui.widgets.job_list import ACTIVE, JobList, command_line
 from oc_tui.widgets.job_output import JobOutput
 
@@ -39,22 +38,15 @@ JOBS_SHOWN = 50
 """The newest jobs listed (one page)."""
 
 
-def exit_note(status: str, exit_code: int | None, error: str | None, duration: str | None = None) -> str:
-    """The closing line under a job's output: ``── completed · exit 0 · 0.4s ──``."""
-    parts = [status]
-    if exit_code is not None:
-        parts.append(f"exit {exit_code}")
-    if error:
-        parts.append(error)
-    if duration and duration != "-":
-        parts.append(duration)
-    return f"── {' · '.join(parts)} ──"
-
-
-class JobsTab(Vertical):
+class JobsTab(HostTab):
     """Run commands on one host and watch them."""
 
-    BINDINGS = [
+    TAB_ID = "jobs"
+    TITLE = "Jobs"
+    KEY = "j"
+    HELP_ROWS = (("enter", "Run the command line"), ("↑ ↓", "Command history (command line)"))
+    HELP_ROWS_AFTER = (("tab", "Command line → jobs → output"), ("G  g", "Output: follow the end / top"))
+    BINDINGS: ClassVar[list[BindingType]] = [
         # priority: it must work while the command line has the focus (it takes ctrl+k from Input's
         # "delete to the end of the line", which a one-line command prompt hardly needs).
         Binding("ctrl+k", "cancel_job", "Cancel job", priority=True),
@@ -96,27 +88,13 @@ class JobsTab(Vertical):
         at: datetime | None = None
         """When the job ended (the event's timestamp)."""
 
-    @dataclass
-    class RequestFailed(Message):
-        action: str
-        error: errors.OpenComputersError
-
     # --- setup -------------------------------------------------------------------------------------
 
-    def __init__(
-        self,
-        host_id: str,
-        history: list[str],
-        clock: Callable[[], datetime],
-        *,
-        live: bool = True,
-        id: str | None = None,
-    ) -> None:
-        super().__init__(id=id)
-        self.host_id = host_id
-        self._history = history
-        self._clock = clock
-        self._live = live
+    def __init__(self, context: HostTabContext, *, id: str | None = None) -> None:
+        super().__init__(context, id=id)
+        self._history = context.history
+        self._clock = context.clock
+        self._live = context.live
         self._shown: str | None = None
         """The job whose output the output pane shows."""
         self._ended: set[str] = set()
@@ -141,9 +119,10 @@ class JobsTab(Vertical):
             self.set_interval(POLL_SECONDS, self._poll)
             self.load_jobs()
 
-    @property
-    def client(self) -> OpenComputersClient | None:
-        return getattr(self.app, "client", None)
+    def activate(self) -> bool:
+        """The tab was shown: the command line takes the focus, ready to type."""
+        self.command_line.focus()
+        return True
 
     @property
     def job_list(self) -> JobList:
@@ -159,54 +138,39 @@ class JobsTab(Vertical):
 
     # --- workers: the only code that talks to the network ------------------------------------------
 
-    @work(exclusive=True, group="jobs-load", exit_on_error=False)
-    async def load_jobs(self) -> None:
-        client = self.client
-        if client is None:
-            return
-        try:
-            page = await client.list_jobs(self.host_id, per_page=JOBS_SHOWN)
-        except errors.OpenComputersError as exc:
-            self.post_message(self.RequestFailed("list jobs", exc))
-        else:
-            self.post_message(self.JobsLoaded(page.data))
+    def load_jobs(self) -> None:
+        self.request(
+            "list jobs",
+            lambda client: client.list_jobs(self.host_id, per_page=JOBS_SHOWN),
+            lambda page: self.post_message(self.JobsLoaded(page.data)),
+            group="jobs-load",
+            exclusive=True,
+        )
 
-    @work(group="jobs-run", exit_on_error=False)
-    async def start_job(self, command: str) -> None:
-        client = self.client
-        if client is None:
-            self.post_message(self.RequestFailed("run", errors.ConnectionFailed("not connected yet")))
-            return
-        try:
-            job = await client.run_job(self.host_id, command)
-        except errors.OpenComputersError as exc:
-            self.post_message(self.RequestFailed(f"run {command!r}", exc))
-        else:
-            self.post_message(self.JobStarted(job))
+    def start_job(self, command: str) -> None:
+        self.request(
+            f"run {command!r}",
+            lambda client: client.run_job(self.host_id, command),
+            lambda job: self.post_message(self.JobStarted(job)),
+            group="jobs-run",
+            needs_client=True,
+        )
 
-    @work(group="jobs-fetch", exit_on_error=False)
-    async def fetch_job(self, job_id: str) -> None:
-        client = self.client
-        if client is None:
-            return
-        try:
-            job = await client.get_job(self.host_id, job_id)
-        except errors.OpenComputersError as exc:
-            self.post_message(self.RequestFailed("get job", exc))
-        else:
-            self.post_message(self.JobUpdated(job))
+    def fetch_job(self, job_id: str) -> None:
+        self.request(
+            "get job",
+            lambda client: client.get_job(self.host_id, job_id),
+            lambda job: self.post_message(self.JobUpdated(job)),
+            group="jobs-fetch",
+        )
 
-    @work(group="jobs-cancel", exit_on_error=False)
-    async def cancel(self, job: Job) -> None:
-        client = self.client
-        if client is None:
-            return
-        try:
-            await client.cancel_job(self.host_id, job.id)
-        except errors.OpenComputersError as exc:
-            self.post_message(self.RequestFailed(f"cancel {command_line(job)!r}", exc))
-            return
-        self.fetch_job(job.id)
+    def cancel(self, job: Job) -> None:
+        self.request(
+            f"cancel {command_line(job)!r}",
+            lambda client: client.cancel_job(self.host_id, job.id),
+            lambda _: self.fetch_job(job.id),
+            group="jobs-cancel",
+        )
 
     @work(exclusive=True, group="job-output", exit_on_error=False)
     async def stream_output(self, job_id: str) -> None:
@@ -215,18 +179,14 @@ class JobsTab(Vertical):
         if client is None:
             return
         try:
-            async with client.job_events(self.host_id, job_id) as stream:
-                async for event in stream:
-                    if event.type in ("stdout", "stderr"):
-                        data = job_output_bytes(event)
-                        self.post_message(self.OutputArrived(job_id, data, event.type == "stderr"))
-                    elif event.type == "truncated":
-                        limit = event.data.get("limit")
-                        size = format_bytes(limit) if isinstance(limit, int) else "its limit"
-                        note = f"── the server stores only the first {size} of a job's output ──"
-                        self.post_message(self.OutputNote(job_id, note))
-                    elif event.type == "exit":
-                        self.post_message(self.OutputEnded(job_id, dict(event.data), event.timestamp))
+            async with client.job_output(self.host_id, job_id) as output:
+                async for item in output:
+                    if isinstance(item, OutputChunk):
+                        self.post_message(self.OutputArrived(job_id, item.data, item.stderr))
+                    elif isinstance(item, OutputTruncated):
+                        self.post_message(self.OutputNote(job_id, truncated_note(item.limit)))
+                    else:
+                        self.post_message(self.OutputEnded(job_id, item.data, item.timestamp))
         except errors.OpenComputersError as exc:
             self.post_message(self.RequestFailed("job output", exc))
 
@@ -272,16 +232,6 @@ class JobsTab(Vertical):
         self._ended.add(message.job_id)
         if self._live:
             self.fetch_job(message.job_id)  # the record's completed_at and final fields
-
-    def on_jobs_tab_request_failed(self, message: RequestFailed) -> None:
-        self.app.notify(f"{message.action}: {describe_error(message.error)}", title="Jobs", severity="error")
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A bug in a worker must not take the app down: say what failed and carry on."""
-        if event.state == WorkerState.ERROR:
-            self.app.notify(
-                f"{event.worker.name}: {event.worker.error}", title="Unexpected error", severity="error"
-            )
 
     @on(DataTable.RowHighlighted, "#job-list")
     def _job_highlighted(self) -> None:

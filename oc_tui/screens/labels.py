@@ -6,15 +6,11 @@ Dismisses with the updated ``Host``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.message import Message
-from textual.widgets import Button, Input, Label
+from textual.widgets import Input, Label
 
-from oc_tui.api import OpenComputersClient, errors
+from oc_tui.api import OpenComputersClient
 from oc_tui.api.models import Host
 from oc_tui.screens.form_dialog import FormDialog
 from oc_tui.widgets.labels import format_labels, parse_labels
@@ -24,14 +20,10 @@ class EditLabelsScreen(FormDialog[Host]):
     """Edits one host's labels."""
 
     FAILURE_TITLE = "Labels not saved"
-
-    @dataclass
-    class Saved(Message):
-        host: Host
+    NEEDS_CLIENT = True
 
     def __init__(self, client: OpenComputersClient | None, host: Host) -> None:
-        super().__init__()
-        self._client = client
+        super().__init__(client)
         self._host = host
 
     def compose(self) -> ComposeResult:
@@ -43,26 +35,13 @@ class EditLabelsScreen(FormDialog[Host]):
             )
             yield from self.compose_footer("Save")
 
-    @on(Button.Pressed, "#submit")
-    @on(Input.Submitted)
-    def _submit(self) -> None:
+    def fields(self) -> dict[str, str] | None:
         try:
-            labels = parse_labels(self.query_one("#labels", Input).value)
+            return parse_labels(self.query_one("#labels", Input).value)
         except ValueError as exc:
             self.show_error(str(exc))
-            return
-        client = self.begin_sending(self._client)
-        if client is not None:
-            self._save(client, labels)
+            return None
 
-    @work(exclusive=True, group="labels", exit_on_error=False)
-    async def _save(self, client: OpenComputersClient, labels: dict[str, str]) -> None:
-        try:
-            host = await client.update_host(self._host.id, labels=labels)
-        except errors.OpenComputersError as exc:
-            self.post_message(self.Failed(exc))
-        else:
-            self.post_message(self.Saved(host))
-
-    def on_edit_labels_screen_saved(self, message: Saved) -> None:
-        self.dismiss(message.host)
+    async def send(self, fields: dict[str, str]) -> Host:
+        assert self.client is not None  # NEEDS_CLIENT
+        return await self.client.update_host(self._host.id, labels=fields)

@@ -7,10 +7,11 @@ Dismisses with the command (stripped), or None on esc / Cancel. The fan-out itse
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
@@ -31,7 +32,7 @@ def _names(hosts: Sequence[Host]) -> str:
 class RunCommandScreen(ModalScreen[str | None]):
     """One command line for many hosts (with its own history, kept by the app)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, hosts: Sequence[Host], history: list[str]) -> None:
         super().__init__()

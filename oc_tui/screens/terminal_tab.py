@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import string
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
@@ -31,6 +32,7 @@ from textual.widgets import ContentSwitcher, Static, Tab, Tabs
 from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.terminal import TerminalSession
 from oc_tui.screens.errors import describe_error
+from oc_tui.screens.host_tab import HostTab, HostTabContext, client_of
 from oc_tui.widgets.terminal import TerminalView
 
 BACKLOG_LIMIT = 1 << 20
@@ -66,7 +68,7 @@ class TerminalPane(Vertical):
     # The view sends every key to the shell, so the host screen's and the app's one-key bindings do
     # nothing while it has the focus. These hidden bindings shadow them, so the footer shows only what
     # works in a terminal (ctrl+]); they never fire, as the view stops every key first.
-    BINDINGS = [Binding(",".join(SHADOWED), "typed", show=False, system=True)]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding(",".join(SHADOWED), "typed", show=False, system=True)]
 
     class StateChanged(Message):
         """The session connected, ended or failed: the tab relabels it."""
@@ -97,7 +99,7 @@ class TerminalPane(Vertical):
 
     @property
     def client(self) -> OpenComputersClient | None:
-        return getattr(self.app, "client", None)
+        return client_of(self)
 
     @property
     def label(self) -> str:
@@ -237,7 +239,7 @@ class SessionTabs(Tabs):
     SessionTabs:focus Tab.-active { background: $primary; color: $text; }
     """
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "new_terminal", "New terminal"),
         Binding("w,x", "close_terminal", "Close terminal"),
         Binding("enter", "enter_terminal", "Into terminal"),
@@ -253,8 +255,13 @@ class SessionTabs(Tabs):
         self.post_message(TerminalTab.Command("enter"))
 
 
-class TerminalTab(Vertical):
+class TerminalTab(HostTab):
     """Terminals on one host, as inner tabs."""
+
+    TAB_ID = "terminal"
+    TITLE = "Terminal"
+    KEY = "t"
+    HELP_ROWS = HELP
 
     DEFAULT_CSS = """
     TerminalTab #terminal-panes { height: 1fr; }
@@ -268,10 +275,8 @@ class TerminalTab(Vertical):
             super().__init__()
             self.command = command
 
-    def __init__(self, host_id: str, *, live: bool = True, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.host_id = host_id
-        self.live = live
+    def __init__(self, context: HostTabContext, *, id: str | None = None) -> None:
+        super().__init__(context, id=id)
         self._opened = 0
         """Terminals opened so far (numbers them)."""
         self._activated = False
@@ -297,13 +302,14 @@ class TerminalTab(Vertical):
         current = self.query_one(ContentSwitcher).current
         return next((pane for pane in self.panes if pane.id == current), None)
 
-    def activate(self) -> None:
+    def activate(self) -> bool:
         """The tab was shown: open the first terminal, or go back into the current one."""
         if not self._activated:
             self._activated = True
             self.run_worker(self.new_terminal(), group="terminal-tab")
         else:
             self._focus_terminal()
+        return True
 
     async def new_terminal(self) -> TerminalPane:
         """Open another terminal and focus it; its session starts once the view has a size."""

@@ -6,7 +6,9 @@ screen; what was typed before browsing is restored when ``down`` walks past the 
 
 from __future__ import annotations
 
-from textual.binding import Binding
+from typing import ClassVar
+
+from textual.binding import Binding, BindingType
 from textual.widgets import Input
 
 HISTORY_LIMIT = 500
@@ -15,7 +17,7 @@ HISTORY_LIMIT = 500
 class CommandLine(Input):
     """An ``Input`` whose ``up``/``down`` walk :attr:`history` (oldest first)."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "history_back", "Previous command", show=False),
         Binding("down", "history_forward", "Next command", show=False),
     ]

@@ -27,12 +27,12 @@ from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
-from textual.binding import Binding
 from textual.geometry import Region
 from textual.keys import key_to_character
 from textual.message import Message
 from textual.strip import Strip
-from textual.widget import Widget
+
+from oc_tui.widgets.key_capture import KeyCapture
 
 if TYPE_CHECKING:  # numpy and pillow load with the first frame, not with the app (start-up time)
     import numpy as np
@@ -213,11 +213,8 @@ def _runs(
     return segments
 
 
-class DesktopView(Widget, can_focus=True):
+class DesktopView(KeyCapture):
     """A remote screen: give it frames (:meth:`show`, :meth:`redraw`); it posts the user's input."""
-
-    CAPTURES_KEYS = True
-    """Every key goes to the remote side (the app's priority keys step aside: OcTuiApp.check_action)."""
 
     DEFAULT_CSS = """
     DesktopView {
@@ -226,10 +223,7 @@ class DesktopView(Widget, can_focus=True):
     }
     """
 
-    ESCAPE_KEY = "ctrl+right_square_bracket"
-    """The one key the view keeps: it posts :class:`Escaped` and sends nothing to the remote."""
-
-    BINDINGS = [Binding(ESCAPE_KEY, "leave_desktop", "Leave desktop", key_display="ctrl+]")]
+    LEAVE = "Leave desktop"
 
     class KeyPressed(Message):
         """A key for the remote: a keysym name or character, with modifier keysyms to hold."""
@@ -250,7 +244,7 @@ class DesktopView(Widget, can_focus=True):
         down: bool = False
         wheel: int = 0
 
-    class Escaped(Message):
+    class Escaped(KeyCapture.Escaped):
         """ctrl+] was pressed: the parent should take the focus back."""
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
@@ -343,21 +337,18 @@ class DesktopView(Widget, can_focus=True):
                 style = segment.style
                 fg = style.color.get_truecolor() if style and style.color else None
                 bg = style.bgcolor.get_truecolor() if style and style.bgcolor else None
-                return (tuple(fg) if fg else None), (tuple(bg) if bg else None)
+                upper = (fg.red, fg.green, fg.blue) if fg else None
+                lower = (bg.red, bg.green, bg.blue) if bg else None
+                return upper, lower
             offset += segment.cell_length
         return None, None
 
     # --- input -------------------------------------------------------------------------------------
 
-    def action_leave_desktop(self) -> None:
-        self.post_message(self.Escaped())
+    def escaped(self) -> Escaped:
+        return self.Escaped()
 
-    def on_key(self, event: events.Key) -> None:
-        event.stop()
-        event.prevent_default()
-        if event.key == self.ESCAPE_KEY:
-            self.post_message(self.Escaped())
-            return
+    def remote_key(self, event: events.Key) -> None:
         mapped = remote_key(event.key, event.character)
         if mapped is not None:
             self.post_message(self.KeyPressed(*mapped))

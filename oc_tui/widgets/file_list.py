@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 from rich.text import Text
 from textual import events
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.timer import Timer
 
@@ -91,7 +92,9 @@ class FileList(VirtualTable):
         "file-list--parent",
     }
     COLUMNS = COLUMNS
-    BINDINGS = [Binding("enter", "select_cursor", "Open", tooltip="Open the directory / preview the file")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Open", tooltip="Open the directory / preview the file")
+    ]
 
     @dataclass
     class JumpChanged(Message):

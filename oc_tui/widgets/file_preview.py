@@ -115,12 +115,14 @@ def half_blocks(image: Image.Image, columns: int, rows: int, background: tuple[i
     flat = Image.new("RGBA", (size[0], size[1] + size[1] % 2), (*background, 255))
     flat.alpha_composite(scaled)
     rgb = flat.convert("RGB")
-    pixels = rgb.load()
+    pixels = rgb.tobytes()  # r, g, b per pixel, row after row
+    row = 3 * rgb.width
     strips = []
     for y in range(0, rgb.height, 2):
         segments = []
         for x in range(rgb.width):
-            top, bottom = pixels[x, y], pixels[x, y + 1]
+            at = y * row + 3 * x
+            top, bottom = pixels[at : at + 3], pixels[at + row : at + row + 3]
             style = Style(color=Color.from_rgb(*top), bgcolor=Color.from_rgb(*bottom))
             segments.append(Segment("▀", style))
         strips.append(Strip(segments, rgb.width).simplify())

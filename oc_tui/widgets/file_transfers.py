@@ -3,36 +3,14 @@ rate and time left, and how many more wait in the queue. Hidden while nothing is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
-
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, ProgressBar
 
-from oc_tui.api.transfers import TransferMeter
+from oc_tui.files_model import Transfer
 from oc_tui.widgets.formatting import format_bytes
 
-TransferKind = Literal["download", "upload"]
 ARROWS = {"download": "↓", "upload": "↑"}
-
-
-@dataclass
-class Transfer:
-    """One queued or running transfer between a remote path and a local one."""
-
-    id: int
-    kind: TransferKind
-    remote: str
-    local: str
-    resume: bool = False
-    meter: TransferMeter = field(default_factory=TransferMeter)
-    state: str = "queued"
-
-    @property
-    def name(self) -> str:
-        """The remote file's name (what a download is of, what an upload becomes)."""
-        return self.remote.rstrip("/").rsplit("/", 1)[-1] or self.remote
 
 
 def format_eta(seconds: float | None) -> str:

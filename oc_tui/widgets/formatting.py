@@ -1,7 +1,6 @@
 """Short display strings for model values, shared by the table, the detail pane and the feed.
 
-Status is always shown as a symbol *and* a word, so it reads without colour (16-colour terminals,
-colour-blind operators, screenshots in print).
+Statuses come from the one table of status vocabularies (:mod:`oc_tui.widgets.statuses`).
 """
 
 from __future__ import annotations
@@ -9,19 +8,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from oc_tui.api.models import Job
+from oc_tui.widgets import statuses
 
-STATUS_SYMBOLS: dict[str, str] = {
-    "online": "●",
-    "offline": "○",
-    "pending": "◌",
-    "revoked": "✕",
-    "error": "!",
-}
+STATUS_SYMBOLS = statuses.STATUSES["hosts"]
 
 
 def status_label(status: str) -> str:
-    """``● online`` — the symbol and the word; unknown statuses get ``?``."""
-    return f"{STATUS_SYMBOLS.get(status, '?')} {status}"
+    """``● online`` — a host status's symbol and word; unknown statuses get ``?``."""
+    return statuses.status_label("hosts", status)
 
 
 def relative_time(when: datetime | None, now: datetime) -> str:
@@ -71,18 +65,9 @@ def format_duration(seconds: float | None) -> str:
     return f"{minutes}m {secs}s"
 
 
-JOB_STATUS_SYMBOLS: dict[str, str] = {
-    "queued": "◌",
-    "running": "▶",
-    "completed": "✓",
-    "failed": "✗",
-    "cancelled": "⊘",
-}
-
-
 def job_status_label(status: str) -> str:
     """``✓ completed`` — like :func:`status_label`, for a job's status."""
-    return f"{JOB_STATUS_SYMBOLS.get(status, '?')} {status}"
+    return statuses.status_label("jobs", status)
 
 
 def job_started(job: Job) -> datetime:

@@ -26,6 +26,7 @@ from oc_tui.widgets.formatting import (
     status_label,
 )
 from oc_tui.widgets.labels import format_labels
+from oc_tui.widgets.statuses import status_classes
 from oc_tui.widgets.styles import text_style
 
 
@@ -60,8 +61,8 @@ class HostDetail(VerticalScroll):
     def _render_host(self) -> None:
         title = self.query_one("#detail-title", Label)
         body = self.query_one("#detail-body", Static)
-        for status in ("online", "offline", "pending", "revoked", "error"):
-            title.remove_class(f"-{status}")
+        for name, _ in status_classes("hosts", ""):
+            title.remove_class(name)
         host = self.host
         if host is None:
             title.update("no host selected")

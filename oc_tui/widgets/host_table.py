@@ -21,11 +21,12 @@ import bisect
 import gc
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import ClassVar
 
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.message import Message
 
 from oc_tui.api.models import Host
@@ -71,7 +72,7 @@ class HostTable(VirtualTable):
         "host-table--marked",
     }
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "select_cursor", "Open"),  # the fleet opens the host on RowSelected
         Binding("g", "scroll_top", "Top", show=False),
         Binding("G", "scroll_bottom", "Bottom", show=False),

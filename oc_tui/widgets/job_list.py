@@ -81,11 +81,11 @@ class JobList(RowTable):
         a job just started is not lost to a listing taken a moment before it)."""
         for job in jobs:
             self._merge(job)
-        self._render()
+        self._redraw_rows()
 
     def upsert(self, job: Job) -> None:
         self._merge(job)
-        self._render()
+        self._redraw_rows()
 
     def select_job(self, job_id: str) -> None:
         if job_id in self.rows:
@@ -106,7 +106,7 @@ class JobList(RowTable):
             return  # a listing older than the end we already know of
         self._jobs[job.id] = job
 
-    def _render(self) -> None:
+    def _redraw_rows(self) -> None:
         order = sorted(self._jobs, key=lambda job_id: (self._jobs[job_id].created_at, job_id), reverse=True)
         now = self._clock()
         if order == self._order:

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import codecs
 from collections import deque
+from typing import ClassVar
 
 from rich.ansi import AnsiDecoder
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.reactive import reactive
@@ -47,7 +48,7 @@ class JobOutput(ScrollView, can_focus=True):
 
     COMPONENT_CLASSES = {"job-output--stderr", "job-output--note"}
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up,k", "scroll_up", "Up", show=False),
         Binding("down,j", "scroll_down", "Down", show=False),
         Binding("left,h", "scroll_left", "Left", show=False),

@@ -22,7 +22,7 @@ from functools import partial
 
 import pyte
 
-from oc_tui.widgets.terminal.screen import TerminalScreen
+from oc_tui.widgets.terminal.screen import Line, TerminalScreen
 
 _TOKEN = re.compile(
     r"(\r\n"
@@ -156,12 +156,11 @@ class FastStream:
         columns = screen.columns
         sgr = self._sgr_tokens
         handlers = self._handlers
-        cursor = screen.cursor
         default = screen.default_char
         new_line = screen.new_line
         cells_for = screen.cells_for
-        lines: list = []
-        line = None
+        lines: list[Line] = []
+        line = new_line()  # replaced by the CR LF at parts[start] before anything is written
         x = 0
         last_char = ""
         last = len(parts) - 1
@@ -174,7 +173,7 @@ class FastStream:
                 x = 0
             elif token in sgr and token in handlers:
                 handlers[token]()
-            elif token == "\x1b[K" and cursor.attrs == default:
+            elif token == "\x1b[K" and screen.attrs == default:
                 pass  # erasing to the end of a new line with default colours changes nothing
             else:
                 parts[k - 1] = ""
@@ -186,7 +185,7 @@ class FastStream:
                 if end > columns or not run.isascii():
                     k += 1
                     break
-                line.update(zip(range(x, end), map(cells_for(cursor.attrs).__getitem__, run), strict=False))  # type: ignore[union-attr]
+                line.update(zip(range(x, end), map(cells_for(screen.attrs).__getitem__, run), strict=False))
                 x = end
                 last_char = run[-1]
                 parts[k + 1] = ""

@@ -168,7 +168,15 @@ Line = StaticDefaultDict  # column -> Cell, the default cell for missing columns
 
 
 class TerminalScreen(pyte.Screen):
-    """A pyte screen with the alternate screen, scrollback, and a fast path for drawing text."""
+    """A pyte screen with the alternate screen, scrollback, and a fast path for drawing text.
+
+    Its buffer and cursor hold :class:`Cell` s where pyte's types say ``Char``: a ``Cell`` has every
+    field of a ``Char`` (plus ``dim``), so pyte's own code reads them as it would its own. The two
+    declarations below state that once; read and set the cursor's cell through :attr:`attrs`.
+    """
+
+    # pyte declares the buffer's cells as Char; this screen stores Cell (Char's fields plus dim).
+    buffer: defaultdict[int, StaticDefaultDict[int, Cell]]  # type: ignore[assignment]
 
     def __init__(self, columns: int, lines: int, scrollback: int = 5000) -> None:
         self.history: deque[Line] = deque(maxlen=max(0, scrollback))
@@ -188,6 +196,16 @@ class TerminalScreen(pyte.Screen):
     @property
     def default_char(self) -> Cell:  # type: ignore[override]
         return _REVERSE if mo.DECSCNM in self.mode else _PLAIN
+
+    @property
+    def attrs(self) -> Cell:
+        """The cell the cursor writes with (pyte's ``cursor.attrs``)."""
+        return self.cursor.attrs  # type: ignore[return-value]  # a Cell: only this screen sets it
+
+    @attrs.setter
+    def attrs(self, cell: Cell) -> None:
+        # pyte types the slot as Char; a Cell has Char's fields (plus dim), which is all pyte reads.
+        self.cursor.attrs = cell  # type: ignore[assignment]
 
     @property
     def in_alternate(self) -> bool:
@@ -217,7 +235,7 @@ class TerminalScreen(pyte.Screen):
     def reset(self) -> None:
         self._alternate = None
         super().reset()
-        self.cursor.attrs = self.default_char
+        self.attrs = self.default_char
         self._translate = None
         self._last_char = ""
 
@@ -293,7 +311,7 @@ class TerminalScreen(pyte.Screen):
         """DECSTR (``CSI ! p``): modes, margins and attributes back to defaults; the text stays."""
         self.mode = {mo.DECAWM, mo.DECTCEM}
         self.margins = None
-        self.cursor.attrs = self.default_char
+        self.attrs = self.default_char
         self.cursor.hidden = False
         self.charset = 0
         self.g0_charset = self.g1_charset = pyte.charsets.LAT1_MAP
@@ -365,7 +383,7 @@ class TerminalScreen(pyte.Screen):
         buffer = self.buffer
         if top == 0 and self._alternate is None and self.history.maxlen:
             line = buffer.pop(0, None)
-            self.history.append(line if line is not None else buffer.default_factory())
+            self.history.append(line if line is not None else self.new_line())
             self.pushed += 1
         elif top == 0:
             buffer.pop(0, None)
@@ -411,7 +429,7 @@ class TerminalScreen(pyte.Screen):
     def erase_in_line(self, how: int = 0, private: bool = False) -> None:
         y = self.cursor.y
         self.dirty.add(y)
-        attrs = self.cursor.attrs
+        attrs = self.attrs
         start, end = {0: (self.cursor.x, self.columns), 1: (0, self.cursor.x + 1)}.get(how, (0, self.columns))
         line = self.buffer[y]
         if attrs == self.default_char:
@@ -434,7 +452,7 @@ class TerminalScreen(pyte.Screen):
         else:
             rows = range(self.lines)
         self.dirty.update(rows)
-        attrs = self.cursor.attrs
+        attrs = self.attrs
         plain = attrs == self.default_char
         for y in rows:
             if plain:
@@ -477,17 +495,17 @@ class TerminalScreen(pyte.Screen):
         self.sgr(";".join(map(str, attrs)))
 
     def sgr(self, params: str) -> None:
-        attrs = self.cursor.attrs
+        attrs = self.attrs
         key = (attrs, params)
         new = self._sgr_cache.get(key)
         if new is None:
             if len(self._sgr_cache) > 4096:
                 self._sgr_cache.clear()
             new = self._sgr_cache[key] = apply_sgr(attrs, params.split(";"), self.default_char)
-        self.cursor.attrs = new
+        self.attrs = new
 
     def sgr_reset(self) -> None:
-        self.cursor.attrs = self.default_char
+        self.attrs = self.default_char
 
     # --- drawing -----------------------------------------------------------------------------------
 
@@ -546,7 +564,7 @@ class TerminalScreen(pyte.Screen):
             self._draw_wide(data)
             return
         cursor = self.cursor
-        cells = self.cells_for(cursor.attrs)
+        cells = self.cells_for(self.attrs)
         x = cursor.x
         end = x + len(data)
         if end <= self.columns and mo.IRM not in self.mode:  # the common case: the run fits the line
@@ -590,7 +608,7 @@ class TerminalScreen(pyte.Screen):
         columns = self.columns
         wrap = mo.DECAWM in self.mode
         insert = mo.IRM in self.mode
-        attrs = cursor.attrs
+        attrs = self.attrs
         for char in data:
             width = wcwidth(char)
             if width < 0 or width > columns:

@@ -20,13 +20,12 @@ from collections import deque
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
-from textual.binding import Binding
 from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
 from textual.timer import Timer
-from textual.widget import Widget
 
+from oc_tui.widgets.key_capture import KeyCapture
 from oc_tui.widgets.terminal.fastparse import FastStream
 from oc_tui.widgets.terminal.keys import key_to_bytes, paste_to_bytes
 from oc_tui.widgets.terminal.render import LineRenderer
@@ -37,7 +36,7 @@ SYNC_TIMEOUT = 0.25
 """Seconds a frame waits at most for a program's synchronized update (mode 2026) to end."""
 
 
-class TerminalView(Widget, can_focus=True):
+class TerminalView(KeyCapture):
     """A terminal: feed it the PTY's bytes, it emits the user's key bytes.
 
     Every key goes to the program (ctrl combinations, arrows, home/end, function keys, alt, paste),
@@ -58,9 +57,6 @@ class TerminalView(Widget, can_focus=True):
     :class:`Escaped`.
     """
 
-    CAPTURES_KEYS = True
-    """Every key goes to the remote side (the app's priority keys step aside: OcTuiApp.check_action)."""
-
     DEFAULT_CSS = """
     TerminalView {
         width: 1fr;
@@ -68,10 +64,7 @@ class TerminalView(Widget, can_focus=True):
     }
     """
 
-    ESCAPE_KEY = "ctrl+right_square_bracket"
-    """The one key the terminal keeps for itself: it posts :class:`Escaped` and sends nothing."""
-
-    BINDINGS = [Binding(ESCAPE_KEY, "leave_terminal", "Leave terminal", key_display="ctrl+]")]
+    LEAVE = "Leave terminal"
 
     FRAME_INTERVAL = 1 / 60
     """Seconds between redraws at most."""
@@ -110,7 +103,7 @@ class TerminalView(Widget, can_focus=True):
         def control(self) -> TerminalView:
             return self.terminal
 
-    class Escaped(Message):
+    class Escaped(KeyCapture.Escaped):
         """The escape key was pressed: the parent should move the focus out of the terminal."""
 
         def __init__(self, terminal: TerminalView) -> None:
@@ -385,16 +378,11 @@ class TerminalView(Widget, can_focus=True):
             self._redraw_all()
         self.post_message(self.Input(self, data))
 
-    def action_leave_terminal(self) -> None:
-        self.post_message(self.Escaped(self))
+    def escaped(self) -> Escaped:
+        return self.Escaped(self)
 
-    def on_key(self, event: events.Key) -> None:
-        event.stop()
-        event.prevent_default()
+    def remote_key(self, event: events.Key) -> None:
         key = event.key
-        if key == self.ESCAPE_KEY:
-            self.post_message(self.Escaped(self))
-            return
         screen = self._screen
         if key in ("shift+pageup", "shift+pagedown") and not screen.in_alternate:
             page = max(1, screen.lines - 1)

@@ -13,13 +13,11 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
-from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.message import Message
-from textual.widgets import Button, Input, Label
+from textual.widgets import Input, Label
 
-from oc_tui.api import OpenComputersClient, errors
+from oc_tui.api import OpenComputersClient
 from oc_tui.api.transfers import existing_size, part_path
 from oc_tui.screens.form_dialog import FormDialog
 from oc_tui.widgets.formatting import format_bytes
@@ -87,11 +85,6 @@ class DownloadDialog(FormDialog[DownloadRequest]):
 
     FAILURE_TITLE = "Download"
 
-    @dataclass
-    class Checked(Message):
-        request: DownloadRequest
-        warning: str
-
     def __init__(self, remote: str, size: int | None, default: str) -> None:
         super().__init__()
         self._remote = remote
@@ -108,44 +101,31 @@ class DownloadDialog(FormDialog[DownloadRequest]):
             yield Input(self._default, id="local", compact=True)
             yield from self.compose_footer("Download")
 
-    @on(Button.Pressed, "#submit")
-    @on(Input.Submitted)
-    def _submit(self) -> None:
+    def fields(self) -> str | None:
         value = self.query_one("#local", Input).value.strip()
         if not value:
             self.show_error("a path is required")
-            return
-        self.set_busy(True)
-        self._check(value)
+            return None
+        return value
 
-    @work(exclusive=True, group="check", exit_on_error=False)
-    async def _check(self, value: str) -> None:
+    async def send(self, fields: str) -> tuple[DownloadRequest, str]:
         name = posixpath.basename(self._remote.rstrip("/")) or "download"
-        try:
-            request, warning = await asyncio.to_thread(check_download, value, name)
-        except (OSError, ValueError) as exc:
-            self.post_message(self.Failed(exc))
-        else:
-            self.post_message(self.Checked(request, warning))
+        return await asyncio.to_thread(check_download, fields, name)
 
-    def on_download_dialog_checked(self, message: Checked) -> None:
-        self.set_busy(False)
-        value = str(message.request.dest)
-        if message.warning and self._warned != value:
+    def sent(self, result: tuple[DownloadRequest, str]) -> None:
+        request, warning = result
+        value = str(request.dest)
+        if warning and self._warned != value:
             self._warned = value
-            self.show_error(message.warning)
+            self.show_error(warning)
             return
-        self.dismiss(message.request)
+        self.dismiss(request)
 
 
 class UploadDialog(FormDialog[UploadRequest]):
     """Asks for a local file and where on the host it goes (a path ending in ``/`` keeps its name)."""
 
     FAILURE_TITLE = "Upload"
-
-    @dataclass
-    class Checked(Message):
-        request: UploadRequest
 
     def __init__(self, directory: str, existing: set[str]) -> None:
         super().__init__()
@@ -162,38 +142,28 @@ class UploadDialog(FormDialog[UploadRequest]):
             yield Input(self._directory.rstrip("/") + "/", id="remote", compact=True)
             yield from self.compose_footer("Upload")
 
-    @on(Button.Pressed, "#submit")
-    @on(Input.Submitted)
-    def _submit(self) -> None:
+    def fields(self) -> tuple[str, str] | None:
         local = self.query_one("#local", Input).value.strip()
         remote = self.query_one("#remote", Input).value.strip()
         if not local:
             self.show_error("which file? a local path is required")
             self.query_one("#local", Input).focus()
-            return
+            return None
         if not remote:
             self.show_error("a remote path is required")
-            return
-        self.set_busy(True)
-        self._check(local, remote_join(self._directory, remote) + ("/" if remote.endswith("/") else ""))
+            return None
+        return local, remote_join(self._directory, remote) + ("/" if remote.endswith("/") else "")
 
-    @work(exclusive=True, group="check", exit_on_error=False)
-    async def _check(self, local: str, remote: str) -> None:
-        try:
-            request = await asyncio.to_thread(check_upload, local, remote)
-        except (OSError, ValueError) as exc:
-            self.post_message(self.Failed(exc))
-        else:
-            self.post_message(self.Checked(request))
+    async def send(self, fields: tuple[str, str]) -> UploadRequest:
+        return await asyncio.to_thread(check_upload, *fields)
 
-    def on_upload_dialog_checked(self, message: Checked) -> None:
-        self.set_busy(False)
-        remote = message.request.remote
+    def sent(self, result: UploadRequest) -> None:
+        remote = result.remote
         if remote in self._existing and self._warned != remote:
             self._warned = remote
             self.show_error(f"{remote} exists: enter again to replace it")
             return
-        self.dismiss(message.request)
+        self.dismiss(result)
 
 
 class MkdirDialog(FormDialog[str]):
@@ -201,14 +171,10 @@ class MkdirDialog(FormDialog[str]):
     dismisses with its path."""
 
     FAILURE_TITLE = "New directory"
-
-    @dataclass
-    class Made(Message):
-        path: str
+    NEEDS_CLIENT = True
 
     def __init__(self, client: OpenComputersClient | None, host_id: str, directory: str) -> None:
-        super().__init__()
-        self._client = client
+        super().__init__(client)
         self._host_id = host_id
         self._directory = directory
 
@@ -219,25 +185,14 @@ class MkdirDialog(FormDialog[str]):
             yield Input(placeholder="name", id="name", compact=True)
             yield from self.compose_footer("Create")
 
-    @on(Button.Pressed, "#submit")
-    @on(Input.Submitted)
-    def _submit(self) -> None:
+    def fields(self) -> str | None:
         name = self.query_one("#name", Input).value.strip()
         if not name:
             self.show_error("a name is required")
-            return
-        client = self.begin_sending(self._client)
-        if client is not None:
-            self._make(client, remote_join(self._directory, name))
+            return None
+        return remote_join(self._directory, name)
 
-    @work(exclusive=True, group="mkdir", exit_on_error=False)
-    async def _make(self, client: OpenComputersClient, path: str) -> None:
-        try:
-            stat = await client.mkdir(self._host_id, path)
-        except errors.OpenComputersError as exc:
-            self.post_message(self.Failed(exc))
-        else:
-            self.post_message(self.Made(stat.path if stat is not None else path))
-
-    def on_mkdir_dialog_made(self, message: Made) -> None:
-        self.dismiss(message.path)
+    async def send(self, fields: str) -> str:
+        assert self.client is not None  # NEEDS_CLIENT
+        stat = await self.client.mkdir(self._host_id, fields)
+        return stat.path if stat is not None else fields
