@@ -86,6 +86,7 @@ async def test_hosts_jobs_and_streams(server: Any, start_agent: Any) -> None:
     ok = await call(oc.jobs.run, host_id, JobRunParams(cmd="uname -a"))
     assert ok.exit_code == 0 and ok.stdout.startswith("Linux") and ok.stderr == ""
     assert (await call(oc.jobs.get, host_id, ok.job_id)).state == JobState.SUCCEEDED
+    assert (await call(oc.jobs.get, host_id, ok.job_id)).timeout_ms == 30000  # the hosted default
 
     # jobs.run_stream: 200 text/event-stream on the POST; chunks in order, one exec_result last
     command = "printf 'one\\n'; sleep 0.2; printf 'two\\n' >&2; sleep 0.2; printf 'bin\\377\\n'; exit 0"
@@ -108,6 +109,7 @@ async def test_hosts_jobs_and_streams(server: Any, start_agent: Any) -> None:
     streamed = await call(lambda: list(oc.jobs.stream(host_id, job_id)))
     assert chunks(streamed)["stdout"] == b"started y\n" and isinstance(streamed[-1], JobResultEvent)
     assert (await call(oc.jobs.get, host_id, job_id)).state == JobState.SUCCEEDED
+    assert (await call(oc.jobs.get, host_id, job_id)).timeout_ms == 30000
     # a terminal job's stream replays its stored output (oc-server keeps it; see docs/api.md)
     replayed = await call(lambda: list(oc.jobs.stream(host_id, job_id)))
     assert [type(e) for e in replayed] == [type(e) for e in streamed] and chunks(replayed) == chunks(streamed)

@@ -17,6 +17,9 @@ from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from oc_tui.api.models import JobCreate, RequestModel
 
 MAX_TIMEOUT = 86400  # seconds, as JobCreate allows
+HOSTED_TIMEOUT = (
+    30  # seconds: MIOSA's hosted default (its ``cmd`` dialect, ``POST /jobs``); the reference's is 60
+)
 
 
 class EnvVar(RequestModel):
@@ -51,6 +54,14 @@ class ExecRequest(RequestModel):
         return self
 
     @property
+    def hosted_spec(self) -> JobCreate:
+        """:attr:`spec`, with MIOSA's hosted default timeout (:data:`HOSTED_TIMEOUT`) when none was sent
+        (``POST /hosts/{id}/jobs``)."""
+        if self.timeout is None and self.timeout_ms is None:
+            return self.spec.model_copy(update={"timeout": HOSTED_TIMEOUT})
+        return self.spec
+
+    @property
     def spec(self) -> JobCreate:
         """The job as the reference's :class:`JobCreate` (env as ``K=V``, timeout in whole seconds)."""
         assert self._spec is not None  # set by the validator
@@ -70,6 +81,8 @@ class ExecRequest(RequestModel):
             body["timeout"] = self.timeout
         elif self.timeout_ms is not None:
             body["timeout"] = max(1, math.ceil(self.timeout_ms / 1000))
+        elif self.command is None:  # the hosted dialect: its default
+            body["timeout"] = HOSTED_TIMEOUT
         try:
             return JobCreate.model_validate(body)
         except ValidationError as exc:

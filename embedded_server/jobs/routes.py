@@ -173,11 +173,11 @@ async def run_job(
 async def dispatch_job(request: Request, _tenant: Tenant, host: TenantHost, body: Body_) -> dict[str, Any]:
     """MIOSA's durable dispatch: start the job (either dialect, no ``stream``) and answer 202 at once
     with the job and ``links`` to its record and its stream."""
-    exec_request = parse_exec(body)
+    spec = parse_exec(body).hosted_spec
     require_online(request, host)
     jobs = jobs_of(request)
-    row = jobs.create(host.tenant_id, host.id, exec_request.spec)
-    await start_job(request, host, row, exec_request.spec, None)
+    row = jobs.create(host.tenant_id, host.id, spec)
+    await start_job(request, host, row, spec, None)
     job = jobs.full(job_row(request, host, row["id"])).model_dump(mode="json")
     base = f"{request.app.state.settings.base_url}{API_PREFIX}/hosts/{host.id}/exec/{row['id']}"
     return {**job, "job": dict(job), "links": {"self": base, "stream": f"{base}/stream"}}
