@@ -15,7 +15,7 @@ from types import ModuleType
 from fastapi import FastAPI
 from pydantic.warnings import UnsupportedFieldAttributeWarning
 
-from . import __version__, errors, fs, hosts, jobs, sessions
+from . import __version__, errors, fs, hosts, idempotency, jobs, sessions
 from .db import Database
 from .hosts.events import EventLog
 from .hosts.store import HostStore
@@ -64,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
     hub.install(app)
     for section in SECTIONS:
         section.install(app)
+    idempotency.install(app)  # every POST honours Idempotency-Key
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

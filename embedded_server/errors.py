@@ -53,6 +53,13 @@ def error_response(
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
+def problem_of(exc: ApiProblem | RequestValidationError) -> tuple[str, str]:
+    """(code, message) of a problem, for an error put in an event stream instead of a JSON answer."""
+    if isinstance(exc, RequestValidationError):
+        return describe_validation_errors(list(exc.errors()))
+    return exc.code, exc.message
+
+
 _CODE_BY_STATUS = {
     400: ErrorCode.VALIDATION_ERROR,
     401: ErrorCode.UNAUTHORIZED,

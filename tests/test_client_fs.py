@@ -52,7 +52,8 @@ async def test_list_stat_mkdir_delete(server, start_agent, tmp_path: Path) -> No
 
         stat = await client.stat(host_id, str(root / "a" / "file.txt"))
         assert (stat.size, stat.is_dir, stat.is_symlink) == (5, False, False)
-        assert stat.mode == "-rw-r--r--" or stat.mode.startswith("-rw")
+        assert stat.permissions == "-rw-r--r--" or (stat.permissions or "").startswith("-rw")
+        assert stat.mode is not None and stat.mode & 0o600 == 0o600
 
         home = await client.list_dir(host_id, "")
         assert home.path == str(Path.home())

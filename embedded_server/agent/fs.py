@@ -109,7 +109,8 @@ def _target_stat(path: str, st: os.stat_result) -> os.stat_result:
 
 
 def describe(path: str) -> dict[str, Any]:
-    """``FsStat``: the path's own mode (``l…`` for a link); size, time and is_dir of what it points to."""
+    """``FsStat``: the path's own ``st_mode`` (a link's for a link); size, time and is_dir of what it
+    points to."""
     try:
         st = os.lstat(path)
     except OSError as exc:
@@ -124,7 +125,7 @@ def describe(path: str) -> dict[str, Any]:
         "path": path,
         "name": os.path.basename(path) or path,
         "size": target.st_size,
-        "mode": stat.filemode(st.st_mode),
+        "mode": st.st_mode,
         "is_dir": stat.S_ISDIR(target.st_mode),
         "is_symlink": link,
         "symlink_target": symlink_target,
@@ -173,7 +174,7 @@ def list_dir(call: protocol.FsList) -> dict[str, Any]:
                     stat.S_ISDIR(target.st_mode),
                     round(target.st_mtime, 3),
                     link,
-                    stat.filemode(st.st_mode),
+                    st.st_mode,
                 ]
             )
     finally:

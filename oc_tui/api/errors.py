@@ -27,6 +27,7 @@ class ErrorCode:
     SOURCE_CHANGED = "SOURCE_CHANGED"
     """The agent's word for a file that changed while a download read it (on its stream, not a status)."""
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"  # 422: the key came with another request
 
 
 class OpenComputersError(Exception):

@@ -170,7 +170,7 @@ class FileList(VirtualTable):
             name.stylize(text_style(self, "file-list--link"), len(name) - 1)
         size = Text("-" if entry.is_dir else format_bytes(entry.size), style=dim, justify="right")
         modified = Text(format_modified(entry.modified_at, self.clock()), style=dim)
-        mode = Text(entry.mode or "", style=dim)
+        mode = Text(entry.permissions or "", style=dim)
         return [name, size, modified, mode]
 
     def _fit_columns(self) -> None:

@@ -167,7 +167,7 @@ def details_table(stat: FsStat | FsEntry, key_style: Style, *, compact: bool = F
         exact = f"{stat.size:,} bytes"
         human = f"{format_bytes(stat.size)} ({exact})" if not compact else format_bytes(stat.size)
         table.add_row("size", human if stat.size >= 1024 else exact)
-    table.add_row("mode", stat.mode or "-")
+    table.add_row("mode", stat.permissions or "-")
     stamp = "%Y-%m-%d %H:%MZ" if compact else "%Y-%m-%d %H:%M:%SZ"
     modified = stat.modified_at.astimezone(UTC).strftime(stamp) if stat.modified_at else "-"
     table.add_row("modified", modified)
