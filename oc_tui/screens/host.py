@@ -31,7 +31,7 @@ from oc_tui.screens.host_tab import HelpRows, HostTab, HostTabContext
 from oc_tui.screens.jobs_tab import JobsTab
 from oc_tui.screens.overview_tab import OverviewTab
 from oc_tui.screens.terminal_tab import TerminalTab
-from oc_tui.widgets.formatting import status_label
+from oc_tui.widgets.formatting import host_markup, status_label
 from oc_tui.widgets.statuses import status_classes
 
 HOST_TABS: Sequence[type[HostTab]] = (OverviewTab, JobsTab, FilesTab, TerminalTab, DesktopTab)
@@ -125,7 +125,7 @@ class HostScreen(Screen[None]):
         info = self.query_one("#host-info", Static)
         for status, on_ in status_classes("hosts", host.status):
             info.set_class(on_, status)
-        info.update(f"{status_label(host.status)}  {host.name}  ·  {host.id}")
+        info.update(f"{status_label(host.status)}  {host_markup(host.name)}  ·  {host_markup(host.id)}")
 
 
 def help_sections(rows: Callable[[Sequence[BindingType]], list[tuple[str, str]]]) -> list[HelpSection]:

@@ -22,6 +22,8 @@ from oc_tui.widgets.formatting import (
     format_bytes,
     format_duration,
     format_timestamp,
+    host_markup,
+    host_text,
     relative_time,
     status_label,
 )
@@ -68,7 +70,7 @@ class HostDetail(VerticalScroll):
             title.update("no host selected")
             body.update("")
             return
-        title.update(f"{status_label(host.status)}  {host.name}")
+        title.update(f"{status_label(host.status)}  {host_markup(host.name)}")
         title.add_class(f"-{host.status}")
         body.update(self._table(host))
 
@@ -96,7 +98,7 @@ class HostDetail(VerticalScroll):
             ]
         rows += self._live_rows()
         for key, value in rows:
-            table.add_row(key, Text(value))
+            table.add_row(key, Text(host_text(value)))  # all but the times are the host's own words
         return table
 
     def _live_rows(self) -> list[tuple[str, str]]:
