@@ -49,6 +49,9 @@ class HostDetail(VerticalScroll):
         yield Label("no host selected", id="detail-title")
         yield Static(id="detail-body")
 
+    def on_mount(self) -> None:
+        self._render_host()  # a host set before the title and body were there
+
     def watch_host(self, old: Host | None, new: Host | None) -> None:
         if old is None or new is None or old.id != new.id:
             self.sysinfo = None
@@ -61,8 +64,12 @@ class HostDetail(VerticalScroll):
         self._render_host()
 
     def _render_host(self) -> None:
-        title = self.query_one("#detail-title", Label)
-        body = self.query_one("#detail-body", Static)
+        # not there before this pane is composed, nor while it is removed: a fresh host or live facts
+        # may arrive then (the host screen opening or closing as the host's status changes)
+        title = next(iter(self.query_children("#detail-title").results(Label)), None)
+        body = next(iter(self.query_children("#detail-body").results(Static)), None)
+        if title is None or body is None:
+            return
         for name, _ in status_classes("hosts", ""):
             title.remove_class(name)
         host = self.host
