@@ -7,14 +7,13 @@ What is checked is what the app would write to the terminal: the strips of the s
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import make_app, online_host, wait_until
 from test_tui_files import go_to, open_files_tab
+from test_tui_snapshots import screenshots
 
 from oc_tui.api import errors
 from oc_tui.app import OcTuiApp
@@ -22,13 +21,6 @@ from oc_tui.screens.confirm import ConfirmScreen
 from oc_tui.screens.fleet import FleetScreen
 from oc_tui.screens.host import HostScreen
 from oc_tui.widgets.formatting import host_markup, host_text
-
-_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "screenshots.py"
-_spec = importlib.util.spec_from_file_location("oc_tui_screenshots_host_text", _SCRIPT)
-assert _spec is not None and _spec.loader is not None
-screenshots = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = screenshots
-_spec.loader.exec_module(screenshots)
 
 C0 = "".join(chr(code) for code in range(1, 32) if chr(code) != "/")
 C1 = "\x7f" + "".join(chr(code) for code in range(0x80, 0xA0))

@@ -8,11 +8,9 @@ and awaited as ``pilot.press`` does; that is what queues tab activations behind 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
+from test_tui_snapshots import screenshots
 from textual import events
 from textual.widgets import TabbedContent, Tabs
 from textual.widgets._tabbed_content import ContentTab, ContentTabs
@@ -23,13 +21,6 @@ from oc_tui.screens.fleet import FleetScreen
 from oc_tui.screens.host import HOST_TABS, HostScreen
 from oc_tui.screens.jobs_tab import JobsTab
 from oc_tui.screens.overview_tab import OverviewTab
-
-_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "screenshots.py"
-_spec = importlib.util.spec_from_file_location("oc_tui_screenshots_races", _SCRIPT)
-assert _spec is not None and _spec.loader is not None
-screenshots = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = screenshots
-_spec.loader.exec_module(screenshots)
 
 TAB_IDS = [tab.TAB_ID for tab in HOST_TABS]
 SETTLE = 0.6
