@@ -35,6 +35,7 @@ from oc_tui.screens.command import CommandScreen
 from oc_tui.screens.fleet import FleetScreen
 from oc_tui.screens.help import HelpScreen, KeySection
 from oc_tui.theme_files import DEFAULT_THEME, LoadedThemes, load_themes
+from oc_tui.widgets.formatting import host_markup
 from oc_tui.widgets.key_capture import steps_aside
 
 LOCAL_WARNINGS = {"server_failed", "host_revoked", "agent_refused", "port_taken"}
@@ -211,12 +212,14 @@ class OcTuiApp(App[None]):
         self.fleet.post_message(
             FleetScreen.ConnectFailed(f"local control plane did not start: {message.error}")
         )
-        self.notify(message.error, title="Local control plane", severity="error", timeout=15)
+        self.notify(host_markup(message.error), title="Local control plane", severity="error", timeout=15)
 
     def on_oc_tui_app_local_plane_event(self, message: LocalPlaneEvent) -> None:
         self.fleet.post_message(FleetScreen.Note(f"local: {message.text}"))
         if message.kind in LOCAL_WARNINGS:
-            self.notify(message.text, title="Local control plane", severity="warning", timeout=10)
+            self.notify(
+                host_markup(message.text), title="Local control plane", severity="warning", timeout=10
+            )
         local = self._local
         if message.kind == "server_started" and local is not None and self.client is not None:
             if local.base_url and local.base_url != self.client.base_url:

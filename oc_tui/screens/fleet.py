@@ -42,6 +42,7 @@ from oc_tui.screens.register import RegisterHostScreen
 from oc_tui.screens.run_command import RunCommandScreen
 from oc_tui.widgets.connection_banner import ConnectionBanner
 from oc_tui.widgets.event_feed import EventFeed
+from oc_tui.widgets.formatting import host_markup
 from oc_tui.widgets.host_detail import HostDetail
 from oc_tui.widgets.host_filter import HostFilter
 from oc_tui.widgets.host_table import HostTable
@@ -257,7 +258,7 @@ class FleetScreen(Screen[None]):
         except errors.OpenComputersError as exc:
             self.post_message(self.RequestFailed(f"revoke {host.name}", exc))
             return
-        self.notify(f"{host.name} revoked", title="Revoked")
+        self.notify(f"{host_markup(host.name)} revoked", title="Revoked")
         self.fetch_host(host.id)
 
     # --- message handlers: update widgets, never await the network ---------------------------------
@@ -270,7 +271,7 @@ class FleetScreen(Screen[None]):
         self.query_one(EventFeed).add_note(message.text)
 
     def on_fleet_screen_connect_failed(self, message: ConnectFailed) -> None:
-        self.banner.show_error(message.text)
+        self.banner.show_error(host_markup(message.text))
         self.table.loading = False
 
     def on_fleet_screen_client_ready(self) -> None:
@@ -324,7 +325,8 @@ class FleetScreen(Screen[None]):
         if not self._stream_down:
             self._stream_down = True
             feed.add_note(f"connection lost: {state.error or 'unknown reason'}")
-        self.banner.show_error(f"{UNREACHABLE} ({state.error or 'no answer'}, attempt {state.attempt})")
+        reason = host_markup(state.error or "no answer")
+        self.banner.show_error(f"{UNREACHABLE} ({reason}, attempt {state.attempt})")
 
     def on_fleet_screen_request_failed(self, message: RequestFailed) -> None:
         self.table.loading = False
@@ -335,13 +337,19 @@ class FleetScreen(Screen[None]):
             # While the stream is up the control plane is there: one failed request is only a
             # notification. Otherwise the stream's reconnect (or the next poll) clears the banner.
             self.banner.show_error(UNREACHABLE)
-        self.notify(f"{message.action}: {describe_error(error)}", title="Request failed", severity="error")
+        self.notify(
+            f"{host_markup(message.action)}: {host_markup(describe_error(error))}",
+            title="Request failed",
+            severity="error",
+        )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A bug in a worker must not take the app down: say what failed and carry on."""
         if event.state == WorkerState.ERROR:
             self.notify(
-                f"{event.worker.name}: {event.worker.error}", title="Unexpected error", severity="error"
+                host_markup(f"{event.worker.name}: {event.worker.error}"),
+                title="Unexpected error",
+                severity="error",
             )
 
     @on(HostTable.RowHighlighted, "#hosts")
@@ -469,21 +477,23 @@ class FleetScreen(Screen[None]):
         if host is None:
             return
         if host.status == "revoked":
-            self.notify(f"{host.name} is revoked: its labels can no longer change", severity="warning")
+            self.notify(
+                f"{host_markup(host.name)} is revoked: its labels can no longer change", severity="warning"
+            )
             return
         self.app.push_screen(EditLabelsScreen(self.client, host), self._labels_saved)
 
     def _labels_saved(self, host: Host | None) -> None:
         if host is not None:
             self._upsert(host)
-            self.notify(f"labels of {host.name} saved", title="Saved")
+            self.notify(f"labels of {host_markup(host.name)} saved", title="Saved")
 
     def action_revoke(self) -> None:
         host = self._selected()
         if host is None:
             return
         if host.status == "revoked":
-            self.notify(f"{host.name} is already revoked", severity="warning")
+            self.notify(f"{host_markup(host.name)} is already revoked", severity="warning")
             return
 
         def confirmed(yes: bool | None) -> None:
@@ -536,7 +546,7 @@ class FleetScreen(Screen[None]):
         online = self._hosts.online
         parts = [
             self._profile_name,
-            self._base_url,
+            host_markup(self._base_url),
             f"{total} host{'' if total == 1 else 's'}, {online} online",
         ]
         if self._filter.active:
