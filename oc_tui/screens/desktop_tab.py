@@ -30,10 +30,9 @@ from textual.message import Message
 from textual.widgets import Static
 
 from oc_tui.api import errors
-from oc_tui.screens.errors import describe_error
 from oc_tui.screens.host_tab import HostTab, HostTabContext
 from oc_tui.widgets.desktop_view import DesktopView
-from oc_tui.widgets.formatting import host_markup
+from oc_tui.widgets.formatting import describe_error, host_markup
 
 READOUT_SECONDS = 0.5
 

@@ -29,10 +29,9 @@ from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.models import Host, Job
 from oc_tui.api.streams import JobExit, OutputChunk
 from oc_tui.jobs_model import exit_note
-from oc_tui.screens.errors import describe_error
 from oc_tui.screens.host_tab import client_of
 from oc_tui.widgets.fanout_table import FIRST_LINE_CHARS, FanoutTable, HostRun
-from oc_tui.widgets.formatting import host_markup, job_duration
+from oc_tui.widgets.formatting import describe_error, host_markup, job_duration
 from oc_tui.widgets.job_list import ACTIVE
 from oc_tui.widgets.job_output import JobOutput
 

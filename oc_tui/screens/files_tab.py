@@ -32,7 +32,6 @@ from oc_tui.api import errors
 from oc_tui.api.models import FsEntry, FsList, utcnow
 from oc_tui.files_model import Preview, Transfer, TransferKind, TransferQueue, load_preview, run_transfer
 from oc_tui.screens.confirm import ConfirmScreen
-from oc_tui.screens.errors import describe_error
 from oc_tui.screens.file_dialogs import (
     DownloadDialog,
     DownloadRequest,
@@ -50,7 +49,7 @@ from oc_tui.widgets.file_preview import (
     highlight_text,
 )
 from oc_tui.widgets.file_transfers import TransferPanel
-from oc_tui.widgets.formatting import format_bytes, host_markup, host_text
+from oc_tui.widgets.formatting import describe_error, format_bytes, host_markup, host_text
 
 PREVIEW_DELAY = 0.25
 """Seconds the cursor must rest on an entry before its preview is fetched."""

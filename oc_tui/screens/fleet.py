@@ -34,7 +34,6 @@ from oc_tui.api import OpenComputersClient, StreamState, errors
 from oc_tui.api.models import Host, HostEvent, HostRegistration, HostSysInfo
 from oc_tui.hosts_model import HostCache, load_sysinfo
 from oc_tui.screens.confirm import ConfirmRevokeScreen
-from oc_tui.screens.errors import describe_error
 from oc_tui.screens.host_key import HostKeyScreen
 from oc_tui.screens.host_tab import client_of
 from oc_tui.screens.labels import EditLabelsScreen
@@ -42,7 +41,7 @@ from oc_tui.screens.register import RegisterHostScreen
 from oc_tui.screens.run_command import RunCommandScreen
 from oc_tui.widgets.connection_banner import ConnectionBanner
 from oc_tui.widgets.event_feed import EventFeed
-from oc_tui.widgets.formatting import host_markup
+from oc_tui.widgets.formatting import describe_error, host_markup
 from oc_tui.widgets.host_detail import HostDetail
 from oc_tui.widgets.host_filter import HostFilter
 from oc_tui.widgets.host_table import HostTable

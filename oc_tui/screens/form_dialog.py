@@ -22,8 +22,7 @@ from textual.widgets import Button, Input, Label
 from textual.worker import Worker, WorkerState
 
 from oc_tui.api import OpenComputersClient, errors
-from oc_tui.screens.errors import describe_error
-from oc_tui.widgets.formatting import host_markup
+from oc_tui.widgets.formatting import describe_error, host_markup
 
 ResultType = TypeVar("ResultType")
 

@@ -20,8 +20,7 @@ from textual.worker import Worker, WorkerState
 
 from oc_tui.api import errors
 from oc_tui.api.models import utcnow
-from oc_tui.screens.errors import describe_error
-from oc_tui.widgets.formatting import host_markup
+from oc_tui.widgets.formatting import describe_error, host_markup
 
 if TYPE_CHECKING:
     from oc_tui.api import OpenComputersClient

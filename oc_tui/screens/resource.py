@@ -20,9 +20,8 @@ from textual.widgets import Footer, Static
 
 from oc_tui.api import errors
 from oc_tui.api.models import utcnow
-from oc_tui.screens.errors import describe_error
 from oc_tui.screens.host_tab import client_of
-from oc_tui.widgets.formatting import host_markup
+from oc_tui.widgets.formatting import describe_error, host_markup
 from oc_tui.widgets.resource_table import Column, ResourceTable
 
 if TYPE_CHECKING:

@@ -31,9 +31,8 @@ from textual.widgets import ContentSwitcher, Static, Tab, Tabs
 
 from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.terminal import TerminalSession
-from oc_tui.screens.errors import describe_error
 from oc_tui.screens.host_tab import HostTab, HostTabContext, client_of
-from oc_tui.widgets.formatting import host_markup, host_text
+from oc_tui.widgets.formatting import describe_error, host_markup, host_text
 from oc_tui.widgets.terminal import TerminalView
 
 BACKLOG_LIMIT = 1 << 20

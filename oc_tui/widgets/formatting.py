@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from oc_tui.api import errors
 from oc_tui.api.models import Job
 from oc_tui.widgets import statuses
 
@@ -158,3 +159,13 @@ def job_duration(job: Job, now: datetime) -> str:
     if seconds < 60:
         return f"{int(seconds)}s"
     return format_duration(seconds)
+
+
+def describe_error(error: BaseException) -> str:
+    """How a failed request reads in the UI (notifications, inline dialog errors): the server's own
+    message for an API error (e.g. a 400's reason), else the exception text; with control characters
+    escaped (:func:`host_text`: the message may be an agent's, holding a host's text). Plain text: through
+    ``host_markup`` into markup."""
+    if isinstance(error, errors.ApiError):
+        return host_text(error.message)
+    return host_text(str(error) or type(error).__name__)
