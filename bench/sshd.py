@@ -53,13 +53,13 @@ class PrivateSshd(Service):
         keygen = ["ssh-keygen", "-q", "-N", "", "-t", "ed25519", "-f"]
         subprocess.run([*keygen, str(self.dir / "host_key")], check=True)
         subprocess.run([*keygen, str(self.dir / "user_key")], check=True)
-        ssh_dir = Path(user.pw_dir) / ".ssh"
-        ssh_dir.mkdir(mode=0o700, exist_ok=True)
-        auth = ssh_dir / "authorized_keys"
+        # This sshd's own authorized_keys file, so that concurrent bench runs (each with its own key)
+        # never overwrite each other's key in the shared account's ~/.ssh.
+        auth = self.dir / "authorized_keys"
         auth.write_text((self.dir / "user_key.pub").read_text())
-        for path in (ssh_dir, auth):
-            os.chown(path, user.pw_uid, user.pw_gid)
+        os.chown(auth, user.pw_uid, user.pw_gid)
         auth.chmod(0o600)
+        self.dir.chmod(0o711)  # the user (as whom sshd reads the file) may pass through, not list
         Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation dir sshd insists on
         config = self.dir / "sshd_config"
         config.write_text(
@@ -72,6 +72,8 @@ class PrivateSshd(Service):
                     "PasswordAuthentication no",
                     "KbdInteractiveAuthentication no",
                     "PubkeyAuthentication yes",
+                    f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
+                    "StrictModes no",  # the file lives under /tmp, which is world-writable
                     "UsePAM no",
                     "UseDNS no",
                     "PrintMotd no",

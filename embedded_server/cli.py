@@ -29,6 +29,17 @@ def _data_dir(path: str | None) -> Path:
     return directory
 
 
+def _port(text: str) -> int:
+    """A TCP port number for ``--port``: 0 (pick a free one) to 65535; anything else is a usage error."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0-65535; 0 picks a free one)")
+    return port
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oc-server", description="The embedded OpenComputers control plane."
@@ -40,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
             "--bind", default=argparse.SUPPRESS, help="address to listen on (default: 127.0.0.1)"
         )
         command.add_argument(
-            "--port", type=int, default=argparse.SUPPRESS, help="default 8787; 0 picks a free one"
+            "--port", type=_port, default=argparse.SUPPRESS, help="default 8787; 0 picks a free one"
         )
         command.add_argument(
             "--public-url", default=argparse.SUPPRESS, help="base URL others reach the server at"

@@ -44,6 +44,8 @@ log = logging.getLogger("oc_server.durable")
 
 STDOUT, STDERR = 1, 2  # the stream byte of an output frame
 STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr"}
+CHUNK = "exec_chunk"  # the output event (MIOSA's SDKs' name): {stream, data: "<text or base64>", encoding?}
+BASE64 = "base64"  # the ``encoding`` of an output event whose ``data`` is base64, not the text itself
 RUN = struct.Struct("<QB")
 EVENT_BYTES = 45 * 1024  # raw bytes per SSE event: base64 of it (61 440 chars) keeps a line under 64 KiB
 MAX_LINE = 63 * 1024
@@ -64,21 +66,35 @@ def _now() -> str:
 # --- SSE -----------------------------------------------------------------------------------------------
 
 
-def sse_event(event_id: int | None, type_: str, owner: str, owner_id: str, data: str, timestamp: str) -> str:
-    """One SSE event whose ``data:`` is ``{"type", "<owner>_id", "data", "timestamp"}`` (compact JSON).
+def sse_event(
+    event_id: int | None,
+    type_: str,
+    owner: str,
+    owner_id: str,
+    data: str,
+    timestamp: str,
+    fields: dict[str, Any] | None = None,
+) -> str:
+    """One SSE event whose ``data:`` is ``{"type", "<owner>_id", …fields, "data", "timestamp"}`` (compact
+    JSON): the one frame both of MIOSA's SDKs parse (Go reads the ``data:`` JSON, Python the ``event:``).
 
     Args:
         event_id: the ``id:`` a client resumes after (None: no ``id:`` line).
         type_: the event type (also the ``event:`` line).
         owner: what the stream belongs to: ``"host"``, ``"job"`` (``"session"`` later).
         owner_id: its ID.
-        data: the event's data, already JSON text.
+        data: the event's ``data`` member, already JSON text (an object, or a string for job output).
         timestamp: UTC ISO 8601 with ``Z``.
+        fields: more top-level members (a job chunk's ``stream`` and ``encoding``, a job end's
+            ``exit_code`` …), JSON-encodable.
     """
     head = f"id: {event_id}\n" if event_id is not None else ""
+    extra = "".join(
+        f"{json.dumps(k)}:{json.dumps(v, ensure_ascii=False)}," for k, v in (fields or {}).items()
+    )
     return (
         f"{head}event: {type_}\ndata: "
-        f'{{"type":{json.dumps(type_)},"{owner}_id":{json.dumps(owner_id)},"data":{data},'
+        f'{{"type":{json.dumps(type_)},"{owner}_id":{json.dumps(owner_id)},{extra}"data":{data},'
         f'"timestamp":{json.dumps(timestamp)}}}\n\n'
     )
 
@@ -114,6 +130,17 @@ async def sse(events: AsyncGenerator[str, None], keepalive: float) -> AsyncItera
             if pending is not None:
                 _retrieve(pending)
             await events.aclose()
+
+
+async def error_events(
+    type_: str, owner: str, owner_id: str, code: str, message: str
+) -> AsyncGenerator[str, None]:
+    """A stream that is only an error (for :func:`sse`): one ``type_`` event whose data is ``{"error":
+    {code, message}}`` (with ``reason`` = ``message`` on top, as MIOSA's Python SDK reads it), then
+    :data:`DONE`. An SSE endpoint answers 200 with it where a JSON error would crash a stream reader."""
+    data = json.dumps({"error": {"code": code, "message": message}})
+    yield sse_event(None, type_, owner, owner_id, data, _now(), {"reason": message})
+    yield DONE
 
 
 def _retrieve(task: asyncio.Future[str]) -> None:
@@ -312,9 +339,10 @@ def output_events(
 ) -> tuple[list[str], int]:
     """SSE events for ``chunk`` (one stream). ``start`` is its log offset (None: live, no ids).
 
-    Each event's data is ``{"text"}`` (UTF-8 without control bytes) or ``{"b64"}``. Returns the events
-    and how many bytes they cover: an incomplete UTF-8 character at the end is left for the next call
-    when ``more`` output may complete it.
+    Each event is a :data:`CHUNK` with ``stream`` and ``data``: the text itself (UTF-8 without control
+    bytes), or its base64 with ``"encoding": "base64"``, so the bytes stay exact. Returns the events and
+    how many bytes they cover: an incomplete UTF-8 character at the end is left for the next call when
+    ``more`` output may complete it.
     """
     name = STREAM_NAMES.get(stream, "stdout")
     events: list[str] = []
@@ -333,15 +361,17 @@ def output_events(
                 elif tail and (more or pos + len(piece) < len(chunk)):
                     break  # wait for the rest of the character
         data = None
+        fields: dict[str, Any] = {"stream": name}
         if text is not None:
-            data = '{"text":' + json.dumps(text, ensure_ascii=False) + "}"
+            data = json.dumps(text, ensure_ascii=False)
             if len(data) > MAX_LINE - 200:
                 data = None
         if data is None:
-            data = '{"b64":"' + base64.b64encode(piece).decode() + '"}'
+            data = '"' + base64.b64encode(piece).decode() + '"'
+            fields["encoding"] = BASE64
         pos += len(piece)
         event_id = None if start is None else start + pos
-        events.append(sse_event(event_id, name, owner, owner_id, data, timestamp))
+        events.append(sse_event(event_id, CHUNK, owner, owner_id, data, timestamp, fields))
     return events, pos
 
 
@@ -359,7 +389,7 @@ async def log_events(
     reader: Reader,
     owner: str,
     last_event_id: int | None,
-    final: Callable[[], tuple[str, str]],
+    final: Callable[[], tuple[str, str, dict[str, Any]]],
 ) -> AsyncGenerator[str, None]:
     """The SSE frames of an output log (for :func:`sse`): stored output from ``last_event_id`` (a log
     offset), a ``truncated`` marker at the cap, live output, then the final event and :data:`DONE`.
@@ -368,7 +398,8 @@ async def log_events(
         out: the log; reader: from :func:`open_reader`.
         owner: the owner kind named in the events (``"job"`` → ``"job_id"``).
         last_event_id: the client's ``Last-Event-ID`` (None: from the start).
-        final: ``() -> (type, data JSON)`` of the final event, read when the owner has ended.
+        final: ``() -> (type, data JSON, top-level fields)`` of the final event, read when the owner
+            has ended.
     """
     owner_id = out.owner_id
     try:
@@ -412,14 +443,15 @@ async def log_events(
             if out.truncated and not truncated_sent and pos >= out.stored:
                 truncated_sent = True
                 limit = json.dumps({"limit": out.cap})
-                yield sse_event(out.stored + 1, "truncated", owner, owner_id, limit, _now())
+                fields = {"limit": out.cap}
+                yield sse_event(out.stored + 1, "truncated", owner, owner_id, limit, _now(), fields)
                 reader.at_cap = True
                 out.progressed()
                 continue
             if out.finished and pos >= out.stored and reader.queue.empty():
-                type_, data_json = final()
+                type_, data_json, fields = final()
                 final_id = out.stored + 1 + (1 if out.truncated else 0)
-                yield sse_event(final_id, type_, owner, owner_id, data_json, _now())
+                yield sse_event(final_id, type_, owner, owner_id, data_json, _now(), fields)
                 yield DONE
                 return
             if reader.at_cap:

@@ -27,11 +27,37 @@ class ApiProblem(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+class ResponseCut(Exception):
+    """Raised inside a streamed body to cut a response that has started (the client then sees fewer
+    bytes than announced). An expected end, not a fault: it is logged as one line, never a traceback."""
+
+
+class _QuietCuts(logging.Filter):
+    """Turns the ASGI server's "Exception in ASGI application" for a :class:`ResponseCut` into one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ResponseCut):
+            record.msg, record.args, record.exc_info, record.exc_text = "response cut: %s", (exc,), None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+_QUIET_CUTS = _QuietCuts()
+
+
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     """The one error body: ``{"error": {"code", "message"}}`` with ``status``."""
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def problem_of(exc: ApiProblem | RequestValidationError) -> tuple[str, str]:
+    """(code, message) of a problem, for an error put in an event stream instead of a JSON answer."""
+    if isinstance(exc, RequestValidationError):
+        return describe_validation_errors(list(exc.errors()))
+    return exc.code, exc.message
 
 
 _CODE_BY_STATUS = {
@@ -99,7 +125,10 @@ def install(app: FastAPI) -> None:
             message += f" sent as Content-Type: application/json (got {content_type or 'none'!r})"
         return error_response(400, code, message)
 
+    logging.getLogger("uvicorn.error").addFilter(_QUIET_CUTS)  # once: the same filter is not added twice
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+        if not isinstance(exc, ResponseCut):  # already logged where it was raised
+            log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(500, ErrorCode.INTERNAL_ERROR, "internal server error")

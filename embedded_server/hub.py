@@ -339,8 +339,8 @@ class Hub:
         """The whole life of one agent connection: authenticate, hello/welcome, then messages."""
         await ws.accept()
         row = self.hosts.by_key(bearer(ws.headers.get("authorization")) or "")
-        if row is None:
-            await ws.close(protocol.CLOSE_UNKNOWN_KEY)
+        if row is None:  # the reason names this plane: an agent of another plane keeps retrying
+            await ws.close(protocol.CLOSE_UNKNOWN_KEY, protocol.plane_reason(self.settings.plane_id))
             return
         if row["status"] == "revoked":
             await ws.close(protocol.CLOSE_REVOKED)
@@ -382,6 +382,7 @@ class Hub:
                     host_id=host_id,
                     heartbeat_interval=self.settings.heartbeat_interval,
                     server_version=__version__,
+                    plane_id=self.settings.plane_id,
                 )
             )
             await self._receive(channel)

@@ -45,6 +45,19 @@ CLOSE_SESSION_HOST_GONE = 4404  # the ticket's host was revoked or deleted since
 CLOSE_SESSION_HOST_OFFLINE = 4409  # the host's agent is not connected
 CLOSE_SESSION_AGENT_FAILED = 4502  # the agent could not open the session (the reason says why)
 
+PLANE_REASON = "plane="  # the close reason of CLOSE_UNKNOWN_KEY: "plane=<the refusing plane's id>"
+
+
+def plane_reason(plane_id: str) -> str:
+    """The close reason with which a control plane refuses an unknown host key: it names the plane."""
+    return PLANE_REASON + plane_id
+
+
+def refusing_plane(reason: str) -> str | None:
+    """The plane id a CLOSE_UNKNOWN_KEY reason names (None from a server that names none)."""
+    return reason[len(PLANE_REASON) :] if reason.startswith(PLANE_REASON) else None
+
+
 REFUSALS = {
     CLOSE_BAD_HELLO: "the server refused the handshake (protocol mismatch: update oc-agent)",
     CLOSE_UNKNOWN_KEY: "the server does not know this host key; check --host-key or register the host again",

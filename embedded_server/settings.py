@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from platformdirs import user_data_dir
@@ -61,3 +63,26 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "oc-server.db"
+
+    @cached_property
+    def plane_id(self) -> str:
+        """This control plane's identity (``cp_`` + 120 random bits), made on first start and kept in the
+        data dir (``plane-id``, mode 0600). Agents learn it at their first welcome, so that a refusal from
+        another control plane on the same URL is not taken for their own (docs/protocol.md)."""
+        path = self.data_dir / "plane-id"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        value = "cp_" + secrets.token_hex(15)
+        temp = path.with_name(f".plane-id.{os.getpid()}")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value + "\n")
+        try:
+            os.link(temp, path)  # first writer wins when two servers start at once on one data dir
+        except FileExistsError:
+            value = path.read_text().strip()
+        finally:
+            temp.unlink()
+        return value

@@ -35,9 +35,10 @@ from oc_tui.screens.command import CommandScreen
 from oc_tui.screens.fleet import FleetScreen
 from oc_tui.screens.help import HelpScreen, KeySection
 from oc_tui.theme_files import DEFAULT_THEME, LoadedThemes, load_themes
+from oc_tui.widgets.formatting import host_markup
 from oc_tui.widgets.key_capture import steps_aside
 
-LOCAL_WARNINGS = {"server_failed", "host_revoked", "agent_refused"}
+LOCAL_WARNINGS = {"server_failed", "host_revoked", "agent_refused", "port_taken"}
 """LocalControlPlane events worth a notification; the others go to the event feed only."""
 
 
@@ -99,15 +100,15 @@ class OcTuiApp(App[None]):
         return not steps_aside(self.focused, action)
 
     @dataclass
-    class LocalFleetReady(Message):
-        fleet: LocalControlPlane
+    class LocalPlaneReady(Message):
+        plane: LocalControlPlane
 
     @dataclass
-    class LocalFleetFailed(Message):
+    class LocalPlaneFailed(Message):
         error: str
 
     @dataclass
-    class LocalFleetEvent(Message):
+    class LocalPlaneEvent(Message):
         kind: str
         text: str
 
@@ -119,17 +120,21 @@ class OcTuiApp(App[None]):
         theme: str = DEFAULT_THEME,
         themes: LoadedThemes | None = None,
         data_dir: Path | None = None,
+        bind: str = "127.0.0.1",
+        public_url: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         live: bool = True,
     ) -> None:
         """``client``: a ready client to use instead of one built from the profile (its owner closes it).
         ``themes``: the themes to offer (with the user's, as ``oc-tui`` loads them); the bundled ones
-        by default. ``data_dir``: where the embedded profile keeps its state. ``clock``/``live``: see the module."""
+        by default. ``data_dir``: where the embedded profile keeps its state; ``bind`` and ``public_url``: where
+        its server listens and the URL other machines reach it at. ``clock``/``live``: see the module."""
         super().__init__()
         self.profile = profile
         self.client = client
         self._owns_client = client is None
         self._data_dir = data_dir or config.data_dir()
+        self._bind, self._public_url = bind, public_url
         self._live = live
         self.networked = live
         """False in tests and screenshots: screens then do no network work of their own."""
@@ -178,39 +183,43 @@ class OcTuiApp(App[None]):
         port = httpx.URL(self.profile.base_url).port or config.LOCAL_PORT
 
         def on_event(kind: str, text: str) -> None:
-            self.post_message(self.LocalFleetEvent(kind, text))
+            self.post_message(self.LocalPlaneEvent(kind, text))
 
-        local = LocalControlPlane(self._data_dir, port, on_event=on_event)
+        local = LocalControlPlane(
+            self._data_dir, port, on_event=on_event, bind=self._bind, public_url=self._public_url
+        )
         self._local = local
         try:
             await local.start()
         except (LocalControlPlaneError, OSError) as exc:
-            self.post_message(self.LocalFleetFailed(str(exc)))
+            self.post_message(self.LocalPlaneFailed(str(exc)))
         else:
-            self.post_message(self.LocalFleetReady(local))
+            self.post_message(self.LocalPlaneReady(local))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Anything unexpected while starting the local control plane is reported, not a crash."""
         if event.state == WorkerState.ERROR:
             self.post_message(
-                self.LocalFleetFailed(f"{type(event.worker.error).__name__}: {event.worker.error}")
+                self.LocalPlaneFailed(f"{type(event.worker.error).__name__}: {event.worker.error}")
             )
 
-    def on_oc_tui_app_local_fleet_ready(self, message: LocalFleetReady) -> None:
-        self.client = message.fleet.client()
+    def on_oc_tui_app_local_plane_ready(self, message: LocalPlaneReady) -> None:
+        self.client = message.plane.client()
         self.fleet.set_endpoint(self.client.base_url)
         self.fleet.post_message(FleetScreen.ClientReady())
 
-    def on_oc_tui_app_local_fleet_failed(self, message: LocalFleetFailed) -> None:
+    def on_oc_tui_app_local_plane_failed(self, message: LocalPlaneFailed) -> None:
         self.fleet.post_message(
             FleetScreen.ConnectFailed(f"local control plane did not start: {message.error}")
         )
-        self.notify(message.error, title="Local control plane", severity="error", timeout=15)
+        self.notify(host_markup(message.error), title="Local control plane", severity="error", timeout=15)
 
-    def on_oc_tui_app_local_fleet_event(self, message: LocalFleetEvent) -> None:
+    def on_oc_tui_app_local_plane_event(self, message: LocalPlaneEvent) -> None:
         self.fleet.post_message(FleetScreen.Note(f"local: {message.text}"))
         if message.kind in LOCAL_WARNINGS:
-            self.notify(message.text, title="Local control plane", severity="warning", timeout=10)
+            self.notify(
+                host_markup(message.text), title="Local control plane", severity="warning", timeout=10
+            )
         local = self._local
         if message.kind == "server_started" and local is not None and self.client is not None:
             if local.base_url and local.base_url != self.client.base_url:

@@ -26,6 +26,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", help="API token (overrides the profile's; prefer OC_TUI_TOKEN)")
     parser.add_argument("--theme", help=f"colour theme (default {DEFAULT_THEME})")
     parser.add_argument("--data-dir", type=Path, help="state of the local control plane (local profile)")
+    parser.add_argument(
+        "--bind",
+        default="127.0.0.1",
+        help="address the local control plane listens on (default 127.0.0.1; 0.0.0.0 lets other machines in)",
+    )
+    parser.add_argument(
+        "--public-url",
+        help="URL other machines reach the local control plane at, e.g. http://this-host:8787 "
+        "(the --server of the agent command oc-tui hands out)",
+    )
     parser.add_argument("--version", action="version", version=f"oc-tui {_version()}")
     return parser
 
@@ -69,7 +79,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from oc_tui.app import OcTuiApp
 
-    OcTuiApp(profile, theme=theme, themes=loaded, data_dir=args.data_dir).run()
+    OcTuiApp(
+        profile,
+        theme=theme,
+        themes=loaded,
+        data_dir=args.data_dir,
+        bind=args.bind,
+        public_url=args.public_url,
+    ).run()
     return 0
 
 

@@ -20,7 +20,6 @@ from textual.content import Content
 from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.models import FsStat
 from oc_tui.api.transfers import TransferMeter
-from oc_tui.screens.errors import describe_error
 from oc_tui.widgets.file_preview import (
     IMAGE_LIMIT,
     PREVIEW_BYTES,
@@ -30,7 +29,7 @@ from oc_tui.widgets.file_preview import (
     decode_text,
     highlight_text,
 )
-from oc_tui.widgets.formatting import format_bytes
+from oc_tui.widgets.formatting import describe_error, format_bytes
 
 TransferKind = Literal["download", "upload"]
 

@@ -15,7 +15,7 @@ import pydantic
 
 from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.models import HOST_STATUSES, Host, HostEvent, HostSysInfo
-from oc_tui.screens.errors import describe_error
+from oc_tui.widgets.formatting import describe_error
 
 
 async def load_sysinfo(client: OpenComputersClient, host_id: str) -> HostSysInfo | str:

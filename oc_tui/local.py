@@ -66,9 +66,14 @@ class LocalControlPlane:
 
     Args:
         data_dir: where the server's data, this machine's host key and the children's logs live.
-        port: the TCP port on 127.0.0.1 to start the server on; any free port when it is taken.
+        port: the TCP port on 127.0.0.1 to start the server on the first time. When it is taken (another
+            program, or another data dir's control plane), another free port is chosen, said so
+            (event ``port_taken``) and kept for this data dir (``port``), so that the agent command
+            handed out stays right from one start to the next.
         on_event: called as ``on_event(kind, message)`` on every state change (see :attr:`on_event`).
         hostname: the name this machine registers under (default: its host name, cut to 64 characters).
+        bind: the address the server listens on (``0.0.0.0`` to let other machines' agents in).
+        public_url: the server root other machines reach it at (the ``--server`` handed to agents).
 
     Use it as ``async with LocalControlPlane(dir) as plane:`` or call :meth:`start` and :meth:`stop`.
     """
@@ -80,13 +85,17 @@ class LocalControlPlane:
         *,
         on_event: EventCallback | None = None,
         hostname: str | None = None,
+        bind: str = "127.0.0.1",
+        public_url: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port
+        self.bind = bind
+        self.public_url = public_url
         self.on_event = on_event
         """Called as ``on_event(kind, message)`` on every state change: server_reused, server_started,
-        server_died, server_failed, host_registered, host_revoked, agent_started, agent_standby (another
-        agent serves this host), agent_died, agent_refused, supervisor_failed."""
+        server_died, server_failed, port_taken, host_registered, host_revoked, agent_started, agent_standby
+        (another agent serves this host), agent_died, agent_refused, supervisor_failed."""
         self.hostname = hostname or socket.gethostname()
         self.base_url: str | None = None
         """The server root, once started."""
@@ -124,6 +133,18 @@ class LocalControlPlane:
     def host_file(self) -> Path:
         """``local-host.json``: this machine's ``host_id`` and ``host_key`` (mode 0600)."""
         return self.data_dir / "local-host.json"
+
+    @property
+    def port_file(self) -> Path:
+        """``port``: the TCP port this data dir's server listens on, kept from one start to the next."""
+        return self.data_dir / "port"
+
+    def _kept_port(self) -> int | None:
+        try:
+            port = int(self.port_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return port if 0 < port < 65536 else None
 
     @property
     def server_pid(self) -> int | None:
@@ -166,7 +187,8 @@ class LocalControlPlane:
                 self.server_reused = True
                 self._emit("server_reused", f"using the embedded server already running at {external}")
             else:
-                await self._start_server(self.port)
+                kept: int | None = await asyncio.to_thread(self._kept_port)
+                await self._start_server(kept or self.port)
             self.token = await asyncio.to_thread(self._read_token)
             status = await self._ensure_host()
             if status == "online":
@@ -252,7 +274,8 @@ class LocalControlPlane:
         return info["base_url"] if await _healthy(info["base_url"]) else None
 
     async def _start_server(self, port: int) -> None:
-        """Spawn the server on ``port`` (or any free port if that one is taken) and wait until ready."""
+        """Spawn the server on ``port`` — another free one, said so and kept, when it is taken — and wait
+        until it is ready."""
         candidates = [port, 0] if port and _port_free(port) else [0]
         for candidate in candidates:
             child = await self._spawn(
@@ -265,6 +288,9 @@ class LocalControlPlane:
                     str(self.server_dir),
                     "--port",
                     str(candidate),
+                    "--bind",
+                    self.bind,
+                    *(["--public-url", self.public_url] if self.public_url else []),
                 ],
                 env={},
             )
@@ -273,6 +299,16 @@ class LocalControlPlane:
                 self._server = child
                 self.base_url = url
                 self._emit("server_started", f"embedded server started at {url} (pid {child.proc.pid})")
+                listening = httpx.URL(url).port
+                if port and listening != port:
+                    self._emit(
+                        "port_taken",
+                        f"port {port} is taken by another program (or another oc-tui's control plane); "
+                        f"this control plane listens on port {listening} instead, and keeps it: agents "
+                        f"of other machines must use --server with port {listening}",
+                    )
+                if listening:
+                    await asyncio.to_thread(self.port_file.write_text, f"{listening}\n")
                 return
         raise LocalControlPlaneError(
             f"the embedded server did not start; see {self.logs_dir / 'server.log'}: {_last_line(child.log)}"
@@ -464,6 +500,7 @@ class LocalControlPlane:
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
+                "-P",  # no working directory on sys.path: the installed package runs, not a look-alike here
                 *args,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=handle,

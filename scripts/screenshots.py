@@ -323,7 +323,7 @@ def demo_files() -> FsList:
             size=size,
             is_dir=is_dir,
             is_symlink=link,
-            mode=mode,
+            mode_string=mode,
             modified_at=NOW - timedelta(minutes=minutes_ago),
         )
 
@@ -392,7 +392,12 @@ async def _files_tab(pilot: Pilot) -> FilesTab:
     await pilot.pause()
     app_py = next(entry for entry in listing.entries if entry.name == "app.py")
     stat = FsStat(
-        path=app_py.path, size=app_py.size, mode=app_py.mode, is_dir=False, modified_at=app_py.modified_at
+        path=app_py.path,
+        size=app_py.size,
+        mode=app_py.mode,
+        mode_string=app_py.mode_string,
+        is_dir=False,
+        modified_at=app_py.modified_at,
     )
     tab.post_message(FilesTab.Previewed(app_py.path, stat, "text", text=DEMO_SOURCE))
     await pilot.pause()

@@ -230,3 +230,32 @@ async def test_open_streams_do_not_hold_up_a_server_restart(server: Any) -> None
                     async for _ in response.aiter_lines():
                         pass
                     raise httpx.ReadError("ended")
+
+
+async def test_another_control_plane_on_the_same_url_is_retried_not_obeyed(
+    server: Any, start_agent: Any, tmp_path: Any
+) -> None:
+    """A second data dir's server answering on the agent's URL says "unknown host key"; that is not a
+    revocation by the agent's own control plane: the agent says why and keeps redialling until its own
+    plane is back (issue: one wrong start took the whole fleet offline for good)."""
+    from conftest import ServerProcess
+
+    host = server.register("loyal")
+    agent = start_agent(host["host_key"])
+    await server.wait_for_status(host["id"], "online")
+    own = server._proc
+    await asyncio.to_thread(own.stop)
+    other = ServerProcess(tmp_path / "other-plane", tmp_path / "other-server.log")
+    other.port = own.port
+    await asyncio.to_thread(other.start)
+    try:
+        deadline = time.monotonic() + 15
+        while "another control plane" not in agent.output and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert "another control plane" in agent.output, agent.output
+        await asyncio.sleep(1)
+        assert agent.process.poll() is None
+    finally:
+        await asyncio.to_thread(other.stop)
+    await asyncio.to_thread(own.start)
+    await server.wait_for_status(host["id"], "online", timeout=20)

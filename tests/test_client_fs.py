@@ -52,7 +52,8 @@ async def test_list_stat_mkdir_delete(server, start_agent, tmp_path: Path) -> No
 
         stat = await client.stat(host_id, str(root / "a" / "file.txt"))
         assert (stat.size, stat.is_dir, stat.is_symlink) == (5, False, False)
-        assert stat.mode == "-rw-r--r--" or stat.mode.startswith("-rw")
+        assert stat.permissions == "-rw-r--r--" or (stat.permissions or "").startswith("-rw")
+        assert stat.mode is not None and stat.mode & 0o600 == 0o600
 
         home = await client.list_dir(host_id, "")
         assert home.path == str(Path.home())
@@ -186,6 +187,62 @@ async def test_download_whole_ranges_and_resume(server, start_agent, tmp_path: P
         assert await client.download(host_id, str(tmp_path / "empty")) == b""
         await client.download_to(host_id, str(tmp_path / "empty"), tmp_path / "local" / "empty")
         assert (tmp_path / "local" / "empty").read_bytes() == b""
+
+
+def _change(source: Path, how: str) -> None:
+    """Change ``source`` the way a writer on the host would while it is being downloaded."""
+    size = source.stat().st_size
+    if how == "rewrite in place":  # same size, new bytes where the download has not read yet
+        with open(source, "r+b") as out:
+            out.seek(size - 4 * CHUNK)
+            out.write(b"N" * 4 * CHUNK)
+    elif how == "shrink":
+        os.truncate(source, size // 2)
+    elif how == "grow":
+        with open(source, "ab") as out:
+            out.write(b"more")
+    elif how == "replace":  # an editor's save: a new file renamed over the old one
+        fresh = source.with_name("fresh.bin")
+        with open(fresh, "wb") as out:
+            out.truncate(size)
+        os.replace(fresh, source)
+    elif how == "same mtime":  # rewritten in place, then its time put back (rsync, touch -r)
+        st = source.stat()
+        with open(source, "r+b") as out:
+            out.seek(size - 4 * CHUNK)
+            out.write(b"M" * 4 * CHUNK)
+        os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.parametrize("resume", [False, True], ids=["fresh", "resumed"])
+@pytest.mark.parametrize("how", ["rewrite in place", "shrink", "grow", "replace", "same mtime"])
+async def test_a_file_changed_during_download_fails_and_saves_nothing(
+    server, start_agent, tmp_path: Path, how: str, resume: bool
+) -> None:
+    host_id = await online(server, start_agent, "fs-changing")
+    source = tmp_path / "changing.bin"
+    with open(source, "wb") as out:
+        out.truncate(64 * CHUNK)  # 64 MiB, sparse
+    dest = tmp_path / "copy.bin"
+    if resume:  # the first 2 MiB of this very version, as a stopped download leaves them
+        part_path(dest).write_bytes(b"\0" * 2 * CHUNK)
+        stamp = source.stat().st_mtime
+        os.utime(part_path(dest), (stamp, stamp))
+    changed: list[int] = []
+
+    def progress(done: int, total: int | None) -> None:
+        if not changed and done >= (3 if resume else 1) * CHUNK:
+            changed.append(done)
+            _change(source, how)
+
+    async with client_for(server) as client:
+        with pytest.raises(errors.SourceChangedError, match="changed while it was downloaded"):
+            await client.download_to(host_id, str(source), dest, resume=resume, progress=progress)
+        assert changed and changed[0] < 32 * CHUNK  # the change really came in the middle
+        assert not dest.exists() and not part_path(dest).exists()
+        # downloading again gets the new version, whole
+        assert await client.download_to(host_id, str(source), dest) == source.stat().st_size
+        assert dest.read_bytes() == source.read_bytes()
 
 
 async def test_cancelled_transfers_leave_no_half_file(server, start_agent, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from conftest import serve_http
 
-from oc_tui.api import OpenComputersClient, errors, models
+from oc_tui.api import JobExit, OpenComputersClient, OutputChunk, errors, models
 
 TOKEN = "mk_live_test"
 PREFIX = "/api/v1/opencomputers"
@@ -319,3 +319,68 @@ async def test_the_rest_of_the_reference(hosted: str) -> None:
     assert (method, path, query) == ("POST", f"{H}/fs/upload", "path=%2Ftmp%2Fup.bin")
     assert b"payload" in raw and b'name="path"' in raw
     assert ("GET", f"{H}/fs/stat", "path=%2Fhome%2Fa", b"") in HostedApi.bodies
+
+
+# --- job output streams of MIOSA's hosted API and of an older oc-server ---------------------------------
+
+JOB_STREAMS = {
+    # MIOSA's hosted API: the name only on the event: line, no job_id, no timestamp
+    "job_hosted": (
+        'event: exec_chunk\ndata: {"stream":"stdout","data":"héllo\\n"}\n\n'
+        'event: exec_chunk\ndata: {"stream":"stderr","data":"oops\\n"}\n\n'
+        'event: exec_result\ndata: {"exit_code":3,"elapsed_ms":12}\n\n'
+    ),
+    "job_hosted_error": 'event: exec_error\ndata: {"reason":"timeout","job_id":"job_hosted_error"}\n\n',
+    # oc-server before MIOSA's SDKs were served: stdout/stderr with text or b64, exit, [DONE]
+    "job_older": (
+        'id: 2\nevent: stdout\ndata: {"type":"stdout","job_id":"job_older","data":{"text":"a"},'
+        '"timestamp":"2026-01-01T00:00:00.000Z"}\n\n'
+        'id: 4\nevent: stdout\ndata: {"type":"stdout","job_id":"job_older","data":{"b64":"/wo="},'
+        '"timestamp":"2026-01-01T00:00:00.000Z"}\n\n'
+        'id: 5\nevent: exit\ndata: {"type":"exit","job_id":"job_older","data":{"status":"completed",'
+        '"exit_code":0,"error":null},"timestamp":"2026-01-01T00:00:01.000Z"}\n\n'
+        "data: [DONE]\n\n"
+    ),
+}
+
+
+class JobStreams(BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        job_id = urlsplit(self.path).path.split("/")[-2]
+        payload = JOB_STREAMS[job_id].encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+async def job_items(client: OpenComputersClient, job_id: str) -> tuple[list[OutputChunk], JobExit]:
+    """Every item of a job's output: its chunks and its end (which must be last)."""
+    async with client.job_output("host_abc123", job_id, reconnect=False) as output:
+        items = [item async for item in output]
+    end = items[-1]
+    chunks = [item for item in items[:-1] if isinstance(item, OutputChunk)]
+    assert isinstance(end, JobExit) and len(chunks) == len(items) - 1
+    return chunks, end
+
+
+async def test_job_output_reads_the_hosted_frames_and_an_older_servers() -> None:
+    """The client's one job stream parser understands MIOSA's vocabulary (exec_chunk/exec_result/
+    exec_error, also without job_id and timestamp) and oc-server's older one (stdout/stderr/exit)."""
+    with serve_http(JobStreams) as url:
+        async with OpenComputersClient(url, TOKEN) as client:
+            chunks, end = await job_items(client, "job_hosted")
+            assert [(c.stream, c.data) for c in chunks] == [
+                ("stdout", "héllo\n".encode()),
+                ("stderr", b"oops\n"),
+            ]
+            assert (end.status, end.exit_code, end.error) == ("failed", 3, None)
+            chunks, end = await job_items(client, "job_hosted_error")
+            assert chunks == [] and (end.status, end.exit_code, end.error) == ("failed", None, "timeout")
+            chunks, end = await job_items(client, "job_older")
+            assert b"".join(c.data for c in chunks) == b"a\xff\n" and end.status == "completed"
+            assert [c.event_id for c in chunks] + [end.event_id] == ["2", "4", "5"]

@@ -4,8 +4,10 @@ and the ``oc_tui.api`` client speaking RFB (asyncvnc) over the desktop WebSocket
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from vnc_support import Xvnc, free_port, needs_xvnc
 
 from embedded_server.agent.vnc import VncTarget, read_password_file
 from oc_tui.api import OpenComputersClient, errors
-from oc_tui.api.desktop import refusal_kind
+from oc_tui.api.desktop import DesktopSession, refusal_kind
 
 pytestmark = needs_xvnc
 xvnc = vnc_support.xvnc  # the fixture
@@ -43,51 +45,149 @@ async def wait_for_text(path: Path, *needles: str, timeout: float = 10.0) -> str
         await asyncio.sleep(0.05)
 
 
-async def test_desktop_shows_the_screen_and_takes_input(server, start_agent, xvnc, tmp_path: Path) -> None:
-    display: Xvnc = xvnc()
-    display.solid("#ff0000")
+@contextlib.asynccontextmanager
+async def desktop_on(server, start_agent, display: Xvnc) -> AsyncIterator[DesktopSession]:
+    """A desktop session on a host whose agent shows ``display``; closed on the way out."""
     host_id = await online_host(server, start_agent, OC_VNC_ADDR=display.address)
     async with OpenComputersClient(server.base_url, server.token) as client:
         session = await client.open_desktop(host_id)
         try:
-            assert (session.width, session.height) == (640, 480)
-            await wait_for_colour(session, (255, 0, 0))
-            display.solid("#0040ff")
-            await wait_for_colour(session, (0, 0x40, 0xFF))
-            assert session.stats.frames >= 2 and session.stats.update_ms is not None
+            yield session
+        finally:
+            await session.close()
 
-            recorder = display.events(tmp_path / "xev.txt")
-            try:
-                session.mouse_click(123, 45, button=1)
-                session.key("a")
-                session.key("Return")
-                await session.drain()
-                seen = await wait_for_text(
-                    tmp_path / "xev.txt", "ButtonPress", "(123,45)", "keysym 0x61, a", "Return"
-                )
-                assert "button 1" in seen
-            finally:
-                recorder.terminate()
-                recorder.wait()
-            assert display.run("xdotool", "getmouselocation").startswith("x:123 y:45 ")
-            session.scroll(200, 100, 2)
-            session.mouse_move(300, 200)
+
+async def test_desktop_shows_the_screen_and_takes_input(server, start_agent, xvnc, tmp_path: Path) -> None:
+    display: Xvnc = xvnc()
+    display.solid("#ff0000")
+    async with desktop_on(server, start_agent, display) as session:
+        assert (session.width, session.height) == (640, 480)
+        await wait_for_colour(session, (255, 0, 0))
+        display.solid("#0040ff")
+        await wait_for_colour(session, (0, 0x40, 0xFF))
+        assert session.stats.frames >= 2 and session.stats.update_ms is not None
+
+        recorder = display.events(tmp_path / "xev.txt")
+        try:
+            session.mouse_click(123, 45, button=1)
+            session.key("a")
+            session.key("Return")
+            await session.drain()
+            seen = await wait_for_text(
+                tmp_path / "xev.txt", "ButtonPress", "(123,45)", "keysym 0x61, a", "Return"
+            )
+            assert "button 1" in seen
+        finally:
+            recorder.terminate()
+            recorder.wait()
+        assert display.run("xdotool", "getmouselocation").startswith("x:123 y:45 ")
+        session.scroll(200, 100, 2)
+        session.mouse_move(300, 200)
+        await session.drain()
+        for _ in range(50):
+            if display.run("xdotool", "getmouselocation").startswith("x:300 y:200 "):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the pointer never moved to 300,200")
+
+        png = session.save_png(tmp_path / "shot.png")
+        from PIL import Image
+
+        with Image.open(png) as image:
+            assert image.size == (640, 480)
+            assert image.getpixel((10, 10)) == (0, 0x40, 0xFF)
+
+
+async def wait_for_size(session, size: tuple[int, int], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (session.width, session.height) != size:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"the session stayed {session.width}x{session.height}, not {size}")
+        await session.next_update(timeout=remaining)
+
+
+async def test_the_session_follows_the_remote_screen_size(server, start_agent, xvnc) -> None:
+    """xrandr while connected: DesktopSize/ExtendedDesktopSize tell the session, which keeps going."""
+    display: Xvnc = xvnc()
+    display.solid("#00ff00")
+    async with desktop_on(server, start_agent, display) as session:
+        await wait_for_colour(session, (0, 255, 0))
+        for width, height, colour in ((1024, 768, (255, 0, 255)), (800, 600, (0, 0, 255))):
+            display.run("xrandr", "-s", f"{width}x{height}")
+            await wait_for_size(session, (width, height))
+            assert session.framebuffer.shape == (height, width, 3)
+            display.solid("#{:02x}{:02x}{:02x}".format(*colour))
+            await wait_for_colour(session, colour)  # every pixel of the new size
+            assert session.ended is None
+            session.mouse_move(width - 10, height - 10)  # the new corner is reachable
             await session.drain()
             for _ in range(50):
-                if display.run("xdotool", "getmouselocation").startswith("x:300 y:200 "):
+                if display.run("xdotool", "getmouselocation").startswith(f"x:{width - 10} y:{height - 10} "):
                     break
                 await asyncio.sleep(0.05)
             else:
-                raise AssertionError("the pointer never moved to 300,200")
+                raise AssertionError(f"the pointer never reached {width - 10},{height - 10}")
+        assert session.stats.resizes == 2
 
-            png = session.save_png(tmp_path / "shot.png")
-            from PIL import Image
 
-            with Image.open(png) as image:
-                assert image.size == (640, 480)
-                assert image.getpixel((10, 10)) == (0, 0x40, 0xFF)
+RGBA_FORMAT = b"\x20\x18\x00\x01\x00\xff\x00\xff\x00\xff\x00\x08\x10\x00\x00\x00"
+
+
+@pytest.mark.parametrize("encoding", [-223, -308], ids=["DesktopSize", "ExtendedDesktopSize"])
+async def test_both_size_pseudo_encodings_are_followed(encoding: int) -> None:
+    """A minimal RFB server that changes its size with the one pseudo-encoding or the other (Xvnc only
+    ever uses ExtendedDesktopSize with a client that offers it)."""
+    import struct
+
+    from oc_tui.api.desktop import open_direct
+
+    announced: list[tuple[int, ...]] = []
+    requests: list[tuple[int, ...]] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"RFB 003.008\n")
+        await reader.readexactly(12)
+        writer.write(b"\x01\x01")  # one security type: None
+        await reader.readexactly(1)
+        writer.write(struct.pack(">I", 0))
+        await reader.readexactly(1)  # ClientInit
+        writer.write(struct.pack(">HH", 64, 48) + RGBA_FORMAT + struct.pack(">I", 4) + b"fake")
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                kind = (await reader.readexactly(1))[0]
+                if kind == 2:  # SetEncodings
+                    _pad, count = struct.unpack(">BH", await reader.readexactly(3))
+                    announced.append(struct.unpack(f">{count}i", await reader.readexactly(4 * count)))
+                elif kind == 3:  # FramebufferUpdateRequest
+                    request = struct.unpack(">BHHHH", await reader.readexactly(9))
+                    requests.append(request)
+                    if len(requests) == 1:  # the screen becomes 80x60
+                        rect = struct.pack(">HHHHi", 0, 0, 80, 60, encoding)
+                        if encoding == -308:
+                            rect += bytes([1, 0, 0, 0]) + struct.pack(">IHHHHI", 0, 0, 0, 80, 60, 0)
+                        writer.write(struct.pack(">BxH", 0, 1) + rect)
+                    elif request == (0, 0, 0, 80, 60):  # the whole new screen, asked for afresh
+                        pixels = bytes([255, 0, 0, 0]) * 80 * 60
+                        writer.write(struct.pack(">BxHHHHHi", 0, 1, 0, 0, 80, 60, 0) + pixels)
+                elif kind in (4, 5):
+                    await reader.readexactly(7 if kind == 4 else 5)
+        writer.close()
+
+    listener = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        session = await open_direct("127.0.0.1", port)
+        try:
+            await wait_for_colour(session, (255, 0, 0))
+            assert (session.width, session.height) == (80, 60) and session.framebuffer.shape == (60, 80, 3)
+            assert session.ended is None and session.stats.resizes == 1
+            assert any(-223 in codes and -308 in codes for codes in announced)
         finally:
             await session.close()
+    finally:
+        listener.close()
 
 
 async def test_desktop_with_a_vnc_password(server, start_agent, xvnc, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -203,10 +204,11 @@ async def test_list_home_relative_tilde_and_alias(server: Any, start_agent: Any,
             "is_dir": False,
             "modified_at": a["modified_at"],
             "is_symlink": False,
-            "mode": "-rw-r--r--",
+            "mode": 0o100644,
+            "mode_string": "-rw-r--r--",
         }
         assert a["modified_at"].endswith("Z") and len(a["modified_at"]) == 24
-        assert by_name["b dir"]["is_dir"] is True and by_name["b dir"]["mode"].startswith("d")
+        assert by_name["b dir"]["is_dir"] is True and by_name["b dir"]["mode_string"].startswith("d")
         assert by_name["link-to-dir"] | {"modified_at": None} == {
             "name": "link-to-dir",
             "path": f"{home}/link-to-dir",
@@ -214,7 +216,8 @@ async def test_list_home_relative_tilde_and_alias(server: Any, start_agent: Any,
             "is_dir": True,  # follows the link, so browsing can enter it
             "modified_at": None,
             "is_symlink": True,
-            "mode": "lrwxrwxrwx",
+            "mode": 0o120777,
+            "mode_string": "lrwxrwxrwx",
         }
         assert by_name["link-to-file"]["is_dir"] is False and by_name["link-to-file"]["size"] == 5
         assert by_name["dangling"]["is_symlink"] is True and by_name["dangling"]["is_dir"] is False
@@ -244,7 +247,8 @@ async def test_stat_reports_symlinks_and_names(server: Any, start_agent: Any, tm
             "path": str(target),
             "name": "data ünï.bin",
             "size": 300,
-            "mode": "-rw-r--r--",
+            "mode": 0o100644,
+            "mode_string": "-rw-r--r--",
             "is_dir": False,
             "is_symlink": False,
             "symlink_target": None,
@@ -252,9 +256,18 @@ async def test_stat_reports_symlinks_and_names(server: Any, start_agent: Any, tm
         }
         link = (await client.get(f"/hosts/{host_id}/fs/stat", params={"path": "ln"})).json()
         assert link["is_symlink"] is True and link["symlink_target"] == "data ünï.bin"
-        assert link["mode"] == "lrwxrwxrwx" and link["size"] == 300 and link["name"] == "ln"
+        assert (
+            link["mode_string"] == "lrwxrwxrwx"
+            and link["mode"] == 0o120777
+            and link["size"] == 300
+            and link["name"] == "ln"
+        )
         folder = (await client.get(f"/hosts/{host_id}/fs/stat", params={"path": "some dir"})).json()
-        assert folder["is_dir"] is True and folder["mode"].startswith("drwx")
+        assert (
+            folder["is_dir"] is True
+            and folder["mode_string"].startswith("drwx")
+            and stat.S_ISDIR(folder["mode"])
+        )
         missing = await client.get(f"/hosts/{host_id}/fs/stat", params={"path": "nope"})
         assert (
             error(missing) == (404, "NOT_FOUND") and str(home / "nope") in missing.json()["error"]["message"]
@@ -523,7 +536,8 @@ async def test_upload_paths_fields_and_atomic_replace(server: Any, start_agent: 
             "path": f"{home}/up loads/ñame 日本.bin",
             "name": "ñame 日本.bin",
             "size": len(data),
-            "mode": "-rw-r--r--",
+            "mode": 0o100644,
+            "mode_string": "-rw-r--r--",
             "is_dir": False,
             "is_symlink": False,
             "symlink_target": None,

@@ -182,3 +182,70 @@ async def test_the_second_fleet_takes_over_when_the_first_quits(tmp_path: Path) 
         await eventually(lambda: online(second))
     finally:
         await second.stop()
+
+
+async def test_a_package_of_the_same_name_in_the_working_directory_is_not_run(
+    tmp_path: Path, unused_tcp_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m`` would put the working directory first on ``sys.path``: a decoy ``embedded_server``
+    there (an old or untrusted checkout) must never be what runs."""
+    decoy = tmp_path / "cwd"
+    marker = tmp_path / "decoy-ran"
+    for package in ("embedded_server", "embedded_server/agent"):
+        (decoy / package).mkdir(parents=True)
+        (decoy / package / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+        (decoy / package / "__main__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.chdir(decoy)
+    plane = LocalControlPlane(tmp_path / "data", port=unused_tcp_port)
+    await plane.start()
+    try:
+        await eventually(lambda: online(plane))
+    finally:
+        await plane.stop()
+    assert not marker.exists()
+
+
+async def test_a_taken_port_is_said_and_the_new_port_is_kept_for_the_data_dir(
+    tmp_path: Path, unused_tcp_port: int
+) -> None:
+    """Another program holds the port: the plane says so, listens elsewhere, and the next start of the
+    same data dir comes back on that same port (agent commands handed out stay right)."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", unused_tcp_port))
+        squatter.listen()
+        heard: list[tuple[str, str]] = []
+        plane = LocalControlPlane(
+            tmp_path, port=unused_tcp_port, on_event=lambda kind, msg: heard.append((kind, msg))
+        )
+        await plane.start()
+        try:
+            assert plane.base_url is not None
+            chosen = int(plane.base_url.rsplit(":", 1)[1])
+            assert chosen != unused_tcp_port
+            taken = [msg for kind, msg in heard if kind == "port_taken"]
+            assert len(taken) == 1
+            assert f"port {unused_tcp_port} is taken" in taken[0] and f"port {chosen}" in taken[0]
+        finally:
+            await plane.stop()
+        again = LocalControlPlane(tmp_path, port=unused_tcp_port)
+        await again.start()
+        try:
+            assert again.base_url == f"http://127.0.0.1:{chosen}"
+            assert "port_taken" not in kinds(again)
+        finally:
+            await again.stop()
+
+
+async def test_bind_and_public_url_reach_the_server(tmp_path: Path, unused_tcp_port: int) -> None:
+    """oc-tui --bind/--public-url: the embedded server listens where asked and hands out that URL."""
+    plane = LocalControlPlane(
+        tmp_path, port=unused_tcp_port, bind="0.0.0.0", public_url="http://fleet.example:8787"
+    )
+    await plane.start()
+    try:
+        async with plane.client() as client:
+            assert (await client.health())["public_url"] == "http://fleet.example:8787"
+        listening = [line.split()[1] for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+        assert f"00000000:{unused_tcp_port:04X}" in listening  # 0.0.0.0:port
+    finally:
+        await plane.stop()

@@ -49,7 +49,15 @@ def test_requests_without_a_valid_token_are_401(server: Any, headers: dict[str, 
 
 
 def test_healthz_needs_no_token(server: Any) -> None:
-    assert httpx.get(f"{server.base_url}/healthz").json() == {"status": "ok", "version": "0.1.0"}
+    """Liveness without a token; it also says where others reach this plane and which plane it is."""
+    body = httpx.get(f"{server.base_url}/healthz").json()
+    assert body == {
+        "status": "ok",
+        "version": "0.1.0",
+        "public_url": server.base_url,
+        "plane_id": (server.data_dir / "plane-id").read_text().strip(),
+    }
+    assert body["plane_id"].startswith("cp_") and len(body["plane_id"]) == 33
 
 
 def test_only_hashes_of_tokens_and_host_keys_are_stored(server: Any) -> None:

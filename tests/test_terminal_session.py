@@ -30,6 +30,18 @@ async def read_until(term: TerminalSession, pattern: str, timeout: float = 10.0)
     raise AssertionError(f"session ended before {pattern!r}; output: {seen[-500:]!r}")
 
 
+async def gone(pid: int, timeout: float = 5.0) -> bool:
+    """True once process ``pid`` no longer exists (gone, and reaped); False after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
 async def refusal_of(ticket: Ticket) -> errors.SessionRefused:
     """Connect with ``ticket`` and return how the server refused it (it must)."""
     with pytest.raises(errors.SessionRefused) as caught:
@@ -151,14 +163,24 @@ async def test_closing_the_session_ends_the_shell(client: OpenComputersClient, h
         await term.send(b"echo pid=$$\r")
         pid = int((await read_until(term, r"pid=(\d+)\r\n")).group(1))
         os.kill(pid, 0)  # the shell runs (on this machine: the agent is local)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return  # gone, and reaped
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"shell {pid} still exists 5 s after the session closed")
+    assert await gone(pid), f"shell {pid} still exists 5 s after the session closed"
+
+
+async def test_a_client_that_vanishes_leaves_no_traceback(
+    server: Any, client: OpenComputersClient, host: dict
+) -> None:
+    """The TUI killed (its terminal closed) drops the TCP connection without a close frame: the server
+    ends the shell and logs no traceback while closing a socket that is already gone."""
+    offset = server.log.stat().st_size
+    term = await client.open_terminal(host["id"])
+    await term.send(b"echo pid=$$\r")
+    pid = int((await read_until(term, r"pid=(\d+)\r\n")).group(1))
+    term._ws.transport.abort()  # no close handshake: as when the process dies
+    assert await gone(pid), f"shell {pid} still exists 5 s after the client vanished"
+    await asyncio.sleep(0.3)
+    with open(server.log, errors="replace") as log:
+        log.seek(offset)
+        assert "Traceback" not in log.read()
 
 
 async def test_ctrl_c_interrupts_the_foreground_job(client: OpenComputersClient, host: dict) -> None:

@@ -9,7 +9,9 @@ The streams in tests/terminal_streams/*.bin were recorded once from real program
 from __future__ import annotations
 
 import asyncio
+import random
 import time
+import unicodedata
 from pathlib import Path
 
 import pyte
@@ -215,6 +217,51 @@ def test_overwritten_half_of_wide_character_renders_blank() -> None:
     assert strip.cell_length == 10
 
 
+ZERO_WIDTH_CASES = [
+    ("thai", "สวัสดี"),  # vowel and tone marks of combining class 0
+    ("hindi", "नमस्ते"),  # virama and vowel signs
+    ("hindi spacing mark", "कि"),
+    ("korean jamo", "\u1100\u1161\u11a8\u1100\u1175"),  # conjoining jamo (composed: NFC)
+    ("enclosing", "a\u20dd"),
+    ("variation selectors", "\u2603\ufe0e \u2764\ufe0f"),
+    ("keycap", "1\ufe0f\u20e3"),
+    ("zwj family", "\U0001f468\u200d\U0001f469\u200d\U0001f467"),
+    ("combining acute", "e\u0301"),
+]
+
+
+@pytest.mark.parametrize(("name", "sample"), ZERO_WIDTH_CASES, ids=[c[0] for c in ZERO_WIDTH_CASES])
+def test_zero_width_code_points_are_kept_on_screen_in_strips_and_in_scrollback(
+    name: str, sample: str
+) -> None:
+    screen, parser = term(cols=20, rows=3)
+    parser.feed(f"<{sample}>\r\n".encode())
+    sample = unicodedata.normalize("NFC", sample)
+    assert screen.display[0].rstrip() == f"<{sample}>"
+    strip = LineRenderer().strip(screen.buffer[0], 20)
+    assert strip.text.rstrip() == f"<{sample}>"
+    # The same bytes arriving one at a time (a split UTF-8 sequence, a mark in the next chunk).
+    other, byte_parser = term(cols=20, rows=3)
+    for byte in f"<{sample}>".encode():
+        byte_parser.feed(bytes([byte]))
+    assert other.display[0].rstrip() == f"<{sample}>"
+    parser.feed(b"\r\n" * 5)  # scrolled off: the line in history still holds every code point
+    line = screen.history[-4]
+    assert "".join(line[x].data for x in range(20)).rstrip() == f"<{sample}>"
+
+
+def test_zero_width_cells_keep_the_column_count_tmux_shows() -> None:
+    """Widths as tmux (over the host's wcwidth) lays them out; the ``|`` lands where tmux puts it."""
+    screen, parser = term(cols=30, rows=6)
+    parser.feed(
+        "สวัสดี|\r\nकि|\r\n\U0001f468\u200d\U0001f469\u200d\U0001f467|\r\n\U0001f44d\U0001f3fd|".encode()
+    )
+    columns = [next(x for x in range(30) if screen.buffer[y][x].data == "|") for y in range(4)]
+    assert columns == [4, 2, 2, 4]
+    renderer = LineRenderer()
+    assert all(renderer.strip(screen.buffer[y], 30).cell_length == 30 for y in range(4))
+
+
 # --- alternate screen ----------------------------------------------------------------------------
 
 
@@ -385,6 +432,66 @@ def test_paste_bytes() -> None:
     assert paste_to_bytes("a\nb") == b"a\rb"
     assert paste_to_bytes("x\r\ny", bracketed=True) == b"\x1b[200~x\ry\x1b[201~"
     assert paste_to_bytes("evil\x1b[201~rm", bracketed=True) == b"\x1b[200~evilrm\x1b[201~"
+
+
+PASTE_ATTACKS = [
+    "\x1b[20\x1b[201~1~touch /tmp/x\n",  # the end marker re-formed by a single-pass removal
+    "\x1b[2\x1b[20\x1b[201~1~1~rm -rf ~\n",  # nested twice
+    "\x1b[201~\x1b[201~echo out\n",
+    "a\x9b201~b",  # C1 CSI: one byte, the same as ESC [
+    "\x1b\x1b[201~[201~x",
+    "\x1b]52;c;aGk=\x07 clipboard write",  # OSC 52
+    "\x1bP+q544e\x1b\\ DCS",
+    "\x1b[200~\x1b[201~",
+    "tail\x1b",
+    "\x1b[20\x1b[200~1~",
+    "\x03\x04\x1a\x7f controls \x00",
+]
+
+
+def _assert_paste_is_inert(pasted: bytes) -> None:
+    assert pasted.startswith(b"\x1b[200~") and pasted.endswith(b"\x1b[201~")
+    body = pasted[len(b"\x1b[200~") : -len(b"\x1b[201~")].decode()
+    assert not any(ch == "\x1b" or "\x80" <= ch <= "\x9f" for ch in body), repr(body)
+    assert not any(ch < " " and ch not in "\t\r" for ch in body), repr(body)
+
+
+@pytest.mark.parametrize("text", PASTE_ATTACKS)
+def test_pasted_text_cannot_end_the_paste_or_carry_sequences(text: str) -> None:
+    _assert_paste_is_inert(paste_to_bytes(text, bracketed=True))
+    assert b"\x1b" not in paste_to_bytes(text)  # nor when the program did not ask for brackets
+
+
+def test_random_pastes_are_always_inert() -> None:
+    rng = random.Random(21)
+    pieces = [
+        "\x1b",
+        "[",
+        "200~",
+        "201~",
+        "20",
+        "1~",
+        "0~",
+        "\x9b",
+        "\x9d",
+        "]",
+        "\x07",
+        "\\",
+        "a",
+        "\n",
+        "~",
+    ]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+        _assert_paste_is_inert(paste_to_bytes(text, bracketed=True))
+
+
+def test_paste_keeps_ordinary_text() -> None:
+    text = 'for f in *; do\n\techo "$f" | tr a-z A-Z  # ünïcödé 日本 [201~\n'
+    assert (
+        paste_to_bytes(text, bracketed=True)
+        == ("\x1b[200~" + text.replace("\n", "\r") + "\x1b[201~").encode()
+    )
 
 
 # --- the widget in an app ------------------------------------------------------------------------

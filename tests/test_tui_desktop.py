@@ -84,7 +84,11 @@ async def test_desktop_tab_shows_the_screen_and_forwards_input(
         await wait_until(pilot, quadrants_drawn, "the four quadrants in the cells")
         layout = view.layout_
         assert layout.image_w / (2 * layout.image_rows) == pytest.approx(640 / 480, rel=0.05)  # aspect kept
-        readout = str(tab.query_one("#desktop-readout").render())
+
+        def readout_text() -> str:
+            return str(tab.query_one("#desktop-readout").render())
+
+        readout = readout_text()
         assert "640×480" in readout and "fps" in readout
 
         recorder = display.events(tmp_path / "xev.txt")
@@ -126,6 +130,24 @@ async def test_desktop_tab_shows_the_screen_and_forwards_input(
 
         with Image.open(saved[0]) as image:
             assert image.size == (640, 480) and image.getpixel((5, 5)) == (0, 255, 0)
+
+        # the remote screen changes size (xrandr): the same session goes on, the view follows
+        session = tab.session
+        display.run("xrandr", "-s", "1024x768")
+        await wait_until(
+            pilot,
+            lambda: (
+                view.frame is not None and view.frame.shape == (768, 1024, 3) and "1024×768" in readout_text()
+            ),
+            "the view and readout at the new size",
+        )
+        assert tab.session is session and tab._state == "live"
+        layout = view.layout_
+        assert layout.image_w / (2 * layout.image_rows) == pytest.approx(1024 / 768, rel=0.05)
+        display.solid("#ff00ff")
+        await wait_until(
+            pilot, lambda: colours(view, layout.left + 1, layout.top + 1) == ((255, 0, 255),) * 2, "magenta"
+        )
 
         await pilot.press("r")  # reconnect: a new session, the picture again
         await wait_until(pilot, lambda: tab.session is not None and tab._state == "live", "reconnected")

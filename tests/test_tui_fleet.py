@@ -6,6 +6,7 @@ Each test gets a tenant of its own, so the table shows exactly the hosts the tes
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 import pytest
@@ -279,3 +280,42 @@ async def test_themes_load(server, theme: str) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert app.theme == theme
+
+
+async def test_the_agent_command_names_the_servers_public_url(tmp_path: Path) -> None:
+    """A control plane started with a public URL: the command handed out for a new host uses that URL
+    (what other machines reach), not the loopback URL this app talks to, and gives no loopback advice."""
+    from conftest import Server, ServerProcess
+
+    proc = ServerProcess(
+        tmp_path / "plane", tmp_path / "server.log", env={"OC_PUBLIC_URL": "http://fleet.example:8787"}
+    )
+    await asyncio.to_thread(proc.start)
+    try:
+        app = make_app(Server(proc))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press("n")
+            await wait_until(pilot, lambda: isinstance(app.screen, RegisterHostScreen), "the register dialog")
+            await pilot.press(*"far-box", "enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, HostKeyScreen), "the host-key dialog")
+            key_screen = app.screen
+            assert isinstance(key_screen, HostKeyScreen)
+            assert key_screen.command.startswith("oc-agent --server http://fleet.example:8787 --host-key hk_")
+            assert key_screen.hint is None
+    finally:
+        await asyncio.to_thread(proc.stop)
+
+
+async def test_a_refused_token_gets_a_lasting_banner_naming_the_profile(server) -> None:
+    """A wrong API token is not "0 hosts": a banner that stays says which profile's token was refused
+    and how to set it (the toast alone vanished after 4 s)."""
+    profile = Profile(name="work", base_url=server.base_url, token="not-a-token", embedded=False)
+    app = OcTuiApp(profile)
+    async with app.run_test(size=SIZE) as pilot:
+        banner = app.fleet.banner
+        await wait_until(pilot, lambda: "refused the API token" in banner.message, "the 401 banner")
+        assert "profile 'work'" in banner.message and "OC_TUI_TOKEN" in banner.message
+        assert banner.kind == "error"
+        await pilot.pause(1.0)
+        assert "refused the API token" in banner.message  # still there: it lasts

@@ -148,7 +148,7 @@ async def test_fan_out_across_three_hosts_with_one_offline(server, start_agent) 
         assert len(app.fleet.table.marked) == 3
         await pilot.press("x")
         await wait_until(pilot, lambda: isinstance(app.screen, RunCommandScreen), "the command dialog")
-        await pilot.press(*"echo fan-$((40+2)); sleep 0.5", "enter")
+        await pilot.press(*"echo fan-$((40+2)); sleep 2", "enter")  # still running when fan-c is skipped
         await wait_until(pilot, lambda: isinstance(app.screen, FanoutScreen), "the results")
         screen = app.screen
         assert isinstance(screen, FanoutScreen)

@@ -8,8 +8,10 @@ import asyncio
 import os
 import re
 import time
+import unicodedata
 
 from conftest import make_app, notifications, online_host, rows, wait_until
+from textual import events
 from textual.widgets import Tabs
 
 from oc_tui.app import OcTuiApp
@@ -60,6 +62,31 @@ async def test_type_a_command_and_see_its_output(server, start_agent) -> None:
         cols, rows_ = pane.view.size_cells
         await type_line(pilot, "stty size")
         await wait_until(pilot, lambda: f"\n{rows_} {cols}" in screen_text(pane), "stty size = the view")
+
+
+async def test_pasted_text_cannot_run_a_command_and_scripts_show_whole(server, start_agent, tmp_path) -> None:
+    """Into a real bash (bracketed paste on): a paste whose pieces re-form the end marker stays pasted
+    text, never a command run by itself; then Thai, Devanagari, Hangul and an emoji ZWJ sequence, pasted
+    as a command, come back drawn with every mark."""
+    await online_host(server, start_agent, "term-tui-paste")
+    app = make_app(server)
+    marker = tmp_path / "pasted-command-ran"
+    async with app.run_test(size=SIZE) as pilot:
+        tab = await open_terminal_tab(pilot, app, "term-tui-paste")
+        pane = tab.panes[0]
+        screen = pane.view.terminal_screen
+        await wait_until(pilot, lambda: screen.bracketed_paste, "bash asked for bracketed paste")
+        pane.view.post_message(events.Paste(f"\x1b[20\x1b[201~1~touch {marker}\n"))
+        await wait_until(pilot, lambda: "201~touch" in screen_text(pane), "the paste on the line")
+        await asyncio.sleep(1.0)
+        assert not marker.exists()  # still text on bash's line, not a command that ran
+        await pilot.press("ctrl+c")
+        text = "สวัสดี नमस्ते 한국어 \u1112\u1161\u11ab 👨\u200d👩\u200d👧"
+        pane.view.post_message(events.Paste(f"printf '%s|\\n' '{text}'"))
+        await pilot.press("enter")
+        await wait_until(
+            pilot, lambda: f"\n{unicodedata.normalize('NFC', text)}|" in screen_text(pane), "drawn whole"
+        )
 
 
 async def test_escape_key_then_a_second_terminal(server, start_agent) -> None:

@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 
 GEOMETRY = (640, 480)
-TOOLS = ("Xvnc", "xsetroot", "xdotool", "xev", "vncpasswd")
+TOOLS = ("Xvnc", "xsetroot", "xdotool", "xev", "vncpasswd", "xrandr")
 
 needs_xvnc = pytest.mark.skipif(
     any(shutil.which(tool) is None for tool in TOOLS),
-    reason="needs Xvnc, vncpasswd, xsetroot, xdotool and xev (scripts/test installs them)",
+    reason="needs Xvnc, vncpasswd, xsetroot, xrandr, xdotool and xev (scripts/test installs them)",
 )
 
 

@@ -40,6 +40,15 @@ class Refused(Exception):
     """The server refused this agent for good; the message says why."""
 
 
+class OtherPlane(Exception):
+    """A control plane that is not this agent's own refused its key: retried (docs/protocol.md)."""
+
+    def __init__(self, refusing: str, own: str) -> None:
+        super().__init__(
+            f"the server is another control plane ({refusing}) than the one this host belongs to ({own})"
+        )
+
+
 class Agent:
     """The host agent: one control connection to the server, and the capabilities it serves.
 
@@ -63,7 +72,13 @@ class Agent:
         self.url = agent_url(server)
         self.host_key = host_key
         self.streams = StreamDialer(agent_url(server, protocol.STREAM_PATH), host_key)
-        self.jobs = JobManager(state_dir or system.default_state_dir(), self.streams)
+        state_dir = state_dir or system.default_state_dir()
+        self.jobs = JobManager(state_dir, self.streams)
+        self._plane_file = state_dir / "control-plane"
+        try:
+            self.plane_id: str | None = self._plane_file.read_text().strip() or None
+        except OSError:
+            self.plane_id = None  # never welcomed yet: learnt at the first welcome
         capabilities: list[Capability] = [
             system.capability(),
             self.jobs.capability(),
@@ -88,6 +103,8 @@ class Agent:
                 if await self._session():
                     attempt = 0
                 why = "reconnecting"
+            except OtherPlane as exc:
+                why = f"{exc}; retrying"
             except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, ValueError) as exc:
                 why = f"cannot connect to {self.url}: {_describe(exc)}; retrying"
             delay = backoff_delay(attempt)
@@ -107,14 +124,37 @@ class Agent:
                 if welcome["type"] != protocol.WELCOME:
                     raise ValueError(f"expected a welcome, got {welcome['type']!r}")
                 welcomed = True
+                self._learn_plane(welcome.get("plane_id"))
                 log.info("connected to %s as %s", self.url, welcome.get("host_id"))
                 await self._serve(ws, float(welcome.get("heartbeat_interval") or 3.0))
         except ConnectionClosed as exc:
-            _raise_if_refused(exc)  # a refusal can arrive before, during or after the hello
+            self._raise_if_refused(exc)  # a refusal can arrive before, during or after the hello
             if not welcomed:
                 raise
             log.warning("connection lost: %s", _describe(exc))
         return welcomed
+
+    def _learn_plane(self, plane_id: object) -> None:
+        """Remember the identity of the control plane that welcomed this agent (its state dir)."""
+        if not isinstance(plane_id, str) or not plane_id or plane_id == self.plane_id:
+            return
+        self.plane_id = plane_id
+        try:
+            self._plane_file.parent.mkdir(parents=True, exist_ok=True)
+            self._plane_file.write_text(plane_id + "\n")
+        except OSError as exc:
+            log.warning("cannot remember the control plane's identity in %s: %s", self._plane_file, exc)
+
+    def _raise_if_refused(self, exc: ConnectionClosed) -> None:
+        """Raise Refused for a close that means "never retry", OtherPlane for an unknown key from a plane
+        that is not this agent's own (another data dir's server now on the same URL)."""
+        code = exc.rcvd.code if exc.rcvd is not None else None
+        if code == protocol.CLOSE_UNKNOWN_KEY and self.plane_id is not None:
+            refusing = protocol.refusing_plane(exc.rcvd.reason if exc.rcvd is not None else "")
+            if refusing is not None and refusing != self.plane_id:
+                raise OtherPlane(refusing, self.plane_id) from None
+        if code in protocol.REFUSALS:
+            raise Refused(protocol.REFUSALS[code]) from None
 
     async def _serve(self, ws: ClientConnection, interval: float) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(ws, interval))
@@ -156,12 +196,6 @@ class Agent:
             await ws.send(protocol.encode(protocol.RESPONSE, id=request.get("id"), **reply))
         except ConnectionClosed:
             pass
-
-
-def _raise_if_refused(exc: ConnectionClosed) -> None:
-    code = exc.rcvd.code if exc.rcvd is not None else None
-    if code in protocol.REFUSALS:
-        raise Refused(protocol.REFUSALS[code]) from None
 
 
 def _describe(exc: BaseException) -> str:

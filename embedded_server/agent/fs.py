@@ -109,7 +109,8 @@ def _target_stat(path: str, st: os.stat_result) -> os.stat_result:
 
 
 def describe(path: str) -> dict[str, Any]:
-    """``FsStat``: the path's own mode (``l…`` for a link); size, time and is_dir of what it points to."""
+    """``FsStat``: the path's own ``st_mode`` (a link's for a link); size, time and is_dir of what it
+    points to."""
     try:
         st = os.lstat(path)
     except OSError as exc:
@@ -124,7 +125,7 @@ def describe(path: str) -> dict[str, Any]:
         "path": path,
         "name": os.path.basename(path) or path,
         "size": target.st_size,
-        "mode": stat.filemode(st.st_mode),
+        "mode": st.st_mode,
         "is_dir": stat.S_ISDIR(target.st_mode),
         "is_symlink": link,
         "symlink_target": symlink_target,
@@ -173,7 +174,7 @@ def list_dir(call: protocol.FsList) -> dict[str, Any]:
                     stat.S_ISDIR(target.st_mode),
                     round(target.st_mtime, 3),
                     link,
-                    stat.filemode(st.st_mode),
+                    st.st_mode,
                 ]
             )
     finally:
@@ -263,11 +264,40 @@ def _read_at(fd: int, offset: int, size: int) -> bytes:
     return os.read(fd, size)
 
 
-async def send_file(fd: int, ws: ClientConnection) -> None:
+def version(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What says a file is the same one, unchanged: device, inode, size, mtime and ctime (in ns).
+
+    The download's ETag is made of the size and mtime; the ctime also moves when a writer puts the
+    mtime back (``touch -r``, rsync), and the inode when the file was replaced."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def changed_since(fd: int, path: str, opened: os.stat_result) -> str | None:
+    """Why the file is no longer the version ``opened`` described, or None if it still is: the open
+    ``fd`` was written to, or ``path`` now names another file (replaced, moved away, deleted)."""
+    now = os.fstat(fd)
+    if version(now) != version(opened):
+        if now.st_size != opened.st_size:
+            return f"its size went from {opened.st_size} to {now.st_size} bytes"
+        return "it was modified"
+    try:
+        there = os.stat(path)
+    except OSError:
+        return "it was deleted or moved away"
+    if (there.st_dev, there.st_ino) != (opened.st_dev, opened.st_ino):
+        return "it was replaced by another file"
+    return None
+
+
+async def send_file(fd: int, path: str, opened: os.stat_result, ws: ClientConnection) -> None:
     """Wait for ``{"type": "read", "offset", "length"}`` (length null = to the end), send that byte
     range as binary frames, then ``{"type": "eof", "size": bytes sent}`` and close.
 
     One read is in flight while the previous chunk is being sent; it is awaited before the fd closes.
+    The last chunk is held back until the file has been checked again (:func:`changed_since` against
+    ``opened``, the stat taken when ``path`` was opened): a file that changed while it was read (rewritten in
+    place, grown, shrunk) gets ``{"type": "error", "code": "SOURCE_CHANGED", "message"}`` instead of its
+    last bytes, so the receiver can never take a torn copy for a whole one.
     """
     reading: asyncio.Future[bytes] | None = None
     sent = 0
@@ -284,6 +314,7 @@ async def send_file(fd: int, ws: ClientConnection) -> None:
             want = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining - sent)
             return asyncio.ensure_future(asyncio.to_thread(_read_at, fd, offset + sent, max(0, want)))
 
+        held = b""  # the last chunk, sent once the file is known to be unchanged
         reading = next_read()
         while True:
             chunk = await reading
@@ -292,10 +323,17 @@ async def send_file(fd: int, ws: ClientConnection) -> None:
                 break
             sent += len(chunk)
             if remaining is not None and sent >= remaining:
-                await ws.send(chunk)
+                held = chunk
                 break
             reading = next_read()  # the disk works on the next chunk while this one goes out
             await ws.send(chunk)
+        reason = await asyncio.to_thread(changed_since, fd, path, opened)
+        if reason is not None:
+            log.info("download stopped: the file changed (%s)", reason)
+            await _report(ws, AgentError("SOURCE_CHANGED", f"the file changed while it was read: {reason}"))
+            return
+        if held:
+            await ws.send(held)
         await ws.send(json.dumps({"type": "eof", "size": sent}))
     except ConnectionClosed:  # the client went away: stop reading
         log.info("download stopped by the server after %d bytes", sent)
@@ -437,9 +475,11 @@ async def read(call: protocol.FsRead) -> StreamReply:
         "size": st.st_size,
         "mtime": st.st_mtime,
         "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "inode": st.st_ino,
         "modified_at": iso_time(st.st_mtime),
     }
-    return StreamReply(result, partial(send_file, fd), release=partial(_close_quietly, fd))
+    return StreamReply(result, partial(send_file, fd, path, st), release=partial(_close_quietly, fd))
 
 
 async def write(call: protocol.FsWrite) -> StreamReply:

@@ -20,6 +20,7 @@ from urllib.parse import quote
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from ..errors import ResponseCut
 from ..hub import AgentStream
 
 log = logging.getLogger("oc_server.fs")
@@ -40,6 +41,8 @@ class FileInfo:
     size: int
     mtime: float
     mtime_ns: int
+    ctime_ns: int | None = None
+    inode: int | None = None
 
     @classmethod
     def from_result(cls, result: Any) -> FileInfo:
@@ -52,6 +55,8 @@ class FileInfo:
             size=int(result["size"]),
             mtime=float(result["mtime"]),
             mtime_ns=int(result.get("mtime_ns") or int(float(result["mtime"]) * 1e9)),
+            ctime_ns=int(result["ctime_ns"]) if result.get("ctime_ns") is not None else None,
+            inode=int(result["inode"]) if result.get("inode") is not None else None,
         )
 
     @property
@@ -61,8 +66,10 @@ class FileInfo:
 
     @property
     def etag(self) -> str:
-        """A strong ETag from the size and modification time."""
-        return f'"{self.size:x}-{self.mtime_ns:x}"'
+        """A strong ETag: size, modification time, and (from agents that send them) change time and
+        inode, so a file rewritten with its time put back, or replaced, is another version."""
+        extra = "".join(f"-{value:x}" for value in (self.ctime_ns, self.inode) if value is not None)
+        return f'"{self.size:x}-{self.mtime_ns:x}{extra}"'
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -106,8 +113,12 @@ def content_disposition(name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(raw, safe='')}"
 
 
-class CutShort(Exception):
+class CutShort(ResponseCut):
     """The agent's stream ended before the promised bytes: the response is cut, so the client sees it."""
+
+
+class SourceChanged(CutShort):
+    """The agent found the file changed while it was read (``SOURCE_CHANGED``): the response is cut."""
 
 
 async def frames(stream: AgentStream, expected: int | None) -> AsyncIterator[bytes]:
@@ -125,6 +136,12 @@ async def frames(stream: AgentStream, expected: int | None) -> AsyncIterator[byt
         if frame.get("type") == "eof":
             eof = True
             break
+        if frame.get("type") == "error":
+            # SOURCE_CHANGED: the file changed while it was read; its last bytes were held back, so
+            # cutting the response here leaves the client short of Content-Length (never a torn copy
+            # that looks whole). The client learns why from the file's new ETag (docs/api.md).
+            log.info("download cut: %s", frame.get("message") or frame.get("code"))
+            raise SourceChanged(str(frame.get("message") or "the file changed while it was read"))
     if not eof or (expected is not None and got != expected):
         log.warning("download cut short: %d of %s bytes (agent stream ended)", got, expected)
         raise CutShort(f"{got} of {expected} bytes")

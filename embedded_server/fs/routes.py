@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import stat
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -68,6 +69,40 @@ def malformed(method: str) -> AgentUnreachable:
     return AgentUnreachable(f"the agent answered {method} with a malformed result")
 
 
+_TYPES = {
+    "-": stat.S_IFREG,
+    "d": stat.S_IFDIR,
+    "l": stat.S_IFLNK,
+    "c": stat.S_IFCHR,
+    "b": stat.S_IFBLK,
+    "p": stat.S_IFIFO,
+    "s": stat.S_IFSOCK,
+}
+_SPECIAL = {3: stat.S_ISUID, 6: stat.S_ISGID, 9: stat.S_ISVTX}  # s/S, s/S, t/T in the ls -l string
+
+
+def mode_bits(text: str) -> int:
+    """The ``st_mode`` an ``ls -l`` mode string (``-rw-r--r--``) stands for (an older agent sends it)."""
+    mode = _TYPES.get(text[:1], 0)
+    for position, char in enumerate(text[1:10], start=1):
+        bit = 1 << (9 - position)
+        if char in "rwxst":
+            mode |= bit
+        if char in "sStT" and position in _SPECIAL:
+            mode |= _SPECIAL[position]
+    return mode
+
+
+def mode_fields(mode: Any) -> dict[str, Any]:
+    """``mode`` as both SDKs read it (the integer ``st_mode``) and ``mode_string`` (``-rw-r--r--``)
+    for people, from the agent's integer (or an older agent's string)."""
+    if isinstance(mode, str):
+        return {"mode": mode_bits(mode), "mode_string": mode}
+    if isinstance(mode, int) and not isinstance(mode, bool):
+        return {"mode": mode, "mode_string": stat.filemode(mode)}
+    return {"mode": None, "mode_string": None}
+
+
 def listing(result: Any) -> bytes:
     """The agent's compact rows expanded into the reference's entries (``FsList``), as JSON."""
     try:
@@ -81,7 +116,7 @@ def listing(result: Any) -> bytes:
                 "is_dir": is_dir,
                 "modified_at": format_timestamp(datetime.fromtimestamp(mtime, UTC)),
                 "is_symlink": link,
-                "mode": mode,
+                **mode_fields(mode),
             }
             for name, size, is_dir, mtime, link, mode in result["entries"]
         ]
@@ -103,7 +138,7 @@ def stat_result(result: Any, method: str) -> dict[str, Any]:
     """The agent's stat answer to ``method``, checked for its shape (502 otherwise)."""
     if not isinstance(result, dict) or not isinstance(result.get("path"), str):
         raise malformed(method)
-    return result
+    return {**result, **mode_fields(result.get("mode"))}
 
 
 # --- list, stat, mkdir, delete -----------------------------------------------------------------------

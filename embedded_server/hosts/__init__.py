@@ -1,4 +1,4 @@
-"""The hosts section: host records and their events (``store``, ``events``) and the ``/hosts`` routes."""
+"""The hosts section: host records and their events (``store``, ``events``) and the ``/hosts`` routes, and tags (``tags``: MIOSA's view of the labels)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from ..deps import API_PREFIX
 from .routes import router
+from .tags import router as tags_router
 
 
 def install(app: FastAPI) -> None:
@@ -16,3 +17,4 @@ def install(app: FastAPI) -> None:
     lifecycle.on_stop.append(app.state.events.close)
     lifecycle.on_close.append(app.state.events.close)
     app.include_router(router, prefix=API_PREFIX)
+    app.include_router(tags_router, prefix=API_PREFIX)

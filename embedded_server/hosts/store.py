@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from oc_tui.api.models import (
@@ -53,6 +54,11 @@ class HostStore:
             (tenant_id, per_page, (page - 1) * per_page),
         )
         return [from_row(Host, r) for r in rows], int(total["n"] if total else 0)
+
+    def labels(self, tenant_id: str) -> list[dict[str, str]]:
+        """The labels of each of the tenant's hosts."""
+        rows = self.db.all("SELECT labels FROM hosts WHERE tenant_id = ?", (tenant_id,))
+        return [json.loads(row["labels"] or "{}") for row in rows]
 
     def create(self, tenant_id: str, spec: HostCreate) -> HostRegistration:
         """Register a ``pending`` host; the answer carries its host key (shown this once)."""

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi import Body, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
 
 from oc_tui.api.errors import ErrorCode
 from oc_tui.api.models import Host, JobCreate, format_timestamp, utcnow
 
-from .. import limits, protocol
+from .. import durable, limits, protocol
 from ..deps import (
+    API_PREFIX,
     PageQuery,
     Tenant,
     TenantHost,
@@ -28,8 +32,12 @@ from ..deps import (
     require_online,
     sse_response,
 )
-from ..errors import ApiProblem
-from .store import FINAL, JobStore
+from ..errors import ApiProblem, problem_of
+from ..hub import AgentUnreachable, HostOffline
+from .dialects import ExecRequest
+from .store import FINAL, OWNER, JobStore
+
+log = logging.getLogger("oc_server.jobs")
 
 router = limits.router(prefix="/hosts", tags=["jobs"])
 
@@ -53,18 +61,35 @@ def job_row(request: Request, host: Host, job_id: str) -> dict[str, Any]:
     return row
 
 
-@router.post("/{host_id}/exec", status_code=201)
-async def run_job(
-    request: Request,
-    _tenant: Tenant,
-    host: TenantHost,
-    spec: JobCreate,
-    wait: Annotated[float | None, Query(gt=0, le=300)] = None,
-) -> dict[str, Any]:
-    """Start a job on the host; with ``?wait=`` (seconds) answer once it ends if it ends that soon."""
-    require_online(request, host)
+Body_ = Annotated[dict[str, Any], Body()]
+Wait = Annotated[float | None, Query(gt=0, le=300)]
+RESULT_SLACK = 10.0  # seconds ``stream: false`` waits past the job's timeout for its end to be stored
+
+
+def parse_exec(body: dict[str, Any]) -> ExecRequest:
+    """The exec body in either dialect, or the usual 400 VALIDATION_ERROR."""
+    if "command" not in body and "cmd" not in body:  # "command: is required", as the reference names it
+        missing = {"type": "missing", "loc": ("body", "command"), "msg": "Field required", "input": body}
+        raise RequestValidationError([missing])
+    try:
+        return ExecRequest.model_validate(body)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+
+
+async def start_job(
+    request: Request, host: Host, row: dict[str, Any], spec: JobCreate, wait: float | None
+) -> None:
+    """Ask the host's agent to start the stored job; its record says what became of it.
+
+    Never raises a 5xx once the job is stored (a retried POST must not run it twice): an agent that does
+    not confirm the start in time leaves the job ``queued`` — its stream, its exit report or the
+    reconcile of its next hello settles it. An agent gone before the request left fails the job.
+
+    Raises:
+        ApiProblem: 4xx, the agent's own verdict on the request (the job is failed with it).
+    """
     jobs = jobs_of(request)
-    row = jobs.create(host.tenant_id, host.id, spec)
     call = protocol.JobStart(
         job_id=row["id"],
         command=spec.command,
@@ -77,6 +102,12 @@ async def run_job(
     jobs.starting.add(row["id"])
     try:
         result = await hub_of(request).call(host.id, call)
+    except HostOffline as exc:  # the agent went away before the request was sent: it never ran
+        await jobs.fail(row, f"could not be started: {exc.message}")
+        return
+    except AgentUnreachable as exc:  # it may have started: let its record say later
+        log.info("job %s: the start was not confirmed (%s); left queued", row["id"], exc.message)
+        return
     except ApiProblem as exc:
         await jobs.fail(row, f"could not be started: {exc.message}")
         raise
@@ -89,12 +120,78 @@ async def run_job(
         await jobs.finish_inline(row, result["exit"], result.get("output") or [])
     else:
         jobs.mark_running(row["id"], format_timestamp(utcnow()))
-        out = jobs.live.get(row["id"])
-        if wait and out is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await out.done.wait()
+
+
+async def wait_end(request: Request, job_id: str, seconds: float) -> None:
+    """Wait up to ``seconds`` for the job's end to be stored (no-op for a job that is not live)."""
+    out = jobs_of(request).live.get(job_id)
+    if out is not None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await out.done.wait()
+
+
+@router.post("/{host_id}/exec", status_code=201, response_model=None)
+async def run_job(
+    request: Request, _tenant: Tenant, host: TenantHost, body: Body_, wait: Wait = None
+) -> dict[str, Any] | JSONResponse | StreamingResponse:
+    """Start a job on the host, in either dialect (docs/api.md, "MIOSA's SDKs").
+
+    Without ``stream``: 201 with the job (``?wait=`` seconds: once it ends if it ends that soon).
+    ``stream: false``: 200 once it ended, the job with ``job_id``, ``exit_code``, ``stdout``, ``stderr``.
+    ``stream: true``: 200 ``text/event-stream`` of its output on the POST; errors go in the stream.
+    """
+    if body.get("stream") is True:
+        try:
+            exec_request = parse_exec(body)
+            require_online(request, host)
+        except (RequestValidationError, ApiProblem) as exc:
+            code, message = problem_of(exc)
+            events = durable.error_events("exec_error", OWNER, "", code, message)
+            return sse_response(durable.sse(events, keepalive_of(request)))
+    else:
+        exec_request = parse_exec(body)
+        require_online(request, host)
+    spec = exec_request.spec
+    jobs = jobs_of(request)
+    row = jobs.create(host.tenant_id, host.id, spec)
+    if exec_request.stream:
+        stream = jobs.stream(row, None, keepalive_of(request))  # reading from the start: nothing missed
+        with contextlib.suppress(ApiProblem):  # the agent's verdict ends the stream with exec_error
+            await start_job(request, host, row, spec, None)
+        return sse_response(stream)
+    await start_job(request, host, row, spec, wait)
+    if exec_request.stream is False:
+        await wait_end(request, row["id"], spec.timeout + RESULT_SLACK)
+        return JSONResponse(jobs.full(job_row(request, host, row["id"])).model_dump(mode="json"))
+    if wait:
+        await wait_end(request, row["id"], wait)
     return jobs.full(job_row(request, host, row["id"])).model_dump(mode="json")
+
+
+@router.post("/{host_id}/jobs", status_code=202)
+async def dispatch_job(request: Request, _tenant: Tenant, host: TenantHost, body: Body_) -> dict[str, Any]:
+    """MIOSA's durable dispatch: start the job (either dialect, no ``stream``) and answer 202 at once
+    with the job and ``links`` to its record and its stream."""
+    spec = parse_exec(body).hosted_spec
+    require_online(request, host)
+    jobs = jobs_of(request)
+    row = jobs.create(host.tenant_id, host.id, spec)
+    await start_job(request, host, row, spec, None)
+    job = jobs.full(job_row(request, host, row["id"])).model_dump(mode="json")
+    base = f"{request.app.state.settings.base_url}{API_PREFIX}/hosts/{host.id}/exec/{row['id']}"
+    return {**job, "job": dict(job), "links": {"self": base, "stream": f"{base}/stream"}}
+
+
+@router.get("/{host_id}/jobs")
+async def recent_jobs(
+    request: Request, host: TenantHost, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> dict[str, Any]:
+    """MIOSA's job activity list: ``{"jobs": [...]}``, the host's ``limit`` newest jobs (each a job
+    record with the row fields ``job_id``, ``kind``, ``status``, ``duration_ms``, ``dispatched_at``,
+    ``completed_at``)."""
+    jobs, _ = jobs_of(request).page(host.id, 1, limit)
+    return {"jobs": [job.model_dump(mode="json") for job in jobs]}
 
 
 @router.get("/{host_id}/exec")

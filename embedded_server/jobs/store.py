@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,10 @@ from ..ids import new_id
 log = logging.getLogger("oc_server.jobs")
 
 FINAL = ("completed", "failed", "cancelled")
+TIMED_OUT = "timed out after"  # how the error of a job killed at its timeout begins
+# The job's ``state`` in MIOSA's hosted vocabulary (its Python SDK), from our ``status`` (the reference's).
+STATES = {"queued": "queued", "running": "running", "completed": "succeeded", "failed": "failed"}
+STATES["cancelled"] = "canceled"
 LIST_OUTPUT = 4096  # bytes of each stream a list entry carries
 OWNER = "job"  # job events carry ``job_id``
 
@@ -39,11 +44,67 @@ def _now() -> str:
 # --- records -----------------------------------------------------------------------------------------
 
 
+def state_of(row: dict[str, Any]) -> str:
+    """The job's ``state`` in MIOSA's hosted vocabulary (``succeeded``, ``timeout``, ``canceled`` …)."""
+    status = str(row.get("status") or "")
+    if status == "failed" and str(row.get("error") or "").startswith(TIMED_OUT):
+        return "timeout"
+    return STATES.get(status, status)
+
+
+def elapsed_ms(row: dict[str, Any]) -> int | None:
+    """Milliseconds from the job's start to its end; None while it has not both."""
+    started, ended = row.get("started_at"), row.get("completed_at")
+    if not started or not ended:
+        return None
+    return max(0, round((parse_timestamp(ended) - parse_timestamp(started)).total_seconds() * 1000))
+
+
+def parse_timestamp(value: str) -> datetime:
+    """A stored timestamp (UTC ISO 8601 with ``Z``) as a datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def sdk_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """The fields MIOSA's hosted dialect reads beside the reference's (docs/api.md, "MIOSA's SDKs"):
+    ``job_id``, ``cmd``, ``state``, ``timeout_ms``, ``ended_at``, ``inserted_at``, ``tenant_id``, and the
+    job-list row's ``kind``, ``duration_ms``, ``dispatched_at``."""
+    return {
+        "job_id": row["id"],
+        "tenant_id": row["tenant_id"],
+        "cmd": row["command"],
+        "state": state_of(row),
+        "timeout_ms": int(row["timeout"]) * 1000,
+        "ended_at": row["completed_at"],
+        "inserted_at": row["created_at"],
+        "kind": "exec",
+        "duration_ms": elapsed_ms(row),
+        "dispatched_at": row["started_at"] or row["created_at"],
+    }
+
+
 def job_model(row: dict[str, Any], stdout: bytes = b"", stderr: bytes = b"") -> Job:
-    """The API's Job from its row and the (first) output bytes of each stream."""
-    return from_row(
+    """The API's Job from its row and the (first) output bytes of each stream, with the fields of MIOSA's
+    hosted dialect (:func:`sdk_fields`) as extras."""
+    job = from_row(
         Job, row, stdout=stdout.decode("utf-8", "replace"), stderr=stderr.decode("utf-8", "replace")
     )
+    return job.model_copy(update=sdk_fields(row))
+
+
+def end_event(row: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """The final SSE event of a job's stream: ``exec_result`` when its process exited with a status,
+    ``exec_error`` with a ``reason`` otherwise (cancelled, timed out, killed, lost, never started).
+
+    Returns:
+        (type, ``data`` JSON ``{status, exit_code, error}``, top-level fields for MIOSA's SDKs).
+    """
+    data = {"status": row.get("status"), "exit_code": row.get("exit_code"), "error": row.get("error")}
+    fields: dict[str, Any] = {**data, "state": state_of(row), "elapsed_ms": elapsed_ms(row)}
+    if row.get("exit_code") is not None:
+        return "exec_result", json.dumps(data), fields
+    fields["reason"] = row.get("error") or ("cancelled" if row.get("status") == "cancelled" else "failed")
+    return "exec_error", json.dumps(data), fields
 
 
 def describe_exit(info: dict[str, Any], timeout: int) -> tuple[str, int | None, str | None]:
@@ -52,7 +113,7 @@ def describe_exit(info: dict[str, Any], timeout: int) -> tuple[str, int | None, 
     if reason == "cancelled":
         return "cancelled", code, None
     if reason == "timeout":
-        return "failed", None, f"timed out after {timeout} s"
+        return "failed", None, f"{TIMED_OUT} {timeout} s"
     if code == 0:
         return "completed", 0, None
     if code is not None:
@@ -235,14 +296,8 @@ class JobStore:
         reader = durable.open_reader(out)
         job_id = row["id"]
 
-        def exit_event() -> tuple[str, str]:
-            final = self.db.one("SELECT * FROM jobs WHERE id = ?", (job_id,)) or {}
-            data = {
-                "status": final.get("status"),
-                "exit_code": final.get("exit_code"),
-                "error": final.get("error"),
-            }
-            return "exit", json.dumps(data)
+        def exit_event() -> tuple[str, str, dict[str, Any]]:
+            return end_event(self.db.one("SELECT * FROM jobs WHERE id = ?", (job_id,)) or {})
 
         return durable.sse(durable.log_events(out, reader, OWNER, last_event_id, exit_event), keepalive)
 

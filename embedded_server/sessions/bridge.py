@@ -113,5 +113,6 @@ async def pipe(client: WebSocket, stream: AgentStream) -> tuple[int, str]:
 
 
 async def _close(ws: WebSocket, code: int, reason: str) -> None:
-    with contextlib.suppress(RuntimeError, OSError):
+    """Close the client's socket; a client that already went away is no error (nothing to tell it)."""
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
         await ws.close(code, close_reason(reason))

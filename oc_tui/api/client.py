@@ -781,7 +781,7 @@ class OpenComputersClient:
             path: the remote file.
             dest: the local file, or a directory (the file keeps its name there).
             resume: continue an existing ``.part`` with a Range request (the whole file comes again if it
-                has changed since the ``.part`` was written).
+                has changed since the ``.part`` was written; a change during this transfer raises).
             progress: called as ``progress(done, total)`` in bytes as the file arrives.
 
         Returns:
@@ -789,6 +789,8 @@ class OpenComputersClient:
 
         Raises:
             OSError: the local file cannot be written.
+            SourceChangedError: the remote file changed while it was read (rewritten, grown, shrunk or
+                replaced); the torn ``.part`` is deleted and ``dest`` left as it was.
             ConnectionFailed: also when the body ends before the announced size.
             NotFoundError: 404, no such host, or no such path on it.
             ForbiddenError: 403, the agent's user may not do this (permission denied).
@@ -833,11 +835,34 @@ class OpenComputersClient:
             writer = await asyncio.to_thread(transfers.open_part, part, stream.offset)
             try:
                 done = await transfers.write_chunks(stream, writer, stream.offset, stream.size, progress)
+            except errors.ConnectionFailed:
+                done = -1
             finally:
                 await asyncio.to_thread(transfers.close_part, writer, part, stream.last_modified)
-        if stream.size is not None and done != stream.size:
-            raise errors.ConnectionFailed(f"the download of {path} ended at {done} of {stream.size} bytes")
+        if done < 0 or (stream.size is not None and done != stream.size):
+            # The body was cut: the agent stops a download whose file changed while it was read
+            # (SOURCE_CHANGED) before its last bytes. A new ETag says that is what happened.
+            if await self._changed_since(host_id, path, stream.etag):
+                await asyncio.to_thread(part.unlink, missing_ok=True)  # a torn copy: nothing to resume
+                raise errors.SourceChangedError(
+                    f"{path} changed while it was downloaded; nothing was saved (download it again)"
+                )
+            where = "" if done < 0 else f" at {done} of {stream.size} bytes"
+            raise errors.ConnectionFailed(f"the download of {path} ended{where}")
         return done
+
+    async def _changed_since(self, host_id: str, path: str, etag: str | None) -> bool:
+        """True if ``path`` is no longer the version ``etag`` names (changed, or gone); False if it is
+        the same, or its version cannot be asked for (the host is unreachable, no ETag was sent)."""
+        if not etag:
+            return False
+        try:
+            async with self.download_stream(host_id, path, length=1) as probe:
+                return probe.etag != etag
+        except (errors.NotFoundError, errors.RangeNotSatisfiableError):
+            return True  # deleted, or now empty
+        except errors.OpenComputersError:
+            return False
 
     async def upload(
         self,

@@ -9,8 +9,9 @@ the same loop tick share one frame). asyncvnc does the handshake, the pixel form
 which rectangle changed, and we need that to redraw only what changed.
 
 Worked around here: asyncvnc leaves the socket open when its handshake fails (we close it, and turn the
-server's close code and reason into :class:`errors.SessionRefused`); it has no DesktopSize (a server
-that resizes its screen ends the session with a message saying so); its DES code warns on current
+server's close code and reason into :class:`errors.SessionRefused`); it has no DesktopSize, so the session
+announces DesktopSize and ExtendedDesktopSize itself and follows the remote screen's size (``width``,
+``height`` and a new ``framebuffer``) without reconnecting; its DES code warns on current
 ``cryptography`` (only reached with VNC passwords, which the agent handles; silenced at the call site).
 """
 
@@ -44,6 +45,12 @@ VNC_AUTH_FAILED = ("VNC password refused", "the VNC server wants a password")
 ENCODING_RAW = 0
 ENCODING_ZLIB = 6
 ENCODING_DESKTOP_SIZE = -223
+ENCODING_EXTENDED_DESKTOP_SIZE = -308
+ENCODINGS = (ENCODING_ZLIB, ENCODING_RAW, ENCODING_EXTENDED_DESKTOP_SIZE, ENCODING_DESKTOP_SIZE)
+"""What the session tells the VNC server it reads (SetEncodings, sent after asyncvnc's own): asyncvnc's
+two, and the pseudo-encodings that let the server change the screen's size under a live session."""
+MAX_PIXELS = 8192 * 8192
+"""The largest remote screen a session holds (192 MiB of RGB); a bigger one ends the session."""
 
 BUTTONS = {"left": 1, "middle": 2, "right": 3}
 NAMED_KEYS = {
@@ -88,6 +95,7 @@ class DesktopStats:
 
     frames: int = 0  # framebuffer updates received
     rects: int = 0
+    resizes: int = 0  # times the remote screen changed size during the session
     bytes_received: int = 0
     fps: float = 0.0  # updates per second over the last FPS_WINDOW seconds
     update_ms: float | None = None  # first byte to last byte of the latest update (transfer + decode)
@@ -244,6 +252,7 @@ class DesktopSession:
         self.width: int = video.width
         self.height: int = video.height
         self._channels = [video.mode.index(c) for c in "rgb"]
+        self._check_size(self.width, self.height)
         self.framebuffer = np.zeros((self.height, self.width, 3), np.uint8)
         self.stats = DesktopStats()
         self._times: deque[float] = deque()
@@ -253,6 +262,10 @@ class DesktopSession:
         self._input_at: float | None = None
         self._ended: BaseException | None = None
         self._closed = False
+        self._resized = False
+        # SetEncodings again, now with DesktopSize and ExtendedDesktopSize (asyncvnc announces only
+        # ZLib): without them a server whose screen changes size (xrandr) drops the client.
+        self.pipe.write(struct.pack(f">BxH{len(ENCODINGS)}i", 2, len(ENCODINGS), *ENCODINGS))
         self._reader = asyncio.get_running_loop().create_task(self._read_updates())
 
     # --- updates ---
@@ -270,6 +283,9 @@ class DesktopSession:
                     started = time.monotonic()
                     self._request(True)  # ask for the next one now: the server prepares it while we read
                     rect = await self._read_video(reader)
+                    if self._resized:  # the whole new screen, not just what changes from now on
+                        self._resized = False
+                        self._request(False)
                     self._note_frame(started, rect)
                 elif kind == 1:  # SetColourMapEntries: only for colour-mapped formats, which we never ask for
                     _pad, _first, count = struct.unpack(">BHH", await reader.readexactly(5))
@@ -312,7 +328,14 @@ class DesktopSession:
                 data = video.decompress(await reader.readexactly(length))
                 self.stats.encoding = "zlib"
             elif encoding == ENCODING_DESKTOP_SIZE:
-                raise errors.StreamClosed("the remote screen changed size; reconnect to see it whole")
+                changed = self._resize(w, h)
+                continue
+            elif encoding == ENCODING_EXTENDED_DESKTOP_SIZE:
+                screens = (await reader.readexactly(4))[0]
+                await reader.readexactly(16 * screens)  # the screens' layout: one picture shows them all
+                if y == 0:  # status 0: the size is the screen's now (not a refused request of ours)
+                    changed = self._resize(w, h)
+                continue
             else:
                 raise errors.StreamClosed(
                     f"the VNC server used encoding {encoding}, which asyncvnc cannot read"
@@ -323,6 +346,23 @@ class DesktopSession:
                 changed = Rect(x, y, w, h).union(changed)
             self.stats.rects += 1
         return changed
+
+    @staticmethod
+    def _check_size(width: int, height: int) -> None:
+        if width * height > MAX_PIXELS:
+            raise errors.StreamClosed(f"the remote screen is too large to show ({width}×{height})")
+
+    def _resize(self, width: int, height: int) -> Rect | None:
+        """The remote screen is now ``width`` × ``height``: a new (black) framebuffer of that size, the
+        whole of it to be sent again. Returns the whole screen as changed (None when the size is 0)."""
+        if (width, height) != (self.width, self.height):
+            self._check_size(width, height)
+            self.width, self.height = width, height
+            self.client.video.width, self.client.video.height = width, height
+            self.framebuffer = np.zeros((height, width, 3), np.uint8)
+            self.stats.resizes += 1
+            self._resized = True
+        return Rect(0, 0, width, height) if width and height else None
 
     def _note_frame(self, started: float, rect: Rect | None) -> None:
         now = time.monotonic()
@@ -565,7 +605,11 @@ async def open_desktop_socket(ticket: Ticket) -> DesktopSession:
                 "the desktop session did not start (no RFB handshake in time)"
             ) from None
         raise errors.StreamClosed(f"the desktop session failed to start: {reason or exc}") from None
-    return DesktopSession(client, pipe, exits)
+    try:
+        return DesktopSession(client, pipe, exits)
+    except errors.StreamClosed:  # a screen too large to hold
+        await exits.aclose()
+        raise
 
 
 class TcpPipe:

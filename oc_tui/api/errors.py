@@ -24,7 +24,10 @@ class ErrorCode:
     HOST_OFFLINE = "HOST_OFFLINE"
     HOST_REVOKED = "HOST_REVOKED"
     AGENT_UNREACHABLE = "AGENT_UNREACHABLE"
+    SOURCE_CHANGED = "SOURCE_CHANGED"
+    """The agent's word for a file that changed while a download read it (on its stream, not a status)."""
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"  # 422: the key came with another request
 
 
 class OpenComputersError(Exception):
@@ -33,6 +36,11 @@ class OpenComputersError(Exception):
 
 class ConnectionFailed(OpenComputersError):
     """The control plane could not be reached at all (refused, DNS, TLS, timeout)."""
+
+
+class SourceChangedError(OpenComputersError):
+    """A download's source file changed while it was being read (rewritten, grown, shrunk or replaced):
+    what arrived would be a torn copy, so nothing was saved. Downloading again gets the new version."""
 
 
 class StreamClosed(OpenComputersError):

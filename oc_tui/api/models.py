@@ -10,6 +10,7 @@ forbid them, so a typo in a request is a clear 400 instead of a silently ignored
 from __future__ import annotations
 
 import re
+import stat
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
@@ -309,14 +310,66 @@ class JobCreate(RequestModel):
         return value
 
 
+# The reference's job status of each ``state`` of MIOSA's hosted vocabulary.
+STATUS_OF_STATE = {"succeeded": "completed", "canceled": "cancelled", "timeout": "failed"}
+
+
+def normalise_job_event(raw: dict[str, Any]) -> dict[str, Any]:
+    """A job event of either vocabulary in this client's: ``stdout``/``stderr`` with ``{"text"}`` or
+    ``{"b64"}``, ``truncated`` with ``{"limit"}``, ``exit`` with ``{status, exit_code, error}``.
+
+    MIOSA's vocabulary (oc-server now, MIOSA's hosted API): ``exec_chunk`` ``{stream, data: "<text>",
+    encoding?: "base64"}``, ``exec_result`` ``{exit_code, elapsed_ms}``, ``exec_error`` ``{reason}``, with
+    the fields on top and, from MIOSA's hosted API, without ``job_id`` or ``timestamp`` (then ``""`` and
+    now). Events of the older oc-server vocabulary pass unchanged.
+    """
+    event = dict(raw)
+    if not event.get("job_id"):
+        event["job_id"] = ""
+    if not event.get("timestamp"):
+        event["timestamp"] = utcnow()
+    kind, data = event.get("type"), event.get("data")
+    if kind == "exec_chunk":
+        text = data if isinstance(data, str) else ""
+        event["type"] = "stderr" if event.get("stream") == "stderr" else "stdout"
+        event["data"] = {"b64": text} if event.get("encoding") == "base64" else {"text": text}
+    elif kind in ("exec_result", "exec_error"):
+        inner = data if isinstance(data, dict) else {}
+        code = event.get("exit_code", inner.get("exit_code"))
+        error = event.get("error", inner.get("error"))
+        if kind == "exec_error" and not error:
+            error = event.get("reason") or inner.get("reason")
+        status = event.get("status") or inner.get("status") or STATUS_OF_STATE.get(str(event.get("state")))
+        if not status:
+            status = "completed" if kind == "exec_result" and code == 0 else "failed"
+        event["type"] = "exit"
+        event["data"] = {**inner, "status": status, "exit_code": code, "error": error}
+    elif kind == "truncated" and not isinstance(data, dict):
+        event["data"] = {"limit": event.get("limit")}
+    return event
+
+
 class JobEvent(StreamEvent):
-    """One job event (output, ``truncated``, ``exit``), as the SSE ``data:`` JSON carries it."""
+    """One job event (output, ``truncated``, ``exit``), as the SSE ``data:`` JSON carries it, in this
+    client's vocabulary whichever the server spoke (:func:`normalise_job_event`)."""
 
     OWNER: ClassVar[str] = "job"
     job_id: str
 
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, value: Any) -> Any:
+        return normalise_job_event(value) if isinstance(value, dict) else value
+
 
 # --- file system -------------------------------------------------------------------------------------
+
+
+def readable_mode(mode: int | None, mode_string: str | None) -> str | None:
+    """``mode_string`` when the server sent it (oc-server), else ``ls -l``'s form of the ``st_mode``."""
+    if mode_string:
+        return mode_string
+    return stat.filemode(mode) if mode is not None else None
 
 
 class FsEntry(ApiModel):
@@ -326,7 +379,13 @@ class FsEntry(ApiModel):
     is_dir: bool
     modified_at: datetime | None = None
     is_symlink: bool | None = None
-    mode: str | None = None
+    mode: int | None = None  # st_mode, as the reference's SDKs read it
+    mode_string: str | None = None  # extension: ``-rw-r--r--``
+
+    @property
+    def permissions(self) -> str | None:
+        """The mode as ``ls -l`` shows it (``-rw-r--r--``); None when the server sent no mode."""
+        return readable_mode(self.mode, self.mode_string)
 
 
 class FsList(ApiModel):
@@ -338,11 +397,17 @@ class FsStat(ApiModel):
     path: str
     name: str = ""
     size: int
-    mode: str | None = None
+    mode: int | None = None  # st_mode, as the reference's SDKs read it
+    mode_string: str | None = None  # extension: ``-rw-r--r--``
     is_dir: bool
     is_symlink: bool = False
     symlink_target: str | None = None
     modified_at: datetime | None = None
+
+    @property
+    def permissions(self) -> str | None:
+        """The mode as ``ls -l`` shows it (``-rw-r--r--``); None when the server sent no mode."""
+        return readable_mode(self.mode, self.mode_string)
 
 
 class FsMkdir(RequestModel):

@@ -5,8 +5,9 @@ and full jitter and sends ``Last-Event-ID`` so the server replays what was misse
 gives an event its meaning (MIOSA's clients read nothing else); the SSE ``id:`` is kept on the event as
 ``event_id`` for resuming. A ``data: [DONE]`` line ends the stream for good.
 
-A job's output is decoded here and only here: :func:`job_output_bytes` turns one ``stdout``/``stderr``
-event into bytes, and :class:`JobOutputStream` (``OpenComputersClient.job_output``) yields typed items —
+A job's output is decoded here and only here (events of MIOSA's vocabulary, ``exec_chunk`` …, arrive
+already in this client's, see ``models.normalise_job_event``): :func:`job_output_bytes` turns one
+``stdout``/``stderr`` event into bytes, and :class:`JobOutputStream` (``OpenComputersClient.job_output``) yields typed items —
 :class:`OutputChunk`, :class:`OutputTruncated`, :class:`JobExit` — for a UI or a script to use as they are.
 """
 
@@ -250,7 +251,8 @@ class EventStream(AsyncIterator[E], Generic[E]):
                     data = sse.data.strip()
                     if data == "[DONE]":
                         return
-                    event = self._parse(data) if data else None  # id- or event-only frames carry nothing
+                    # id- or event-only frames carry nothing
+                    event = self._parse(data, sse.event) if data else None
                     if event is not None:
                         event.event_id = sse.id or None  # type: ignore[attr-defined]
                         yield event
@@ -258,9 +260,14 @@ class EventStream(AsyncIterator[E], Generic[E]):
                             return
         raise _Retry("the server ended the stream")
 
-    def _parse(self, data: str) -> E | None:
+    def _parse(self, data: str, name: str) -> E | None:
+        """The event from its ``data:`` JSON; a body without a ``type`` takes the SSE ``event:`` name
+        (MIOSA's hosted job stream names its events only there)."""
         try:
-            return self._model.model_validate(json.loads(data))
+            body = json.loads(data)
+            if isinstance(body, dict) and "type" not in body and name and name != "message":
+                body["type"] = name
+            return self._model.model_validate(body)
         except (ValueError, pydantic.ValidationError) as exc:
             log.warning("skipping an event that is not a valid %s: %s", self._model.__name__, exc)
             return None

@@ -409,6 +409,7 @@ class DownloadStream:
         length: int | None,
         chunks: AsyncIterator[bytes],
         last_modified: str | None = None,
+        etag: str | None = None,
     ) -> None:
         """One download's body and what its headers said.
 
@@ -418,6 +419,7 @@ class DownloadStream:
             length: the bytes this body carries, or None.
             chunks: the body.
             last_modified: the ``Last-Modified`` header, or None.
+            etag: the ``ETag`` header (the file's version), or None.
         """
         self.size = size
         """The whole file's size (None if the server did not say)."""
@@ -427,6 +429,8 @@ class DownloadStream:
         """The bytes this body carries (None if not known)."""
         self.last_modified = last_modified
         """The file's ``Last-Modified`` header (None if the server sent none)."""
+        self.etag = etag
+        """The file's ``ETag``: which version of it this body is (None if the server sent none)."""
         self._chunks = chunks
 
     @classmethod
@@ -445,14 +449,15 @@ class DownloadStream:
         """
         length = _int(headers.get("content-length"))
         modified = headers.get("last-modified")
+        etag = headers.get("etag")
         if status == 206:
             # Content-Range: bytes 100-199/1000
             match = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", headers.get("content-range", ""))
             if match:
                 first, last, whole = match.groups()
                 size = None if whole == "*" else int(whole)
-                return cls(size, int(first), int(last) - int(first) + 1, chunks, modified)
-        return cls(length, 0, length, chunks, modified)
+                return cls(size, int(first), int(last) - int(first) + 1, chunks, modified, etag)
+        return cls(length, 0, length, chunks, modified, etag)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         """The body's chunks, as they arrive."""

@@ -12,12 +12,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
 from oc_tui.api.models import Host
+from oc_tui.widgets.formatting import host_markup
 
 
 class ConfirmScreen(ModalScreen[bool]):
     """A yes/no question about something that cannot be undone; True only on ``y`` or the button.
 
-    ``confirm_label`` names the action (``Delete``); the focus starts on Cancel."""
+    ``title`` and ``text`` are markup: a host's text in them goes through
+    :func:`~oc_tui.widgets.formatting.host_markup`. ``confirm_label`` names the action (``Delete``);
+    the focus starts on Cancel."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "confirm", "Confirm"),
@@ -66,7 +69,7 @@ class ConfirmRevokeScreen(ConfirmScreen):
 
     def __init__(self, host: Host) -> None:
         super().__init__(
-            f"Revoke host {host.name}?",
-            f"{host.id} — its agent can never authenticate again. This cannot be undone.",
+            f"Revoke host {host_markup(host.name)}?",
+            f"{host_markup(host.id)} — its agent can never authenticate again. This cannot be undone.",
             "Revoke",
         )

@@ -23,16 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Static
 
 from oc_tui.api import errors
-from oc_tui.screens.errors import describe_error
 from oc_tui.screens.host_tab import HostTab, HostTabContext
 from oc_tui.widgets.desktop_view import DesktopView
+from oc_tui.widgets.formatting import describe_error, host_markup
 
 READOUT_SECONDS = 0.5
 
@@ -112,6 +112,12 @@ class DesktopTab(HostTab, can_focus=True):
         self._update_readout()
         self.set_interval(READOUT_SECONDS, self._update_readout)
 
+    def on_descendant_focus(self, _: events.DescendantFocus) -> None:
+        self._update_readout()  # the hint says what the keys do now: at once, not at the next tick
+
+    def on_descendant_blur(self, _: events.DescendantBlur) -> None:
+        self._update_readout()
+
     @property
     def view(self) -> DesktopView:
         return self.query_one(DesktopView)
@@ -179,16 +185,16 @@ class DesktopTab(HostTab, can_focus=True):
 
             kind = refusal_kind(error.reason)
             if kind == "no_vnc_server":
-                self._message(ENABLE_VNC.format(reason=_escape(error.reason)), "-refused")
+                self._message(ENABLE_VNC.format(reason=host_markup(error.reason)), "-refused")
             elif kind == "vnc_auth_failed":
-                self._message(AUTH_FAILED.format(reason=_escape(error.reason)), "-refused")
+                self._message(AUTH_FAILED.format(reason=host_markup(error.reason)), "-refused")
             else:
                 self._message(
-                    f"The desktop session was refused: {_escape(error.reason)}\n\nPress r to retry."
+                    f"The desktop session was refused: {host_markup(error.reason)}\n\nPress r to retry."
                 )
         elif error is not None:
             self._message(
-                f"The desktop session ended: {_escape(describe_error(error))}\n\nPress r to reconnect."
+                f"The desktop session ended: {host_markup(describe_error(error))}\n\nPress r to reconnect."
             )
         self._update_readout()
         if self.view.has_focus:
@@ -299,7 +305,3 @@ class DesktopTab(HostTab, can_focus=True):
 
 def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f} ms"
-
-
-def _escape(text: str) -> str:
-    return text.replace("[", r"\[")

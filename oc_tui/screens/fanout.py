@@ -29,10 +29,9 @@ from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.models import Host, Job
 from oc_tui.api.streams import JobExit, OutputChunk
 from oc_tui.jobs_model import exit_note
-from oc_tui.screens.errors import describe_error
 from oc_tui.screens.host_tab import client_of
 from oc_tui.widgets.fanout_table import FIRST_LINE_CHARS, FanoutTable, HostRun
-from oc_tui.widgets.formatting import job_duration
+from oc_tui.widgets.formatting import describe_error, host_markup, job_duration
 from oc_tui.widgets.job_list import ACTIVE
 from oc_tui.widgets.job_output import JobOutput
 
@@ -111,7 +110,7 @@ class FanoutScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.table
-        table.border_title = f"$ {self.command}"
+        table.border_title = f"$ {host_markup(self.command)}"
         table.set_runs(list(self.runs.values()))
         self.set_interval(1.0, self._tick)
         for run in self.runs.values():
@@ -183,7 +182,7 @@ class FanoutScreen(Screen[None]):
         try:
             await client.cancel_job(host_id, job_id)
         except errors.OpenComputersError as exc:
-            self.notify(f"cancel: {describe_error(exc)}", severity="error")
+            self.notify(f"cancel: {host_markup(describe_error(exc))}", severity="error")
 
     # --- message handlers ---------------------------------------------------------------------------
 
@@ -240,7 +239,9 @@ class FanoutScreen(Screen[None]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             self.notify(
-                f"{event.worker.name}: {event.worker.error}", title="Unexpected error", severity="error"
+                host_markup(f"{event.worker.name}: {event.worker.error}"),
+                title="Unexpected error",
+                severity="error",
             )
 
     @on(DataTable.RowHighlighted, "#fanout-results")
@@ -328,9 +329,11 @@ class FanoutScreen(Screen[None]):
         if run is None:
             self.output.border_title = "output"
         elif run.skipped or run.error:
-            self.output.border_title = f"{run.host.name} · {run.skipped or run.error}"
+            self.output.border_title = (
+                f"{host_markup(run.host.name)} · {host_markup(run.skipped or run.error)}"
+            )
         else:
-            self.output.border_title = f"output · {run.host.name}"
+            self.output.border_title = f"output · {host_markup(run.host.name)}"
 
     def _update_info(self) -> None:
         runs = list(self.runs.values())

@@ -20,7 +20,7 @@ from textual.widgets import Input, Label
 from oc_tui.api import OpenComputersClient
 from oc_tui.api.transfers import existing_size, part_path
 from oc_tui.screens.form_dialog import FormDialog
-from oc_tui.widgets.formatting import format_bytes
+from oc_tui.widgets.formatting import format_bytes, host_markup, host_text
 
 
 def remote_join(directory: str, name: str) -> str:
@@ -32,7 +32,9 @@ def remote_join(directory: str, name: str) -> str:
 
 def default_download_path(name: str) -> str:
     """``~/Downloads/<name>`` when there is a Downloads folder, else ``<cwd>/<name>`` (disk: call it
-    from a worker)."""
+    from a worker). ``name`` is the host's: control characters in it are escaped
+    (:func:`~oc_tui.widgets.formatting.host_text`), so the local file's name is what was shown."""
+    name = host_text(name)
     downloads = Path.home() / "Downloads"
     if downloads.is_dir():
         return str(Path("~") / "Downloads" / name)
@@ -96,7 +98,7 @@ class DownloadDialog(FormDialog[DownloadRequest]):
         with Vertical(classes="dialog"):
             yield Label("Download", classes="dialog-title")
             size = f" ({format_bytes(self._file_size)})" if self._file_size is not None else ""
-            yield Label(f"{self._remote}{size}", classes="dialog-text")
+            yield Label(f"{host_markup(self._remote)}{size}", classes="dialog-text")
             yield Label("Save to (a path on this machine)", classes="field-label")
             yield Input(self._default, id="local", compact=True)
             yield from self.compose_footer("Download")
@@ -110,7 +112,7 @@ class DownloadDialog(FormDialog[DownloadRequest]):
 
     async def send(self, fields: str) -> tuple[DownloadRequest, str]:
         name = posixpath.basename(self._remote.rstrip("/")) or "download"
-        return await asyncio.to_thread(check_download, fields, name)
+        return await asyncio.to_thread(check_download, fields, host_text(name))
 
     def sent(self, result: tuple[DownloadRequest, str]) -> None:
         request, warning = result
@@ -181,7 +183,7 @@ class MkdirDialog(FormDialog[str]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label("New directory", classes="dialog-title")
-            yield Label(f"in {self._directory} (or an absolute path)", classes="field-label")
+            yield Label(f"in {host_markup(self._directory)} (or an absolute path)", classes="field-label")
             yield Input(placeholder="name", id="name", compact=True)
             yield from self.compose_footer("Create")
 

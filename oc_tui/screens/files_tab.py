@@ -32,7 +32,6 @@ from oc_tui.api import errors
 from oc_tui.api.models import FsEntry, FsList, utcnow
 from oc_tui.files_model import Preview, Transfer, TransferKind, TransferQueue, load_preview, run_transfer
 from oc_tui.screens.confirm import ConfirmScreen
-from oc_tui.screens.errors import describe_error
 from oc_tui.screens.file_dialogs import (
     DownloadDialog,
     DownloadRequest,
@@ -50,7 +49,7 @@ from oc_tui.widgets.file_preview import (
     highlight_text,
 )
 from oc_tui.widgets.file_transfers import TransferPanel
-from oc_tui.widgets.formatting import format_bytes
+from oc_tui.widgets.formatting import describe_error, format_bytes, host_markup, host_text
 
 PREVIEW_DELAY = 0.25
 """Seconds the cursor must rest on an entry before its preview is fetched."""
@@ -308,8 +307,8 @@ class FilesTab(HostTab):
         self._truncated = bool(getattr(listing, "truncated", False))  # the host stopped listing early
         self._show_message("")
         self.file_list.show(listing.entries, parent_row=listing.path not in ("/", ""), select=message.select)
-        self.path_bar.value = listing.path
-        self.file_list.border_title = f"files · {listing.path}"
+        self.path_bar.value = host_text(listing.path)
+        self.file_list.border_title = f"files · {host_markup(listing.path)}"
         self._update_info()
         self._entry_highlighted()
 
@@ -318,9 +317,11 @@ class FilesTab(HostTab):
         if self.path is None or isinstance(message.error, UNREACHABLE):
             if isinstance(message.error, errors.HostOfflineError):
                 text = "This host is offline: its files are out of reach until its agent connects again."
-            self._show_message(f"{text}\n\nr retries")
+            self._show_message(f"{host_markup(text)}\n\nr retries")
         self.app.notify(
-            f"list {message.path or '~'}: {describe_error(message.error)}", title="Files", severity="error"
+            f"list {host_markup(message.path or '~')}: {host_markup(describe_error(message.error))}",
+            title="Files",
+            severity="error",
         )
 
     def on_files_tab_previewed(self, message: Previewed) -> None:
@@ -329,7 +330,7 @@ class FilesTab(HostTab):
         if message.stat is not None:
             self.query_one(FileDetails).show(message.stat)
         preview = self.preview
-        preview.border_subtitle = message.note if message.kind == "text" else ""
+        preview.border_subtitle = host_markup(message.note) if message.kind == "text" else ""
         if message.kind == "text":
             content = message.content
             if content is None:
@@ -363,15 +364,17 @@ class FilesTab(HostTab):
             self._active_worker = None
         verb = "Download" if transfer.kind == "download" else "Upload"
         if message.state == "done":
-            self.app.notify(message.detail, title=f"{verb} complete")
+            self.app.notify(host_markup(message.detail), title=f"{verb} complete")
             if transfer.kind == "upload" and posixpath.dirname(transfer.remote) == self.path:
                 self.refresh_listing()
         elif message.state == "cancelled":
-            self.app.notify(f"{transfer.name}: cancelled", title=verb, severity="warning")
+            self.app.notify(f"{host_markup(transfer.name)}: cancelled", title=verb, severity="warning")
         else:
             hint = "; downloading it to the same place again resumes" if transfer.kind == "download" else ""
             self.app.notify(
-                f"{transfer.name}: {message.detail}{hint}", title=f"{verb} failed", severity="error"
+                f"{host_markup(transfer.name)}: {host_markup(message.detail)}{hint}",
+                title=f"{verb} failed",
+                severity="error",
             )
         self._start_next()
 
@@ -379,15 +382,17 @@ class FilesTab(HostTab):
         entry = message.entry
         count = f"{message.count:,}" if message.complete else f"more than {message.count:,}"
         text = (
-            f"{entry.path} and everything in it ({count} entries) will be deleted on the host. "
+            f"{host_markup(entry.path)} and everything in it ({count} entries) will be deleted on the host. "
             "This cannot be undone."
             if message.count
-            else f"The empty directory {entry.path} will be deleted on the host."
+            else f"The empty directory {host_markup(entry.path)} will be deleted on the host."
         )
-        self._confirm_delete(entry, f"Delete directory {entry.name}?", text, recursive=bool(message.count))
+        self._confirm_delete(
+            entry, f"Delete directory {host_markup(entry.name)}?", text, recursive=bool(message.count)
+        )
 
     def on_files_tab_deleted(self, message: Deleted) -> None:
-        self.app.notify(f"deleted {message.path}", title="Files")
+        self.app.notify(f"deleted {host_markup(message.path)}", title="Files")
         keys = self.file_list.row_keys
         name = posixpath.basename(message.path)
         index = keys.index(name) if name in keys else None
@@ -401,7 +406,8 @@ class FilesTab(HostTab):
         Textual calls too, reports the bug)."""
         if event.state == WorkerState.ERROR:
             if event.worker is self._active_worker and self._queue.active is not None:
-                self.post_message(self.TransferEnded(self._queue.active, "failed", str(event.worker.error)))
+                error = host_text(event.worker.error)
+                self.post_message(self.TransferEnded(self._queue.active, "failed", error))
 
     @on(FileList.RowHighlighted, "#file-list")
     def _entry_highlighted(self) -> None:
@@ -441,6 +447,8 @@ class FilesTab(HostTab):
     @on(Input.Submitted, "#files-path")
     def _path_submitted(self, event: Input.Submitted) -> None:
         value = event.value.strip()
+        if self.path is not None and value == host_text(self.path):
+            value = self.path  # the path as listed (shown escaped), not its escaped form
         self._leave_path_bar()
         if value:
             self.load(remote_join(self.path or "~", value))
@@ -513,7 +521,7 @@ class FilesTab(HostTab):
 
         def made(path: str | None) -> None:
             if path is not None:
-                self.app.notify(f"created {path}", title="Files")
+                self.app.notify(f"created {host_markup(path)}", title="Files")
                 self.refresh_listing(select=posixpath.basename(path.rstrip("/")))
 
         self.app.push_screen(MkdirDialog(self.client, self.host_id, self.path), made)
@@ -523,14 +531,14 @@ class FilesTab(HostTab):
         if entry is None:
             return
         if entry.is_dir and not entry.is_symlink:
-            self.app.notify(f"counting what is in {entry.path}…", title="Files")
+            self.app.notify(f"counting what is in {host_markup(entry.path)}…", title="Files")
             self._count_for_delete(entry)
             return
         kind = (
             "symbolic link (its target stays)" if entry.is_symlink else f"file ({format_bytes(entry.size)})"
         )
-        text = f"The {kind} {entry.path} will be deleted on the host. This cannot be undone."
-        self._confirm_delete(entry, f"Delete {entry.name}?", text, recursive=False)
+        text = f"The {kind} {host_markup(entry.path)} will be deleted on the host. This cannot be undone."
+        self._confirm_delete(entry, f"Delete {host_markup(entry.name)}?", text, recursive=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Cancel is offered (and in the footer) only while a transfer runs."""
@@ -550,7 +558,7 @@ class FilesTab(HostTab):
         """Queue a transfer; it starts when those before it are done."""
         transfer = self._queue.add(kind, remote, local, resume=resume, size=size)
         if self._queue.active is not None:
-            self.app.notify(f"{transfer.name}: queued", title="Files")
+            self.app.notify(f"{host_markup(transfer.name)}: queued", title="Files")
         self._start_next()
         return transfer
 
@@ -588,7 +596,7 @@ class FilesTab(HostTab):
 
     def _leave_path_bar(self) -> None:
         bar = self.path_bar
-        bar.value = self.path or ""
+        bar.value = host_text(self.path or "")
         bar.can_focus = False
         self.file_list.focus()
 
@@ -609,5 +617,5 @@ class FilesTab(HostTab):
         parts: list[Any] = [count, f"sort {lst.sort_by} {arrow}"]
         prefix = lst.jump_prefix or ("/" if lst.jump_forced else "")
         if prefix:
-            parts.insert(0, f"jump: {prefix}")
+            parts.insert(0, f"jump: {host_markup(prefix)}")
         self.query_one("#files-info", Label).update(" · ".join(parts))

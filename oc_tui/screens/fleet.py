@@ -14,6 +14,7 @@ every host the filter shows, and ``x`` runs one command on all marked hosts (the
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +34,6 @@ from oc_tui.api import OpenComputersClient, StreamState, errors
 from oc_tui.api.models import Host, HostEvent, HostRegistration, HostSysInfo
 from oc_tui.hosts_model import HostCache, load_sysinfo
 from oc_tui.screens.confirm import ConfirmRevokeScreen
-from oc_tui.screens.errors import describe_error
 from oc_tui.screens.host_key import HostKeyScreen
 from oc_tui.screens.host_tab import client_of
 from oc_tui.screens.labels import EditLabelsScreen
@@ -41,6 +41,7 @@ from oc_tui.screens.register import RegisterHostScreen
 from oc_tui.screens.run_command import RunCommandScreen
 from oc_tui.widgets.connection_banner import ConnectionBanner
 from oc_tui.widgets.event_feed import EventFeed
+from oc_tui.widgets.formatting import describe_error, host_markup
 from oc_tui.widgets.host_detail import HostDetail
 from oc_tui.widgets.host_filter import HostFilter
 from oc_tui.widgets.host_table import HostTable
@@ -48,6 +49,14 @@ from oc_tui.widgets.host_table import HostTable
 UNREACHABLE = "control plane unreachable — retrying"
 TICK_SECONDS = 10.0
 """How often relative times and the selected host's live facts are refreshed."""
+
+
+def unauthorized_text(profile: str, base_url: str) -> str:
+    """The banner for a 401: which profile's token was refused, by which server, and how to fix it."""
+    return (
+        f"{base_url} refused the API token of profile {profile!r} (401) — set the right one with "
+        f"--token, OC_TUI_TOKEN or [profiles.{profile}] token in config.toml"
+    )
 
 
 class FleetScreen(Screen[None]):
@@ -248,7 +257,7 @@ class FleetScreen(Screen[None]):
         except errors.OpenComputersError as exc:
             self.post_message(self.RequestFailed(f"revoke {host.name}", exc))
             return
-        self.notify(f"{host.name} revoked", title="Revoked")
+        self.notify(f"{host_markup(host.name)} revoked", title="Revoked")
         self.fetch_host(host.id)
 
     # --- message handlers: update widgets, never await the network ---------------------------------
@@ -261,7 +270,7 @@ class FleetScreen(Screen[None]):
         self.query_one(EventFeed).add_note(message.text)
 
     def on_fleet_screen_connect_failed(self, message: ConnectFailed) -> None:
-        self.banner.show_error(message.text)
+        self.banner.show_error(host_markup(message.text))
         self.table.loading = False
 
     def on_fleet_screen_client_ready(self) -> None:
@@ -315,22 +324,31 @@ class FleetScreen(Screen[None]):
         if not self._stream_down:
             self._stream_down = True
             feed.add_note(f"connection lost: {state.error or 'unknown reason'}")
-        self.banner.show_error(f"{UNREACHABLE} ({state.error or 'no answer'}, attempt {state.attempt})")
+        reason = host_markup(state.error or "no answer")
+        self.banner.show_error(f"{UNREACHABLE} ({reason}, attempt {state.attempt})")
 
     def on_fleet_screen_request_failed(self, message: RequestFailed) -> None:
         self.table.loading = False
         error = message.error
-        if isinstance(error, errors.ConnectionFailed) and not self.live:
+        if isinstance(error, errors.UnauthorizedError):  # stays until a request succeeds
+            self.banner.show_error(unauthorized_text(self._profile_name, self._base_url))
+        elif isinstance(error, errors.ConnectionFailed) and not self.live:
             # While the stream is up the control plane is there: one failed request is only a
             # notification. Otherwise the stream's reconnect (or the next poll) clears the banner.
             self.banner.show_error(UNREACHABLE)
-        self.notify(f"{message.action}: {describe_error(error)}", title="Request failed", severity="error")
+        self.notify(
+            f"{host_markup(message.action)}: {host_markup(describe_error(error))}",
+            title="Request failed",
+            severity="error",
+        )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A bug in a worker must not take the app down: say what failed and carry on."""
         if event.state == WorkerState.ERROR:
             self.notify(
-                f"{event.worker.name}: {event.worker.error}", title="Unexpected error", severity="error"
+                host_markup(f"{event.worker.name}: {event.worker.error}"),
+                title="Unexpected error",
+                severity="error",
             )
 
     @on(HostTable.RowHighlighted, "#hosts")
@@ -438,7 +456,19 @@ class FleetScreen(Screen[None]):
             return
         self._upsert(Host.model_validate(registration.model_dump(exclude={"host_key"})))
         self.table.select_host(registration.id)
-        base_url = self.client.base_url if self.client is not None else self._base_url
+        self._show_host_key(registration)
+
+    @work(group="host-key", exit_on_error=False)
+    async def _show_host_key(self, registration: HostRegistration) -> None:
+        """The key, with the agent command for the URL other machines reach the control plane at: the
+        embedded server's ``public_url`` (``/healthz``), else the URL this app uses."""
+        client = self.client
+        base_url = client.base_url if client is not None else self._base_url
+        if client is not None and self.live:
+            with contextlib.suppress(errors.OpenComputersError):
+                public = (await client.health()).get("public_url")
+                if isinstance(public, str) and public.startswith(("http://", "https://")):
+                    base_url = public
         self.app.push_screen(HostKeyScreen(registration, base_url))
 
     def action_edit_labels(self) -> None:
@@ -446,21 +476,23 @@ class FleetScreen(Screen[None]):
         if host is None:
             return
         if host.status == "revoked":
-            self.notify(f"{host.name} is revoked: its labels can no longer change", severity="warning")
+            self.notify(
+                f"{host_markup(host.name)} is revoked: its labels can no longer change", severity="warning"
+            )
             return
         self.app.push_screen(EditLabelsScreen(self.client, host), self._labels_saved)
 
     def _labels_saved(self, host: Host | None) -> None:
         if host is not None:
             self._upsert(host)
-            self.notify(f"labels of {host.name} saved", title="Saved")
+            self.notify(f"labels of {host_markup(host.name)} saved", title="Saved")
 
     def action_revoke(self) -> None:
         host = self._selected()
         if host is None:
             return
         if host.status == "revoked":
-            self.notify(f"{host.name} is already revoked", severity="warning")
+            self.notify(f"{host_markup(host.name)} is already revoked", severity="warning")
             return
 
         def confirmed(yes: bool | None) -> None:
@@ -513,7 +545,7 @@ class FleetScreen(Screen[None]):
         online = self._hosts.online
         parts = [
             self._profile_name,
-            self._base_url,
+            host_markup(self._base_url),
             f"{total} host{'' if total == 1 else 's'}, {online} online",
         ]
         if self._filter.active:

@@ -22,7 +22,7 @@ from textual.widgets import Button, Input, Label
 from textual.worker import Worker, WorkerState
 
 from oc_tui.api import OpenComputersClient, errors
-from oc_tui.screens.errors import describe_error
+from oc_tui.widgets.formatting import describe_error, host_markup
 
 ResultType = TypeVar("ResultType")
 
@@ -117,16 +117,17 @@ class FormDialog(ModalScreen[ResultType | None]):
         self.query_one("#submit", Button).disabled = busy
 
     def show_error(self, text: str) -> None:
-        """Say inline what is wrong ("" hides the line)."""
+        """Say inline what is wrong ("" hides the line); ``text`` is plain text (it may hold a host's
+        or a local path's text: shown escaped)."""
         label = self.query_one("#error", Label)
-        label.update(text)
+        label.update(host_markup(text))
         label.set_class(bool(text), "-visible")
 
     def on_form_dialog_failed(self, message: Failed) -> None:
         self.set_busy(False)
         text = describe_error(message.error)
         self.show_error(text)
-        self.notify(text, title=self.FAILURE_TITLE, severity="error")
+        self.notify(host_markup(text), title=self.FAILURE_TITLE, severity="error")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A worker that died of something unexpected is reported like any failure."""

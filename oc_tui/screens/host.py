@@ -32,13 +32,15 @@ from oc_tui.screens.jobs_tab import JobsTab
 from oc_tui.screens.overview_tab import OverviewTab
 from oc_tui.screens.terminal_tab import TerminalTab
 from oc_tui.screens.tunnels_tab import TunnelsTab
-from oc_tui.widgets.formatting import status_label
+from oc_tui.widgets.formatting import host_markup, status_label
 from oc_tui.widgets.statuses import status_classes
 
 HOST_TABS: Sequence[type[HostTab]] = (OverviewTab, JobsTab, FilesTab, TerminalTab, DesktopTab, TunnelsTab)
 """The host's tabs, in order: panes, keys and ``?`` come from this list."""
 COMING = ("Agents", "Secrets")
 """Tabs of the design that are not built yet: shown disabled."""
+BACK_RETRY = 0.02
+"""Seconds between looks whether the screen can be left (its tab strips mounted)."""
 SWITCH_ROW = ("← →", "Switch tab (when the tab strip has the focus)")
 
 
@@ -46,7 +48,7 @@ class HostScreen(Screen[None]):
     """Tabs of one host; ``tab`` is the one shown first (``overview`` or ``jobs``)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.back", "Back"),
+        Binding("escape", "back", "Back"),
         *(tab.binding() for tab in HOST_TABS),
     ]
 
@@ -101,32 +103,56 @@ class HostScreen(Screen[None]):
             self.update_host(message.host)
 
     def update_host(self, host: Host) -> None:
-        """A fresh record of this host."""
+        """A fresh record of this host. It may arrive while the screen's widgets are still being
+        mounted, or already being removed (the screen closing): what is not there is skipped, and
+        shows the record once it is."""
         self.host = host
-        self.query_one(OverviewTab).show_host(host)
+        for overview in self.query(OverviewTab):
+            overview.show_host(host)
         self._update_info()
 
     @on(TabbedContent.TabActivated, "#host-tabs")
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        self._focus_tab(event.pane.id or "")
+        # Only the tab that is active now takes the focus. Under key repeat (→ held on the tab strip)
+        # activations queue up; acting on a stale one focuses a widget in a pane no longer shown,
+        # TabbedContent answers that focus by making its pane active again, which focuses again: an
+        # endless flip between tabs. Ignoring stale activations lets the last one win.
+        if event.pane.id == event.tabbed_content.active:
+            self._focus_tab(event.pane.id or "")
+
+    async def action_back(self) -> None:
+        """``esc``: back to the fleet, once this screen is mounted (with it all its widgets). Textual's
+        ``Tabs`` raises from its mount handler when removed before that ran: ``enter`` then ``esc``
+        in one burst."""
+        if self.is_mounted:
+            await self.app.run_action("app.back")
+        else:
+            self.set_timer(BACK_RETRY, self.action_back)
 
     def action_show_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
+        for tabbed in self.query(TabbedContent):
+            tabbed.active = tab
         self._focus_tab(tab)
 
     def _focus_tab(self, tab_id: str) -> None:
         """The tab decides where the focus goes (:meth:`HostTab.activate`); when it takes none, the tab
-        strip has it, so ← → switch tabs."""
+        strip has it, so ← → switch tabs. Nothing happens while the screen is not all there (being
+        mounted or closed)."""
         tab = next((tab for tab in self.query(HostTab) if tab.TAB_ID == tab_id), None)
-        if tab is None or not tab.activate():
-            self.query_one(Tabs).focus()
+        if tab is not None and tab.is_mounted and tab.activate():
+            return
+        strip = next(iter(self.query(Tabs)), None)  # the host's tab strip (the terminal's comes after)
+        if strip is not None:
+            strip.focus()
 
     def _update_info(self) -> None:
         host = self.host
-        info = self.query_one("#host-info", Static)
+        info = next(iter(self.query("#host-info").results(Static)), None)
+        if info is None:
+            return
         for status, on_ in status_classes("hosts", host.status):
             info.set_class(on_, status)
-        info.update(f"{status_label(host.status)}  {host.name}  ·  {host.id}")
+        info.update(f"{status_label(host.status)}  {host_markup(host.name)}  ·  {host_markup(host.id)}")
 
 
 def help_sections(rows: Callable[[Sequence[BindingType]], list[tuple[str, str]]]) -> list[HelpSection]:

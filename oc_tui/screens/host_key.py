@@ -19,6 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, TextArea
 
 from oc_tui.api.models import HostRegistration
+from oc_tui.widgets.formatting import host_markup
 
 
 def agent_command(base_url: str, host_key: str) -> str:
@@ -58,12 +59,14 @@ class HostKeyScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         reg = self._registration
         with Vertical(classes="dialog -wide"):
-            yield Label(f"Host {reg.name} registered ({reg.id})", classes="dialog-title")
+            yield Label(
+                f"Host {host_markup(reg.name)} registered ({host_markup(reg.id)})", classes="dialog-title"
+            )
             yield Label(
                 "Its key is shown only this once. Run this on the new machine:", classes="dialog-text"
             )
             yield TextArea(self.command, read_only=True, soft_wrap=True, id="command")
-            yield Label(f"host key: {reg.host_key}", id="host-key", classes="dialog-text")
+            yield Label(f"host key: {host_markup(reg.host_key)}", id="host-key", classes="dialog-text")
             if self.hint:
                 yield Label(self.hint, id="loopback-hint", classes="dialog-text")
             with Horizontal(classes="dialog-buttons"):

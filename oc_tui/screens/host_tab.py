@@ -20,7 +20,7 @@ from textual.worker import Worker, WorkerState
 
 from oc_tui.api import errors
 from oc_tui.api.models import utcnow
-from oc_tui.screens.errors import describe_error
+from oc_tui.widgets.formatting import describe_error, host_markup
 
 if TYPE_CHECKING:
     from oc_tui.api import OpenComputersClient
@@ -137,12 +137,16 @@ class HostTab(Vertical):
 
     def on_host_tab_request_failed(self, message: RequestFailed) -> None:
         self.app.notify(
-            f"{message.action}: {describe_error(message.error)}", title=self.TITLE, severity="error"
+            f"{host_markup(message.action)}: {host_markup(describe_error(message.error))}",
+            title=self.TITLE,
+            severity="error",
         )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A bug in a worker must not take the app down: say what failed and carry on."""
         if event.state == WorkerState.ERROR:
             self.app.notify(
-                f"{event.worker.name}: {event.worker.error}", title="Unexpected error", severity="error"
+                host_markup(f"{event.worker.name}: {event.worker.error}"),
+                title="Unexpected error",
+                severity="error",
             )

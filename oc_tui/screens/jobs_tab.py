@@ -28,7 +28,7 @@ from oc_tui.api.streams import OutputChunk, OutputTruncated
 from oc_tui.jobs_model import exit_note, truncated_note
 from oc_tui.screens.host_tab import HostTab, HostTabContext
 from oc_tui.widgets.command_line import CommandLine
-from oc_tui.widgets.formatting import job_duration
+from oc_tui.widgets.formatting import host_markup, job_duration
 from oc_tui.widgets.job_list import ACTIVE, JobList, command_line
 from oc_tui.widgets.job_output import JobOutput
 
@@ -256,9 +256,11 @@ class JobsTab(HostTab):
             self.app.notify("no job selected", severity="warning")
             return
         if job.status not in ACTIVE:
-            self.app.notify(f"{command_line(job)!r} is not running ({job.status})", severity="warning")
+            self.app.notify(
+                host_markup(f"{command_line(job)!r} is not running ({job.status})"), severity="warning"
+            )
             return
-        self.app.notify(f"cancelling {command_line(job)!r}…", title="Jobs")
+        self.app.notify(host_markup(f"cancelling {command_line(job)!r}…"), title="Jobs")
         self.cancel(job)
 
     # --- helpers -----------------------------------------------------------------------------------
@@ -275,7 +277,7 @@ class JobsTab(HostTab):
         if job is None:
             self.output.border_title = "output"
             return
-        title = f"output · {command_line(job)}"
+        title = f"output · {host_markup(command_line(job))}"
         if job.truncated:
             title += " · truncated by the server"
         self.output.border_title = title

@@ -13,6 +13,7 @@ from textual.widgets import Input, Label
 from oc_tui.api import OpenComputersClient
 from oc_tui.api.models import Host
 from oc_tui.screens.form_dialog import FormDialog
+from oc_tui.widgets.formatting import host_markup
 from oc_tui.widgets.labels import format_labels, parse_labels
 
 
@@ -28,7 +29,7 @@ class EditLabelsScreen(FormDialog[Host]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(f"Labels of {self._host.name}", classes="dialog-title")
+            yield Label(f"Labels of {host_markup(self._host.name)}", classes="dialog-title")
             yield Label("key=value pairs, separated by commas", classes="field-label")
             yield Input(
                 format_labels(self._host.labels), placeholder="env=prod, team=web", id="labels", compact=True

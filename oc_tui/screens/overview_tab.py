@@ -47,9 +47,10 @@ class OverviewTab(HostTab):
             self.set_interval(SYSINFO_SECONDS, self.fetch_sysinfo)
 
     def show_host(self, host: Host) -> None:
-        """A fresh record of the host."""
+        """A fresh record of the host (kept until the detail is mounted, which then shows it)."""
         self._host = host
-        self.query_one(HostDetail).host = host
+        for detail in self.query(HostDetail):
+            detail.host = host
 
     def fetch_sysinfo(self) -> None:
         """Ask for the host's live facts (only while it is online)."""
@@ -65,4 +66,5 @@ class OverviewTab(HostTab):
         )
 
     def on_overview_tab_sys_info_loaded(self, message: SysInfoLoaded) -> None:
-        self.query_one(HostDetail).sysinfo = message.info
+        for detail in self.query(HostDetail):  # none while the screen closes
+            detail.sysinfo = message.info

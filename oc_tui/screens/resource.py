@@ -20,8 +20,8 @@ from textual.widgets import Footer, Static
 
 from oc_tui.api import errors
 from oc_tui.api.models import utcnow
-from oc_tui.screens.errors import describe_error
 from oc_tui.screens.host_tab import client_of
+from oc_tui.widgets.formatting import describe_error, host_markup
 from oc_tui.widgets.resource_table import Column, ResourceTable
 
 if TYPE_CHECKING:
@@ -91,7 +91,11 @@ class ResourceScreen(Screen[None]):
             items = await self._load(client)
         except errors.OpenComputersError as exc:
             self.table.loading = False
-            self.notify(f"list {self._kind}: {describe_error(exc)}", title="Request failed", severity="error")
+            self.notify(
+                f"list {self._kind}: {host_markup(describe_error(exc))}",
+                title="Request failed",
+                severity="error",
+            )
         else:
             self.post_message(self.Loaded(items))
 

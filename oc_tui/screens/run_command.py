@@ -18,12 +18,13 @@ from textual.widgets import Button, Input, Label
 
 from oc_tui.api.models import Host
 from oc_tui.widgets.command_line import CommandLine
+from oc_tui.widgets.formatting import host_markup
 
 NAMES_SHOWN = 8
 
 
 def _names(hosts: Sequence[Host]) -> str:
-    names = [host.name for host in hosts[:NAMES_SHOWN]]
+    names = [host_markup(host.name) for host in hosts[:NAMES_SHOWN]]
     if len(hosts) > NAMES_SHOWN:
         names.append(f"+{len(hosts) - NAMES_SHOWN} more")
     return ", ".join(names)

@@ -31,8 +31,8 @@ from textual.widgets import ContentSwitcher, Static, Tab, Tabs
 
 from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.terminal import TerminalSession
-from oc_tui.screens.errors import describe_error
 from oc_tui.screens.host_tab import HostTab, HostTabContext, client_of
+from oc_tui.widgets.formatting import describe_error, host_markup, host_text
 from oc_tui.widgets.terminal import TerminalView
 
 BACKLOG_LIMIT = 1 << 20
@@ -103,7 +103,7 @@ class TerminalPane(Vertical):
 
     @property
     def label(self) -> str:
-        suffix = {"connecting": " …", "ended": f" ({self.exit_note})", "failed": " (failed)"}
+        suffix = {"connecting": " …", "ended": f" ({host_markup(self.exit_note)})", "failed": " (failed)"}
         return f"{self.number}{suffix.get(self.state, '')}"
 
     def action_typed(self) -> None:
@@ -210,12 +210,13 @@ class TerminalPane(Vertical):
 
     def _failed(self, reason: str, *, opened: bool = False) -> None:
         """The session could not be opened, or (``opened``) was lost: a dropped connection, a restarted
-        control plane, the host gone offline."""
+        control plane, the host gone offline. ``reason`` may be relayed from the host: shown escaped."""
+        reason = host_text(reason)
         self.exit_note = reason
         self._leave_alternate_screen()
         what = "terminal lost" if opened else "could not open a terminal"
         self.view.feed(_note(f"[{what}: {reason}] press enter to try again", "1;31"))
-        self.app.notify(reason, title="Terminal", severity="error")
+        self.app.notify(host_markup(reason), title="Terminal", severity="error")
         self._set_state("failed")
 
     def _leave_alternate_screen(self) -> None:

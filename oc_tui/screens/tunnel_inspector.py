@@ -25,9 +25,8 @@ from textual.widgets import DataTable, Footer, Static
 
 from oc_tui.api import errors
 from oc_tui.api.models import Tunnel, TunnelRequest, utcnow
-from oc_tui.screens.errors import describe_error
 from oc_tui.screens.host_tab import client_of
-from oc_tui.widgets.formatting import format_bytes
+from oc_tui.widgets.formatting import describe_error, format_bytes, host_markup, host_text
 from oc_tui.widgets.resource_table import Column, ResourceTable
 
 SHOWN = 200
@@ -50,15 +49,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("code", "Status", _status),
     Column("duration", "Took", _duration),
     Column("size", "Size", lambda r, _: format_bytes(r.response_bytes)),
-    Column("target", "Path", lambda r, _: printable(r.target)),
+    Column("target", "Path", lambda r, _: host_text(r.target)),
 )
-
-
-def printable(text: str) -> str:
-    """Text from a host as it may be shown: control characters (but newline and tab) as ``\\xNN``."""
-    return "".join(
-        ch if ch in "\n\t" or (ch.isprintable() and ch != "\x7f") else f"\\x{ord(ch):02x}" for ch in text
-    )
 
 
 def pretty_body(body: str, headers: list[tuple[str, str]], truncated: bool, size: int) -> str:
@@ -78,17 +70,17 @@ def pretty_body(body: str, headers: list[tuple[str, str]], truncated: bool, size
 def _message(text: Text, headers: list[tuple[str, str]], body: str, truncated: bool, size: int) -> None:
     """Append one side's headers and body (pretty) to ``text``."""
     for name, value in headers:
-        text.append(f"{printable(name)}: ", style="dim")
-        text.append(f"{printable(value)}\n")
+        text.append(f"{host_text(name)}: ", style="dim")
+        text.append(f"{host_text(value)}\n")
     if body:
-        text.append(f"\n{printable(pretty_body(body, headers, truncated, size))}\n")
+        text.append(f"\n{host_text(pretty_body(body, headers, truncated, size), keep=chr(10) + chr(9))}\n")
 
 
 def describe(record: TunnelRequest) -> Text:
     """The detail pane's text for one record: request line, headers and body, then the response's."""
     text = Text()
-    text.append(f"{record.method} {printable(record.target)}", style="bold")
-    text.append(f"   from {printable(record.client)}")
+    text.append(f"{record.method} {host_text(record.target)}", style="bold")
+    text.append(f"   from {host_text(record.client)}")
     if record.replay_of is not None:
         text.append(f"   (replay of #{record.replay_of})")
     text.append("\n")
@@ -100,7 +92,7 @@ def describe(record: TunnelRequest) -> Text:
     text.append(f"← {status}", style="bold")
     text.append(f"   {_duration(record, utcnow())}   {format_bytes(record.response_bytes)}")
     if record.error:
-        text.append(f"   {printable(record.error)}", style="bold red")
+        text.append(f"   {host_text(record.error)}", style="bold red")
     text.append("\n")
     _message(
         text,
@@ -196,7 +188,9 @@ class TunnelInspectorScreen(Screen[None]):
                 async for event in stream:
                     self.post_message(self.RequestSeen(event.request))
         except errors.OpenComputersError as exc:
-            self.notify(f"follow requests: {describe_error(exc)}", title="Inspector", severity="error")
+            self.notify(
+                f"follow requests: {host_markup(describe_error(exc))}", title="Inspector", severity="error"
+            )
 
     def action_replay(self) -> None:
         """Send the selected request to the app again (its new record shows up live)."""
@@ -209,10 +203,10 @@ class TunnelInspectorScreen(Screen[None]):
             try:
                 again = await client.replay_tunnel_request(self.tunnel.host_id, self.tunnel.id, record.id)
             except errors.OpenComputersError as exc:
-                self.notify(describe_error(exc), title="Replay failed", severity="error")
+                self.notify(host_markup(describe_error(exc)), title="Replay failed", severity="error")
                 return
             self.post_message(self.RequestSeen(again))
-            self.notify(f"{again.method} {printable(again.target)} → {again.status}", title="Replayed")
+            self.notify(host_markup(f"{again.method} {again.target} → {again.status}"), title="Replayed")
 
         self.run_worker(replay(), name="replay", group="replay", exit_on_error=False)
 

@@ -14,6 +14,7 @@ from textual.widgets import Input, Label, Select
 
 from oc_tui.api.models import SLUG_PATTERN, Tunnel, TunnelAuthMode
 from oc_tui.screens.form_dialog import FormDialog
+from oc_tui.widgets.formatting import host_text
 from oc_tui.widgets.resource_table import STATUS, Column
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ AUTH_MODES: tuple[tuple[str, TunnelAuthMode], ...] = (
 
 
 def _host_name(tunnel: Any, _: datetime) -> str:
-    return str(getattr(tunnel, "host_name", None) or tunnel.host_id)
+    return host_text(getattr(tunnel, "host_name", None) or tunnel.host_id)
 
 
 COLUMNS: tuple[Column, ...] = (

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual.binding import BindingType
 
 from oc_tui.api import errors
-from oc_tui.screens.errors import describe_error
 from oc_tui.screens.host_tab import client_of
 from oc_tui.screens.resource import ResourceScreen
 from oc_tui.screens.tunnel_actions import Call, TunnelActions
 from oc_tui.screens.tunnels import FLEET_COLUMNS, all_tunnels
+from oc_tui.widgets.formatting import describe_error, host_markup
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -37,7 +37,9 @@ class TunnelsScreen(ResourceScreen, TunnelActions):
                     raise errors.ConnectionFailed("not connected yet")
                 await call(client)
             except errors.OpenComputersError as exc:
-                self.notify(f"{action}: {describe_error(exc)}", title="Request failed", severity="error")
+                self.notify(
+                    f"{action}: {host_markup(describe_error(exc))}", title="Request failed", severity="error"
+                )
                 return
             self.action_reload()
 

@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.widgets import RichLog
 
 from oc_tui.api.models import HostEvent
-from oc_tui.widgets.formatting import status_label
+from oc_tui.widgets.formatting import host_text, status_label
 from oc_tui.widgets.styles import text_style
 
 
@@ -36,21 +36,25 @@ class EventFeed(RichLog):
     def add_event(self, event: HostEvent, host_name: str) -> None:
         """Write ``12:00:01  web-1  ● online (was offline)`` (or the event type when not a status)."""
         line = Text.assemble(
-            (event.timestamp.astimezone(UTC).strftime("%H:%M:%S"), self._style("time")), "  ", host_name, "  "
+            (event.timestamp.astimezone(UTC).strftime("%H:%M:%S"), self._style("time")),
+            "  ",
+            host_text(host_name),
+            "  ",
         )
         if event.type == "status_change":
             status = str(event.data.get("status", "?"))
             line.append(status_label(status), style=self._style(status))
             previous = event.data.get("previous")
             if previous:
-                line.append(f" (was {previous})", style=self._style("time"))
+                line.append(f" (was {host_text(previous)})", style=self._style("time"))
         else:
-            line.append(event.type.replace("_", " "), style=self._style("note"))
+            line.append(host_text(event.type.replace("_", " ")), style=self._style("note"))
         self.write(line)
 
     def add_note(self, text: str) -> None:
-        """A line from the app itself (connection lost / restored)."""
-        self.write(Text(text, style=self._style("note")))
+        """A line from the app itself (connection lost / restored; a reason in it may be the network's:
+        shown escaped)."""
+        self.write(Text(host_text(text), style=self._style("note")))
 
     def _style(self, name: str) -> Style:
         return text_style(self, f"event-feed--{name}")

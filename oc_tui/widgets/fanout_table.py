@@ -13,7 +13,7 @@ from datetime import datetime
 from rich.text import Text
 
 from oc_tui.api.models import Host, Job
-from oc_tui.widgets.formatting import job_duration, job_status_label
+from oc_tui.widgets.formatting import host_text, job_duration, job_status_label
 from oc_tui.widgets.row_table import RowTable
 from oc_tui.widgets.styles import text_style
 
@@ -108,9 +108,9 @@ class FanoutTable(RowTable):
         status = run.status
         dim = text_style(self, "fanout-table--dim")
         if run.skipped:
-            label = f"○ {run.skipped}"
+            label = f"○ {host_text(run.skipped)}"
         elif run.error:
-            label = f"! {run.error}"
+            label = f"! {host_text(run.error)}"
         elif status == "starting":
             label = "◌ starting"
         else:
@@ -118,9 +118,9 @@ class FanoutTable(RowTable):
         job = run.job
         exit_code = "-" if job is None or job.exit_code is None else str(job.exit_code)
         return (
-            Text(run.host.name),
+            Text(host_text(run.host.name)),
             Text(label, style=text_style(self, f"fanout-table--{status}")),
             Text(exit_code, style=dim if exit_code == "-" else ""),
             Text(job_duration(job, now) if job is not None else "-"),
-            Text(run.first_line or "", style="" if run.first_line else dim, no_wrap=True),
+            Text(host_text(run.first_line), style="" if run.first_line else dim, no_wrap=True),
         )

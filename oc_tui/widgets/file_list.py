@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.timer import Timer
 
 from oc_tui.api.models import FsEntry, utcnow
-from oc_tui.widgets.formatting import format_bytes, relative_time
+from oc_tui.widgets.formatting import format_bytes, host_text, relative_time
 from oc_tui.widgets.styles import text_style
 from oc_tui.widgets.virtual_table import VirtualTable
 
@@ -46,8 +46,9 @@ RECENT = timedelta(days=7)
 
 
 def entry_label(entry: FsEntry) -> str:
-    """The name as listed: ``dir/``, ``link@`` (``dir/@`` for a link to a directory)."""
-    return entry.name + ("/" if entry.is_dir else "") + ("@" if entry.is_symlink else "")
+    """The name as listed (control characters escaped): ``dir/``, ``link@`` (``dir/@`` for a link to a
+    directory)."""
+    return host_text(entry.name) + ("/" if entry.is_dir else "") + ("@" if entry.is_symlink else "")
 
 
 def format_modified(when: datetime | None, now: datetime) -> str:
@@ -170,7 +171,7 @@ class FileList(VirtualTable):
             name.stylize(text_style(self, "file-list--link"), len(name) - 1)
         size = Text("-" if entry.is_dir else format_bytes(entry.size), style=dim, justify="right")
         modified = Text(format_modified(entry.modified_at, self.clock()), style=dim)
-        mode = Text(entry.mode or "", style=dim)
+        mode = Text(host_text(entry.permissions or ""), style=dim)
         return [name, size, modified, mode]
 
     def _fit_columns(self) -> None:

@@ -28,7 +28,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from oc_tui.api.models import FsEntry, FsStat
-from oc_tui.widgets.formatting import format_bytes
+from oc_tui.widgets.formatting import format_bytes, host_markup, host_text
 
 PREVIEW_BYTES = 64 * 1024
 """How much of a file is fetched for its preview."""
@@ -83,8 +83,10 @@ def classify(head: bytes, size: int) -> Kind:
 def highlight_text(name: str, text: str) -> Content:
     """``text`` highlighted for the language its file ``name`` suggests, with line numbers; in the
     theme's colours (Textual's highlighter styles with theme variables). Slow for 64 KiB (~0.1 s):
-    call it from a worker thread."""
-    lines = highlight(text, path=name).split("\n")[:PREVIEW_LINES]
+    call it from a worker thread. Control characters in the file are shown escaped (tabs are kept, a
+    CR before a LF dropped)."""
+    text = host_text(text.replace("\r\n", "\n"), keep="\t\n")
+    lines = highlight(text, path=host_text(name)).split("\n")[:PREVIEW_LINES]
     width = len(str(len(lines)))
     return Content("\n").join(
         [
@@ -150,7 +152,7 @@ def describe_type(stat: FsStat | FsEntry) -> str:
     if stat.is_symlink:
         target = getattr(stat, "symlink_target", None)
         kind = "link to a directory" if stat.is_dir else "symbolic link"
-        return f"{kind} → {target}" if target else kind
+        return f"{kind} → {host_text(target)}" if target else kind
     return "directory" if stat.is_dir else "file"
 
 
@@ -160,14 +162,14 @@ def details_table(stat: FsStat | FsEntry, key_style: Style, *, compact: bool = F
     table.add_column(style=key_style, no_wrap=True)
     table.add_column(overflow="fold")
     name = getattr(stat, "name", None) or stat.path.rstrip("/").rsplit("/", 1)[-1] or stat.path
-    table.add_row("name", Text(name))
-    table.add_row("path", Text(stat.path))
+    table.add_row("name", Text(host_text(name)))
+    table.add_row("path", Text(host_text(stat.path)))
     table.add_row("type", Text(describe_type(stat)))
     if not stat.is_dir:
         exact = f"{stat.size:,} bytes"
         human = f"{format_bytes(stat.size)} ({exact})" if not compact else format_bytes(stat.size)
         table.add_row("size", human if stat.size >= 1024 else exact)
-    table.add_row("mode", stat.mode or "-")
+    table.add_row("mode", Text(host_text(stat.permissions or "") or "-"))
     stamp = "%Y-%m-%d %H:%MZ" if compact else "%Y-%m-%d %H:%M:%SZ"
     modified = stat.modified_at.astimezone(UTC).strftime(stamp) if stat.modified_at else "-"
     table.add_row("modified", modified)
@@ -194,7 +196,8 @@ class FilePreview(VerticalScroll):
         self.show_note(note)
 
     def show_note(self, note: str) -> None:
-        self._replace(Static(note, classes="file-preview-note"))
+        """``note``: plain text (it may hold a relayed error: shown escaped)."""
+        self._replace(Static(host_markup(note), classes="file-preview-note"))
 
     def show_text(self, content: Content) -> None:
         """Highlighted text (from :func:`highlight_text`)."""

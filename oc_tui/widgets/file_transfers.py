@@ -8,7 +8,7 @@ from textual.containers import Vertical
 from textual.widgets import Label, ProgressBar
 
 from oc_tui.files_model import Transfer
-from oc_tui.widgets.formatting import format_bytes
+from oc_tui.widgets.formatting import format_bytes, host_markup
 
 ARROWS = {"download": "↓", "upload": "↑"}
 
@@ -28,7 +28,7 @@ def progress_text(transfer: Transfer, queued: int) -> str:
     meter = transfer.meter
     done = format_bytes(meter.done)
     amount = f"{done} / {format_bytes(meter.total)}" if meter.total is not None else done
-    parts = [f"{ARROWS[transfer.kind]} {transfer.name}  {amount}"]
+    parts = [f"{ARROWS[transfer.kind]} {host_markup(transfer.name)}  {amount}"]
     rate = meter.rate
     if rate is not None:
         parts.append(f"{format_bytes(int(rate))}/s")

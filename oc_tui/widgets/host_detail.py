@@ -22,6 +22,8 @@ from oc_tui.widgets.formatting import (
     format_bytes,
     format_duration,
     format_timestamp,
+    host_markup,
+    host_text,
     relative_time,
     status_label,
 )
@@ -47,6 +49,9 @@ class HostDetail(VerticalScroll):
         yield Label("no host selected", id="detail-title")
         yield Static(id="detail-body")
 
+    def on_mount(self) -> None:
+        self._render_host()  # a host set before the title and body were there
+
     def watch_host(self, old: Host | None, new: Host | None) -> None:
         if old is None or new is None or old.id != new.id:
             self.sysinfo = None
@@ -59,8 +64,12 @@ class HostDetail(VerticalScroll):
         self._render_host()
 
     def _render_host(self) -> None:
-        title = self.query_one("#detail-title", Label)
-        body = self.query_one("#detail-body", Static)
+        # not there before this pane is composed, nor while it is removed: a fresh host or live facts
+        # may arrive then (the host screen opening or closing as the host's status changes)
+        title = next(iter(self.query_children("#detail-title").results(Label)), None)
+        body = next(iter(self.query_children("#detail-body").results(Static)), None)
+        if title is None or body is None:
+            return
         for name, _ in status_classes("hosts", ""):
             title.remove_class(name)
         host = self.host
@@ -68,7 +77,7 @@ class HostDetail(VerticalScroll):
             title.update("no host selected")
             body.update("")
             return
-        title.update(f"{status_label(host.status)}  {host.name}")
+        title.update(f"{status_label(host.status)}  {host_markup(host.name)}")
         title.add_class(f"-{host.status}")
         body.update(self._table(host))
 
@@ -96,7 +105,7 @@ class HostDetail(VerticalScroll):
             ]
         rows += self._live_rows()
         for key, value in rows:
-            table.add_row(key, Text(value))
+            table.add_row(key, Text(host_text(value)))  # all but the times are the host's own words
         return table
 
     def _live_rows(self) -> list[tuple[str, str]]:

@@ -30,7 +30,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 
 from oc_tui.api.models import Host
-from oc_tui.widgets.formatting import STATUS_SYMBOLS, relative_time, status_label
+from oc_tui.widgets.formatting import STATUS_SYMBOLS, host_text, relative_time, status_label
 from oc_tui.widgets.labels import format_labels
 from oc_tui.widgets.styles import text_style
 from oc_tui.widgets.virtual_table import VirtualTable
@@ -227,8 +227,8 @@ class HostTable(VirtualTable):
         return (
             Text(MARK, style=marked_style) if marked else Text(" "),
             Text(status_label(host.status), style=self._style(f"host-table--{host.status}")),
-            Text(host.name, style=marked_style),
-            Text(host.region or "-"),
+            Text(host_text(host.name), style=marked_style),
+            Text(host_text(host.region) or "-"),
             Text(format_labels(host.labels) or "-", style=dim if not host.labels else ""),
             Text(self._changed(host, self._clock())),
         )
@@ -273,8 +273,8 @@ class HostTable(VirtualTable):
                 (
                     1,
                     _STATUS_WIDTHS.get(host.status) or cell_len(status_label(host.status)),
-                    cell_len(host.name),
-                    cell_len(host.region or "-"),
+                    cell_len(host_text(host.name)),
+                    cell_len(host_text(host.region) or "-"),
                     cell_len(format_labels(host.labels) or "-"),
                     len(self._changed(host, now)),
                 )

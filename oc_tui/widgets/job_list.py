@@ -13,7 +13,7 @@ from datetime import datetime
 from rich.text import Text
 
 from oc_tui.api.models import Job
-from oc_tui.widgets.formatting import job_duration, job_started, job_status_label, relative_time
+from oc_tui.widgets.formatting import host_text, job_duration, job_started, job_status_label, relative_time
 from oc_tui.widgets.row_table import RowTable
 from oc_tui.widgets.styles import text_style
 
@@ -31,8 +31,9 @@ ACTIVE = frozenset({"queued", "running"})
 
 
 def command_line(job: Job) -> str:
-    """What was run, as one would type it: the command, then its ``args`` quoted."""
-    return " ".join([job.command, shlex.join(job.args)]) if job.args else job.command
+    """What was run, as one would type it: the command, then its ``args`` quoted; for display (control
+    characters escaped: :func:`~oc_tui.widgets.formatting.host_text`)."""
+    return host_text(" ".join([job.command, shlex.join(job.args)]) if job.args else job.command)
 
 
 class JobList(RowTable):

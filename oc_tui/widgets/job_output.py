@@ -30,6 +30,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from oc_tui.widgets.formatting import host_text
 from oc_tui.widgets.styles import text_style
 
 MAX_LINES = 10_000
@@ -102,12 +103,13 @@ class JobOutput(ScrollView, can_focus=True):
             self.set_timer(FLUSH_INTERVAL, self.flush)
 
     def add_note(self, text: str) -> None:
-        """A line from oc-tui itself (exit status, truncation), set apart by style."""
+        """A line from oc-tui itself (exit status, truncation), set apart by style; a relayed error in it
+        is shown escaped."""
         self.flush()
         follow = self.following
         if self._partial.plain:
             self._end_partial()
-        self._push(Text(text, style=text_style(self, "job-output--note")))
+        self._push(Text(host_text(text), style=text_style(self, "job-output--note")))
         self._refresh_size(follow)
 
     def clear(self) -> None:

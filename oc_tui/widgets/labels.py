@@ -6,10 +6,13 @@ server still validates keys and values and its 400 message is shown as is.
 
 from __future__ import annotations
 
+from oc_tui.widgets.formatting import host_text
+
 
 def format_labels(labels: dict[str, str]) -> str:
-    """``env=prod, team=web`` (sorted by key, so the same labels always read the same)."""
-    return ", ".join(f"{key}={value}" for key, value in sorted(labels.items()))
+    """``env=prod, team=web`` (sorted by key, so the same labels always read the same); for display,
+    so control characters are escaped (:func:`~oc_tui.widgets.formatting.host_text`)."""
+    return host_text(", ".join(f"{key}={value}" for key, value in sorted(labels.items())))
 
 
 def parse_labels(text: str) -> dict[str, str]:

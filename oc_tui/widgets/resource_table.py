@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.text import Text
 
+from oc_tui.widgets.formatting import host_text
 from oc_tui.widgets.row_table import RowTable
 from oc_tui.widgets.statuses import STATUSES, status_label
 from oc_tui.widgets.styles import text_style
@@ -80,7 +81,7 @@ class ResourceTable(RowTable):
             value = column.value(item, now)
             if column.key == STATUS:
                 style = text_style(self, f"resource-table--{value}")
-                cells.append(Text(status_label(self.kind, value), style=style))
+                cells.append(Text(host_text(status_label(self.kind, value)), style=style))
             else:
-                cells.append(Text(value))
+                cells.append(Text(host_text(value)))  # a resource's fields are the server's or a host's
         return cells

@@ -40,8 +40,16 @@ MAX_HELD = 1 << 16
 """A sequence still open after this many characters is given up on (handed to pyte's parser)."""
 _CACHE_LIMIT = 4096
 
+
+class _Stream(pyte.Stream):
+    """pyte's parser (for what the expression hands it) with HPA under its own final byte: pyte files
+    ``CSI Pn ` `` under ``'``, so ``name ESC[10` size`` lost its column."""
+
+    csi = {key: name for key, name in pyte.Stream.csi.items() if key != "'"} | {"`": "cursor_to_column"}
+
+
 # CSI final byte -> screen method, for sequences without a private prefix or intermediates.
-_CSI_METHODS = dict(pyte.Stream.csi) | {
+_CSI_METHODS = dict(_Stream.csi) | {
     "S": "scroll_up",
     "T": "scroll_down",
     "b": "repeat_last",
@@ -84,7 +92,7 @@ class FastStream:
     def __init__(self, screen: TerminalScreen) -> None:
         self.screen = screen
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._pyte = pyte.Stream(screen)
+        self._pyte = _Stream(screen)
         self._in_pyte = False
         """True while pyte's parser is inside a sequence it was handed."""
         self._held = ""
@@ -94,7 +102,7 @@ class FastStream:
 
     def reset(self) -> None:
         self._decoder.reset()
-        self._pyte = pyte.Stream(self.screen)
+        self._pyte = _Stream(self.screen)
         self._in_pyte = False
         self._held = ""
 

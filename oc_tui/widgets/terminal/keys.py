@@ -10,6 +10,8 @@ carriage returns as real terminals do.
 
 from __future__ import annotations
 
+import re
+
 _MODIFIERS = {"shift": 1, "alt": 2, "meta": 2, "ctrl": 4}
 _CURSOR = {"up": "A", "down": "B", "right": "C", "left": "D", "home": "H", "end": "F"}
 _TILDE = {
@@ -113,9 +115,38 @@ def _encode(mods: set[str], base: str, character: str | None, code: int, app_cur
     return None
 
 
+_SEQUENCE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI (the paste markers ESC[200~ / ESC[201~ among them)
+    r"|\x1b[\]P_^X][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC, DCS, APC, PM, SOS strings
+    r"|\x1b[ -/]*[0-~]"  # other escape sequences (ESC c, ESC ( 0, ...)
+)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f]")
+"""C0 controls other than tab, LF and CR, DEL, and every C1 control (0x9b is a one-byte CSI)."""
+
+
+def sanitize_paste(text: str) -> str:
+    """Pasted text with no control sequence left in it: complete sequences are removed until none is
+    left (removing one can join its neighbours into another, ``ESC[20`` ``ESC[201~`` ``1~``), then every
+    ESC and C1 control left over and the C0 controls other than tab, CR and LF are dropped, as xterm
+    and kitty do. What remains cannot end a bracketed paste or be read as a key or command sequence.
+
+    Args:
+        text: what the clipboard held.
+    Returns:
+        The text to send (newlines unchanged).
+    """
+    while True:
+        cleaned = _SEQUENCE.sub("", text)
+        if cleaned == text:
+            break
+        text = cleaned
+    return _CONTROLS.sub("", text.replace("\x1b", ""))
+
+
 def paste_to_bytes(text: str, *, bracketed: bool = False) -> bytes:
-    """A paste as one write: newlines become CR; wrapped for programs that asked for bracketed paste."""
-    body = text.replace("\r\n", "\r").replace("\n", "\r")
+    """A paste as one write: control sequences and controls removed (:func:`sanitize_paste`), newlines
+    sent as CR; wrapped in ``CSI 200~``/``CSI 201~`` for programs that asked for bracketed paste."""
+    body = sanitize_paste(text).replace("\r\n", "\r").replace("\n", "\r")
     if bracketed:
-        body = "\x1b[200~" + body.replace("\x1b[201~", "") + "\x1b[201~"
+        body = "\x1b[200~" + body + "\x1b[201~"
     return body.encode("utf-8")

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pyte.screens import wcwidth
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
+from wcwidth import wcwidth
+from wcwidth import width as text_width
 
 from oc_tui.widgets.terminal.screen import Cell
 
@@ -79,10 +80,10 @@ class LineRenderer:
             width = 1
             if not data:
                 data = " "  # the second half of a two-cell character that is no longer there
-            elif data > "\u10ff" and wcwidth(data[0]) == 2:
+            elif data > "\u0900" and (wcwidth(data[0]) == 2 or (len(data) > 1 and text_width(data) == 2)):
                 if x + 1 < columns and line[x + 1].data == "":
                     width = 2
-                else:
+                elif wcwidth(data[0]) == 2:
                     data = " "
             cell_key = cell[1:]
             if cursor_x == x or (width == 2 and cursor_x == x + 1):

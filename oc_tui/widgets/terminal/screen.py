@@ -25,7 +25,9 @@ from typing import Any, NamedTuple
 
 import pyte
 from pyte import modes as mo
-from pyte.screens import Margins, StaticDefaultDict, wcwidth
+from pyte.screens import Margins, StaticDefaultDict
+from wcwidth import wcwidth
+from wcwidth import width as text_width
 
 ALTERNATE_MODES = frozenset({47, 1047, 1049})
 """Private modes that switch to the alternate screen (1049 also saves and restores the cursor)."""
@@ -40,6 +42,10 @@ _IGNORED_PRIVATE = frozenset({3})
 """DECCOLM (80/132 columns) would resize the grid behind the widget's back; xterm ignores it too."""
 
 MAX_REPEAT = 65_536
+MAX_CLUSTER = 32
+"""Most code points one cell keeps (a base character and the zero-width ones joined to it)."""
+ZWJ = "\u200d"
+"""ZERO WIDTH JOINER: the character after it joins the same cell (an emoji ZWJ sequence is one glyph)."""
 
 
 class Cell(NamedTuple):
@@ -307,6 +313,11 @@ class TerminalScreen(pyte.Screen):
         table = self.g1_charset if self.charset else self.g0_charset
         self._translate = None if table is pyte.charsets.LAT1_MAP else table
 
+    def restore_cursor(self) -> None:
+        """DECRC: pyte restores the saved character sets too; the drawing translation follows them."""
+        super().restore_cursor()
+        self._update_translate()
+
     def soft_reset(self) -> None:
         """DECSTR (``CSI ! p``): modes, margins and attributes back to defaults; the text stays."""
         self.mode = {mo.DECAWM, mo.DECTCEM}
@@ -367,6 +378,17 @@ class TerminalScreen(pyte.Screen):
         if self.history.maxlen:
             self.history.append(line)
             self.pushed += 1
+
+    def cursor_position(self, line: int | None = None, column: int | None = None) -> None:
+        """CUP/HVP: to ``line``, ``column`` (1-based); under origin mode (DECOM) relative to the scroll
+        region and kept inside it, as xterm does (pyte ignored a position outside the region)."""
+        y = (line or 1) - 1
+        if self.margins is not None and mo.DECOM in self.mode:
+            y += self.margins.top
+        self.cursor.x = (column or 1) - 1
+        self.cursor.y = y
+        self.ensure_hbounds()
+        self.ensure_vbounds()
 
     # --- scrolling ---------------------------------------------------------------------------------
 
@@ -613,20 +635,12 @@ class TerminalScreen(pyte.Screen):
             width = wcwidth(char)
             if width < 0 or width > columns:
                 continue
-            if width == 0:
-                if not unicodedata.combining(char) and char not in "\u200d\ufe0f":
-                    continue
-                x, y = cursor.x - 1, cursor.y
-                if x < 0:
-                    if y == 0:
-                        continue
-                    x, y = columns - 1, y - 1
-                line = self.buffer[y]
-                if line[x].data == "" and x > 0:  # a wide character's stub: join to the character
-                    x -= 1
-                last = line[x]
-                line[x] = last._replace(data=unicodedata.normalize("NFC", last.data + char))
-                self.dirty.add(y)
+            if width == 0 or self._last_char == ZWJ:
+                # Every zero-width code point (marks of any combining class, variation selectors,
+                # conjoining jamo, enclosing marks, ZWJ) joins the cell before it; the cell's text
+                # is what the program wrote, in NFC (canonically the same: é stays one code point).
+                self._attach(char)
+                self._last_char = char
                 continue
             if cursor.x + width > columns:
                 if wrap:
@@ -646,3 +660,43 @@ class TerminalScreen(pyte.Screen):
             cursor.x += width
             self._last_char = char
         self.dirty.add(cursor.y)
+
+    def _attach(self, char: str) -> None:
+        """Append a zero-width ``char`` to the cell before the cursor (dropped at the screen's start)."""
+        cursor = self.cursor
+        x, y = min(cursor.x, self.columns) - 1, cursor.y
+        if x < 0:
+            if y == 0:
+                return
+            x, y = self.columns - 1, y - 1
+        line = self.buffer[y]
+        if line[x].data == "" and x > 0:  # a wide character's stub: join to the character
+            x -= 1
+        elif (
+            unicodedata.category(char) == "Mc"
+            and y == cursor.y
+            and x == cursor.x - 1
+            and x + 1 < self.columns
+            and text_width(line[x].data + char) == 2
+        ):
+            # A spacing mark (Devanagari vowel sign ि, Tamil ா) widens its cluster to two cells, as the
+            # host's own wcwidth counts it: the cell becomes a wide one and the cursor moves on.
+            line[x + 1] = line[x]._replace(data="")
+            cursor.x += 1
+        last = line[x]
+        if len(last.data) >= MAX_CLUSTER:
+            return  # a cell is one grapheme: a flood of marks (zalgo text) is not kept without bound
+        line[x] = last._replace(data=unicodedata.normalize("NFC", last.data + char))
+        self.dirty.add(y)
+
+    @property
+    def display(self) -> list[str]:
+        """The screen's lines as text, each cell's code points as written (stubs of wide cells skipped).
+
+        pyte's own version asserts that a cell holds one spacing character; a cell here may hold a
+        whole cluster (a ZWJ emoji sequence joins into one cell, as tmux shows it)."""
+        columns = self.columns
+        return [
+            "".join(line[x].data for x in range(columns))
+            for line in map(self.buffer.__getitem__, range(self.lines))
+        ]
