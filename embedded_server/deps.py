@@ -84,12 +84,18 @@ async def online_host(request: Request, host: TenantHost) -> Host:
 OnlineHost = Annotated[Host, Depends(online_host)]
 
 
+MAX_PAGE = 2**31 - 1
+"""The highest ``?page=`` (400 above it): the page's offset must stay within SQLite's 64-bit integers."""
+MAX_EVENT_ID = 2**63 - 1
+"""The highest ``Last-Event-ID`` (400 above it): event ids are SQLite's 64-bit integers."""
+
+
 class Paging:
     """``?page=&per_page=`` as the reference's hosts list has them, for every list."""
 
     def __init__(
         self,
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
         per_page: Annotated[int, Query(ge=1, le=100)] = 20,
     ) -> None:
         self.page, self.per_page = page, per_page
@@ -106,9 +112,17 @@ PageQuery = Annotated[Paging, Depends()]
 
 
 def last_event_id(request: Request) -> int | None:
-    """The SSE ``Last-Event-ID`` to resume after; anything that is not ours (not an integer) starts live."""
+    """The SSE ``Last-Event-ID`` to resume after; anything that is not ours (not ASCII digits) starts live.
+
+    Raises:
+        ApiProblem: 400 VALIDATION_ERROR for digits above :data:`MAX_EVENT_ID` (no id of ours is).
+    """
     value = request.headers.get("last-event-id", "").strip()
-    return int(value) if value.isdigit() else None
+    if not (value.isascii() and value.isdigit()):
+        return None
+    if len(value) > len(str(MAX_EVENT_ID)) or int(value) > MAX_EVENT_ID:
+        raise ApiProblem(400, ErrorCode.VALIDATION_ERROR, f"Last-Event-ID must be at most {MAX_EVENT_ID}")
+    return int(value)
 
 
 def keepalive_of(request: Request) -> float:

@@ -34,6 +34,10 @@ from .settings import Settings
 log = logging.getLogger("oc_server.hub")
 
 AGENT_INFO_FIELDS = ("hostname", "os", "os_release", "arch", "agent_version", "python")
+MAX_FACT = 256
+"""Characters kept of each agent fact (hostname, os, …): every host read carries them."""
+MAX_HELLO = 1 << 20
+"""Bytes of the hello message above which the agent is refused (4400): facts plus the jobs it has."""
 LAST_SEEN_WRITE_EVERY = 30.0  # seconds: heartbeats refresh last_seen_at in the DB at most this often
 
 HelloHook = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -347,7 +351,10 @@ class Hub:
             return
         try:
             async with asyncio.timeout(protocol.HELLO_TIMEOUT):
-                hello = protocol.decode(await ws.receive_text())
+                text = await ws.receive_text()
+            if len(text) > MAX_HELLO:
+                raise ValueError("hello too large")
+            hello = protocol.decode(text)
             if hello["type"] != protocol.HELLO:
                 raise ValueError("first frame is not a hello")
         except WebSocketDisconnect:
@@ -366,7 +373,7 @@ class Hub:
         previous = self._channels.get(host_id)
         self._channels[host_id] = channel
         agent: dict[str, str | None] = {
-            k: str(hello[k]) for k in AGENT_INFO_FIELDS if hello.get(k) is not None
+            k: str(hello[k])[:MAX_FACT] for k in AGENT_INFO_FIELDS if hello.get(k) is not None
         }
         agent["remote_addr"] = ws.client.host if ws.client else None
         self.hosts.set_status(host_id, "online", agent=agent, seen_at=channel.seen_at)

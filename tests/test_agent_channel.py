@@ -182,6 +182,13 @@ async def test_raw_protocol_refusals(server: Any) -> None:
     assert await close_code(key, "not json") == 4400
     assert await close_code(key, json.dumps({"type": "ping"})) == 4400
     assert server.get_host(host["id"])["status"] == "pending"
+    assert await close_code(key, json.dumps({"type": "hello", "hostname": "h" * (4 << 20)})) == 4400
+    assert server.get_host(host["id"])["status"] == "pending"
+
+    async with connect(url, additional_headers=key) as ws:  # a long fact is kept in part
+        await ws.send(json.dumps({"type": "hello", "hostname": "n" * 5000, "os": "linux"}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "welcome"
+        assert server.get_host(host["id"])["agent"]["hostname"] == "n" * 256
 
 
 async def test_status_changes_stream_as_they_happen(server: Any, start_agent: Any) -> None:

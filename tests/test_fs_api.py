@@ -589,6 +589,40 @@ async def test_upload_paths_fields_and_atomic_replace(server: Any, start_agent: 
         assert not leftovers(home) and not leftovers(home / "up loads")
 
 
+async def test_upload_form_fields_and_spool_are_bounded(
+    server: Any, start_agent: Any, tmp_path: Path
+) -> None:
+    """Many small fields, long part headers and a big file part before ``path`` are refused, not kept."""
+    from embedded_server.fs import upload as server_upload
+
+    host_id, home = await fs_host(server, start_agent, tmp_path)
+    url = f"/hosts/{host_id}/fs/upload"
+    async with api(server) as client:
+        head, tail = multipart(fields={f"f{n}": "v" for n in range(server_upload.MAX_FIELDS + 1)})
+        many = await client.post(
+            url, params={"path": "many"}, content=head + b"x" + tail, headers=form_headers()
+        )
+        assert error(many) == (400, "VALIDATION_ERROR") and "form fields" in many.json()["error"]["message"]
+        long_header = (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="a"\r\nX-Pad: {"p" * 20000}\r\n\r\nv\r\n'
+        ).encode()
+        head, tail = multipart()
+        padded = await client.post(
+            url, params={"path": "pad"}, content=long_header + head + b"x" + tail, headers=form_headers()
+        )
+        assert error(padded) == (400, "VALIDATION_ERROR")  # python-multipart's own header size limit
+        assert "header size" in padded.json()["error"]["message"]
+        head, tail = multipart(fields={"path": "late.bin"}, after=True)
+        body = head + b"z" * (server_upload.MAX_SPOOL + 1) + tail
+        late = await client.post(url, content=body, headers=form_headers())
+        assert error(late) == (413, "PAYLOAD_TOO_LARGE") and "?path=" in late.json()["error"]["message"]
+        assert (
+            not (home / "many").exists() and not (home / "pad").exists() and not (home / "late.bin").exists()
+        )
+        spool = server.data_dir / "spool"
+        assert not spool.exists() or not any(spool.iterdir())
+
+
 async def test_interrupted_upload_leaves_no_file(server: Any, start_agent: Any, tmp_path: Path) -> None:
     """A client that goes away mid-body: the target keeps its old content and no temp file stays."""
     host_id, home = await fs_host(server, start_agent, tmp_path)
