@@ -82,7 +82,7 @@ class Agent:
         capabilities: list[Capability] = [
             system.capability(),
             self.jobs.capability(),
-            fs.capability(),
+            fs.capability(state_dir),
             vnc.capability(vnc_target or vnc.VncTarget.from_env()),
             tunnels.capability(),
         ]
