@@ -97,7 +97,10 @@ def test_a_repeated_error_is_logged_once_with_a_count(caplog: pytest.LogCaptureF
             for _ in range(500):
                 errors.loop_handler(
                     loop,
-                    {"message": "socket.accept() out of system resource", "exception": OSError(24, "Too many")},
+                    {
+                        "message": "socket.accept() out of system resource",
+                        "exception": OSError(24, "Too many"),
+                    },
                 )
     finally:
         loop.close()
