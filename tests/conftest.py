@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import hashlib
 import os
 import signal
 import subprocess
@@ -297,12 +298,16 @@ def extra_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
 @pytest.fixture
 def start_agent(server: Server, tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
-    """Factory: ``start_agent(host_key, **env)`` runs a real agent against ``server`` (key via env)."""
+    """Factory: ``start_agent(host_key, **env)`` runs a real agent against ``server`` (key via env).
+
+    Agents of one host key share a state dir, so a second agent of a host is the same machine (the same
+    identity key) coming back; pass ``OC_AGENT_STATE_DIR`` for another machine.
+    """
     agents: list[AgentProcess] = []
 
     def start(host_key: str, **env: str) -> AgentProcess:
         log = tmp_path / f"agent-{len(agents)}.log"
-        state = tmp_path / f"agent-{len(agents)}-state"
+        state = tmp_path / f"agent-state-{hashlib.sha256(host_key.encode()).hexdigest()[:12]}"
         agent_env = _environ(
             **{
                 "OC_SERVER_URL": server.base_url,

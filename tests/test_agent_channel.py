@@ -119,13 +119,15 @@ async def test_a_second_agent_of_the_same_machine_replaces_the_first(
     assert (await sysinfo(server, host["id"])).status_code == 200
 
 
-async def test_another_machine_with_a_leaked_host_key_is_refused(server: Any, start_agent: Any) -> None:
+async def test_another_machine_with_a_leaked_host_key_is_refused(
+    server: Any, start_agent: Any, tmp_path: Any
+) -> None:
     """The host key enrolls one machine; another machine presenting it is refused and the host says so,
     while the real agent keeps serving (jobs, streams)."""
     host = server.register("pinned")
     real = start_agent(host["host_key"])
     await server.wait_for_status(host["id"], "online")
-    impostor = start_agent(host["host_key"])  # a state dir of its own: another key pair
+    impostor = start_agent(host["host_key"], OC_AGENT_STATE_DIR=str(tmp_path / "elsewhere"))  # another machine
     assert await impostor.wait_exit() == 2
     assert "already enrolled on another machine" in impostor.output
     assert real.process.poll() is None and server.get_host(host["id"])["status"] == "online"

@@ -77,7 +77,8 @@ def remove_tree(path: str) -> None:
 
 def make_parents(path: str) -> None:
     """Create the directory ``path`` and its missing ancestors (``mkdir -p``); an existing directory is
-    fine.
+    fine. Each level is made relative to its parent's descriptor (``mkdirat``), so a deep path costs one
+    step per level, not a walk from ``/`` each time.
 
     Raises:
         FileExistsError: a component exists and is not a directory (``filename`` names it).
@@ -86,16 +87,31 @@ def make_parents(path: str) -> None:
     missing: list[str] = []
     current = os.path.abspath(path)
     while not os.path.isdir(current):
-        if os.path.lexists(current) and not os.path.isdir(current):
+        if os.path.lexists(current):
             raise FileExistsError(errno.EEXIST, "not a directory", current)
-        missing.append(current)
+        missing.append(os.path.basename(current))
         parent = os.path.dirname(current)
         if parent == current:
             break
         current = parent
-    for directory in reversed(missing):
-        try:
-            os.mkdir(directory)
-        except FileExistsError:
-            if not os.path.isdir(directory):
+    if not missing:
+        return
+    fd = os.open(current, DIR_FLAGS & ~getattr(os, "O_NOFOLLOW", 0))  # an existing ancestor may be a link
+    try:
+        for name in reversed(missing):
+            where = os.path.join(current, name)
+            try:
+                os.mkdir(name, dir_fd=fd)
+            except FileExistsError:
+                pass  # made meanwhile by someone else: fine if it is a directory (the open says)
+            except OSError as exc:
+                exc.filename = where
                 raise
+            try:
+                child = os.open(name, DIR_FLAGS, dir_fd=fd)
+            except NotADirectoryError:
+                raise FileExistsError(errno.EEXIST, "not a directory", where) from None
+            os.close(fd)
+            fd, current = child, where
+    finally:
+        os.close(fd)
