@@ -127,7 +127,9 @@ async def test_another_machine_with_a_leaked_host_key_is_refused(
     host = server.register("pinned")
     real = start_agent(host["host_key"])
     await server.wait_for_status(host["id"], "online")
-    impostor = start_agent(host["host_key"], OC_AGENT_STATE_DIR=str(tmp_path / "elsewhere"))  # another machine
+    impostor = start_agent(
+        host["host_key"], OC_AGENT_STATE_DIR=str(tmp_path / "elsewhere")
+    )  # another machine
     assert await impostor.wait_exit() == 2
     assert "already enrolled on another machine" in impostor.output
     assert real.process.poll() is None and server.get_host(host["id"])["status"] == "online"
