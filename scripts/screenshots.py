@@ -13,6 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from textual.pilot import Pilot
 
@@ -37,6 +38,7 @@ from oc_tui.screens.files_tab import FilesTab
 from oc_tui.screens.fleet import FleetScreen
 from oc_tui.screens.host import HostScreen
 from oc_tui.screens.host_key import HostKeyScreen
+from oc_tui.screens.host_tab import HostTab
 from oc_tui.screens.jobs_tab import JobsTab
 from oc_tui.screens.resource import ResourceScreen
 from oc_tui.screens.secrets import HOST, SHADOWED, SecretForm
@@ -556,14 +558,22 @@ def demo_tunnels(host_id: str = "host_demo0004", host_name: str | None = None) -
     ]
 
 
-async def _tunnels_tab(pilot: Pilot) -> TunnelsTab:
+TabType = TypeVar("TabType", bound=HostTab)
+
+
+async def _host_tab(pilot: Pilot, key: str, kind: type[TabType]) -> TabType:
+    """The fleet, then db-primary opened on the tab ``key`` shows (a ``kind``)."""
     await fleet(pilot)
     await pilot.press("enter")
     await pilot.pause()
     screen = pilot.app.screen
     assert isinstance(screen, HostScreen)
-    await pilot.press("u")
-    tab = screen.query_one(TunnelsTab)
+    await pilot.press(key)
+    return screen.query_one(kind)
+
+
+async def _tunnels_tab(pilot: Pilot) -> TunnelsTab:
+    tab = await _host_tab(pilot, "u", TunnelsTab)
     tab.post_message(TunnelsTab.TunnelsLoaded(demo_tunnels()))
     await pilot.pause()
     return tab
@@ -708,13 +718,7 @@ def demo_secrets(host_id: str | None = "host_demo0004") -> list[Secret]:
 
 
 async def _secrets_tab(pilot: Pilot) -> SecretsTab:
-    await fleet(pilot)
-    await pilot.press("enter")
-    await pilot.pause()
-    screen = pilot.app.screen
-    assert isinstance(screen, HostScreen)
-    await pilot.press("s")
-    tab = screen.query_one(SecretsTab)
+    tab = await _host_tab(pilot, "s", SecretsTab)
     tab.post_message(SecretsTab.SecretsLoaded(demo_secrets()))
     await pilot.pause()
     return tab

@@ -17,14 +17,14 @@ from textual.message import Message
 from textual.widgets import Static
 
 from oc_tui.api.models import Secret
-from oc_tui.screens.host_tab import HostTab, HostTabContext
+from oc_tui.screens.host_tab import HostTabContext, ResourceTab
 from oc_tui.screens.secrets import COLUMNS, Call, SecretActions, host_secrets
 from oc_tui.widgets.resource_table import ResourceTable
 
 HINT = "A job gets a secret as $NAME with --secret NAME; its value shows as ***."
 
 
-class SecretsTab(HostTab, SecretActions):
+class SecretsTab(ResourceTab, SecretActions):
     """A host's secrets and the tenant's it also gets."""
 
     TAB_ID = "secrets"
@@ -47,17 +47,6 @@ class SecretsTab(HostTab, SecretActions):
 
     def on_mount(self) -> None:
         self.table.border_title = "secrets"
-
-    def activate(self) -> bool:
-        """The tab was shown: the list takes the focus and is loaded afresh."""
-        self.table.focus()
-        if self.live:
-            self.action_reload()
-        return True
-
-    @property
-    def table(self) -> ResourceTable:
-        return self.query_one(ResourceTable)
 
     def action_reload(self) -> None:
         """List the host's and the tenant's secrets again."""
