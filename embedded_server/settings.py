@@ -43,6 +43,19 @@ class Settings:
         default_factory=lambda: int(_env_float("OC_JOB_OUTPUT_CAP", 64 * 1024 * 1024))
     )
 
+    # The key ring of secrets at rest (docs/api.md, "Secrets"): --secret-key-file, else
+    # $OC_SECRET_KEY_FILE, else DATA_DIR/secret-keys.
+    secret_key_file: Path | None = field(
+        default_factory=lambda: (
+            Path(os.environ["OC_SECRET_KEY_FILE"]) if os.environ.get("OC_SECRET_KEY_FILE") else None
+        )
+    )
+
+    @property
+    def secret_key_path(self) -> Path:
+        """Where the key ring of secrets at rest is."""
+        return self.secret_key_file or self.data_dir / "secret-keys"
+
     @property
     def listen_url(self) -> str:
         """Where this machine reaches the server (a wildcard bind is reached on loopback)."""

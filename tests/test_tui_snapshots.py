@@ -48,6 +48,10 @@ _spec.loader.exec_module(screenshots)
         "tunnels-view",
         "tunnel-inspector",
         "tunnel-inspector-80x24",
+        "host-secrets",
+        "host-secrets-80x24",
+        "secret-form",
+        "secrets-view",
     ],
 )
 def test_snapshot(snap_compare, scene: str) -> None:

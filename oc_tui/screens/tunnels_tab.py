@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from oc_tui.api.models import Tunnel
-from oc_tui.screens.host_tab import HostTab, HostTabContext
+from oc_tui.screens.host_tab import HostTabContext, ResourceTab
 from oc_tui.screens.tunnel_actions import Call, TunnelActions
 from oc_tui.screens.tunnels import COLUMNS, TunnelForm
 from oc_tui.widgets.resource_table import ResourceTable
@@ -26,7 +26,7 @@ POLL_SECONDS = 5.0
 """How often the shown tab reloads its list."""
 
 
-class TunnelsTab(HostTab, TunnelActions):
+class TunnelsTab(ResourceTab, TunnelActions):
     """A host's ports served at URLs of the control plane."""
 
     TAB_ID = "tunnels"
@@ -54,17 +54,6 @@ class TunnelsTab(HostTab, TunnelActions):
         self.table.border_title = "tunnels"
         if self.live:
             self.set_interval(POLL_SECONDS, self._poll)
-
-    def activate(self) -> bool:
-        """The tab was shown: the list takes the focus and is loaded afresh."""
-        self.table.focus()
-        if self.live:
-            self.action_reload()
-        return True
-
-    @property
-    def table(self) -> ResourceTable:
-        return self.query_one(ResourceTable)
 
     def _poll(self) -> None:
         if self.display and self.table.has_focus:
