@@ -516,7 +516,8 @@ async def test_spool_is_deleted_once_the_server_has_the_exit(
     server: Any, start_agent: Any, tmp_path: Path
 ) -> None:
     host_id = await online_host(server, start_agent)
-    spools = tmp_path / "agent-0-state" / "jobs"
+    [state] = tmp_path.glob("agent-state-*")  # the one agent's state dir
+    spools = state / "jobs"
     async with api(server) as client:
         job = await run(client, host_id, wait=None, command="sleep 0.3; echo spooled")
         await asyncio.sleep(0.1)
