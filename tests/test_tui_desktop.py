@@ -123,7 +123,7 @@ async def test_desktop_tab_shows_the_screen_and_forwards_input(
 
         await pilot.press("ctrl+right_square_bracket")
         await wait_until(pilot, lambda: tab.has_focus, "focus back on the tab")
-        await pilot.press("s")  # asks where, proposing ~/Pictures; a directory keeps the proposed name
+        await pilot.press("p")  # asks where, proposing ~/Pictures; a directory keeps the proposed name
         await wait_until(pilot, lambda: isinstance(app.screen, SavePictureDialog), "the save dialog")
         assert app.screen.query_one("#path", Input).value.startswith(str(tmp_path / "Pictures"))
         app.screen.query_one("#path", Input).value = str(tmp_path / "shots")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import SIZE, make_app, online_host, rows, wait_until
 from PIL import Image
-from textual.widgets import Input, Static
+from textual.widgets import Input, Static, TabbedContent
 
 from oc_tui.app import OcTuiApp
 from oc_tui.screens.confirm import ConfirmScreen
@@ -90,23 +90,30 @@ async def test_browse_preview_sort_and_jump(server, start_agent, tmp_path: Path)
 
         # sort: size (biggest first), time (newest first), reversed; directories stay first
         assert "sort: name A→Z" in str(tab.query_one("#files-info").render())
-        await pilot.press("s")
+        await pilot.press("S")
         assert names(tab)[1:] == ["zeta dir", "big.bin", "pic.png", "alpha.py", "beta.txt"]
         assert "sort: size, largest first" in str(tab.query_one("#files-info").render())
-        await pilot.press("s")
+        await pilot.press("S")
         assert names(tab)[-1] == "beta.txt"
-        await pilot.press("S")
+        await pilot.press("R")
         assert names(tab)[2] == "beta.txt"
-        await pilot.press("s")  # back to names, still reversed
+        await pilot.press("S")  # back to names, still reversed
         assert names(tab)[1:] == ["zeta dir", "pic.png", "big.bin", "beta.txt", "alpha.py"]
-        await pilot.press("S")
+        await pilot.press("R")
 
-        # type-to-jump: "b" then "i" → big.bin; after a pause it starts again
-        await pilot.press("b", "i")
-        assert lst.cursor_key == "big.bin"
-        await pilot.pause(1.2)
-        await pilot.press("a")
+        # / jumps to a name: every key is the name's (even "s", "u", "D", "j" …) until enter or esc
+        await pilot.press("slash", "b", "i")
+        assert lst.cursor_key == "big.bin" and isinstance(app.screen, HostScreen)
+        await pilot.press("escape")
+        await pilot.press("slash", "a", "l", "p", "h", "a")
         assert lst.cursor_key == "alpha.py"
+        await pilot.press("escape")
+        # outside a jump, letters are keys: j opens Jobs from Files, as from every tab
+        await pilot.press("j")
+        assert app.screen.query_one(TabbedContent).active == "jobs"
+        app.screen.action_show_tab("files")  # (the Jobs tab's command line takes the f as text)
+        assert app.screen.query_one(TabbedContent).active == "files"
+        await wait_until(pilot, lambda: lst.has_focus, "the listing focused again")
 
         # enter opens a directory, backspace comes back to it with the cursor on it
         lst.move_cursor(row=names(tab).index("zeta dir"))
@@ -161,7 +168,7 @@ async def test_download_upload_and_cancel(server, start_agent, tmp_path: Path) -
         assert (first.state, first.meter.done, first.meter.total) == ("done", len(data), len(data))
 
         # u: upload from a local path, under another name in the listed directory
-        await pilot.press("u")
+        await pilot.press("U")
         await wait_until(pilot, lambda: isinstance(app.screen, UploadDialog), "the upload dialog")
         assert app.screen.query_one("#remote", Input).value == str(root) + "/"
         app.screen.query_one("#local", Input).value = str(local / "copy.bin")
@@ -274,7 +281,7 @@ async def test_a_big_directory_lists_without_stalling(server, start_agent, tmp_p
             tab.load(str(root))
             await wait_until(pilot, lambda: tab.path == str(root), "the big directory listed")
             assert len(names(tab)) == 5001
-            await pilot.press("s", "S")
+            await pilot.press("S", "R")
             await pilot.press("slash", *"lib4999")
             assert tab.file_list.cursor_key == "lib4999.so"
         finally:
@@ -302,7 +309,7 @@ async def test_the_tab_remembers_its_directory_and_names_what_entries_are(
         assert tab.file_list.selected is not None
         assert describe_type(tab.file_list.selected) == "named pipe (FIFO)"  # what the details pane says
 
-        await pilot.press("u")
+        await pilot.press("U")
         await wait_until(pilot, lambda: isinstance(app.screen, UploadDialog), "the upload dialog")
         app.screen.query_one("#local", Input).value = str(tmp_path / "local.txt")
         await pilot.press("enter")  # the remote field keeps "<dir>/": the file keeps its name

@@ -82,7 +82,7 @@ class DesktopTab(HostTab, can_focus=True):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "control", "Control"),
-        Binding("s", "save", "Save PNG"),
+        Binding("p", "save", "Save PNG"),
         Binding("r", "reconnect", "Reconnect"),
     ]
 

@@ -64,8 +64,8 @@ UNREACHABLE = (errors.HostOfflineError, errors.ConnectionFailed, errors.AgentUnr
 HELP_KEYS: list[tuple[str, str]] = [
     ("enter", "Open the directory / preview the file"),
     ("..", "The first row: enter on it goes to the parent"),
-    ("letters", "Type the start of a name to jump there (keys below act, except after /)"),
-    ("↑ ↓  j k  pgup pgdn", "Move"),
+    ("/", "Jump to a name: type its start (enter opens it, esc stops)"),
+    ("↑ ↓  pgup pgdn  home end", "Move"),
 ]
 """Keys of the Files tab that are not bindings of :class:`FilesTab` (shown in ``?``)."""
 
@@ -93,17 +93,15 @@ class FilesTab(HostTab):
         Binding("c,ctrl+k", "cancel_transfer", "Cancel", tooltip="Cancel the running transfer"),
         Binding("backspace", "parent", "Parent", tooltip="Parent directory"),
         Binding("D", "download", "Download", tooltip="Download the file to a local path"),
-        Binding("u", "upload", "Upload", tooltip="Upload a local file here"),
+        Binding("U", "upload", "Upload", tooltip="Upload a local file here"),
         Binding("m", "mkdir", "Mkdir", tooltip="Make a directory here"),
         Binding("delete,x", "delete", "Delete", tooltip="Delete (asks first; a directory with all in it)"),
-        Binding("s", "sort", "Sort", tooltip="Sort by name / size / time"),
-        Binding("S", "reverse", "Reverse", show=False, tooltip="Reverse the sort order"),
+        Binding("S", "sort", "Sort", tooltip="Sort by name / size / time"),
+        Binding("R", "reverse", "Reverse", show=False, tooltip="Reverse the sort order"),
         Binding("g", "go_to", "Path", tooltip="Go to a path (type it; esc goes back)"),
         Binding("tilde", "home", "Home", show=False, tooltip="The home directory"),
         Binding("r,f5", "refresh", "Refresh", show=False, tooltip="List the directory again"),
-        Binding(
-            "slash", "jump", "Jump", show=False, tooltip="Jump to a name (even one starting with a key above)"
-        ),
+        Binding("slash", "jump", "Jump", tooltip="Jump to a name: type its start"),
     ]
 
     # --- messages: what workers (or a test) deliver ------------------------------------------------
@@ -615,7 +613,7 @@ class FilesTab(HostTab):
         lst = self.file_list
         count = f"{len(lst.entries):,} entries" + (" (the host listed no more)" if self._truncated else "")
         parts: list[Any] = [count, f"sort: {sort_words(lst.sort_by, lst.reverse)}"]
-        prefix = lst.jump_prefix or ("/" if lst.jump_forced else "")
+        prefix = lst.jump_prefix or ("/" if lst.jumping else "")
         if prefix:
             parts.insert(0, f"jump: {host_markup(prefix)}")
         self.query_one("#files-info", Label).update(" · ".join(parts))

@@ -22,7 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.signal import Signal
-from textual.widgets import Footer, Static, TabbedContent, TabPane, Tabs
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, Tabs, TextArea
 
 from oc_tui.api.models import Host
 from oc_tui.screens.desktop_tab import DesktopTab
@@ -34,6 +34,7 @@ from oc_tui.screens.secrets_tab import SecretsTab
 from oc_tui.screens.terminal_tab import TerminalTab
 from oc_tui.screens.tunnels_tab import TunnelsTab
 from oc_tui.widgets.formatting import host_markup, status_label
+from oc_tui.widgets.key_capture import KeyCapture
 from oc_tui.widgets.statuses import status_classes
 
 HOST_TABS: Sequence[type[HostTab]] = (
@@ -137,6 +138,15 @@ class HostScreen(Screen[None]):
             await self.app.run_action("app.back")
         else:
             self.set_timer(BACK_RETRY, self.action_back)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The tab keys are off while the keyboard belongs to text: an input field, or a terminal or
+        desktop that captures every key (they then reach what has the focus)."""
+        focused = self.focused
+        typing = isinstance(focused, (Input, TextArea, KeyCapture)) or getattr(focused, "takes_text", False)
+        if action == "show_tab" and typing:
+            return False
+        return True
 
     def action_show_tab(self, tab: str) -> None:
         for tabbed in self.query(TabbedContent):

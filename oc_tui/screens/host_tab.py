@@ -88,8 +88,10 @@ class HostTab(Vertical):
 
     @classmethod
     def binding(cls) -> Binding:
-        """The host screen's binding that shows this tab."""
-        return Binding(cls.KEY, f"show_tab('{cls.TAB_ID}')", cls.TITLE)
+        """The host screen's binding that shows this tab: a priority binding, so the same key opens the
+        tab from every tab (a tab's own actions use other keys); it gives way while text is typed (an
+        input, or a terminal or desktop that has the keyboard: ``HostScreen.check_action``)."""
+        return Binding(cls.KEY, f"show_tab('{cls.TAB_ID}')", cls.TITLE, priority=True)
 
     @property
     def client(self) -> OpenComputersClient | None:

@@ -4,14 +4,13 @@ A :class:`~oc_tui.widgets.virtual_table.VirtualTable`, so a directory of thousan
 costs only the rows on screen: cells are made when a row is drawn, and sorting is one ``list.sort``.
 Rows are keyed by entry name (unique in a directory); ``..`` is the parent's row, always first.
 
-Type-to-jump: a printable key that no binding claims (or any but an upper-case bound key while a jump
-is under way, or after ``/``) is added to a prefix, and the cursor moves to the first name starting with it (case-insensitive);
-the prefix is forgotten after :data:`JUMP_PAUSE` seconds without typing.
+Jump to a name: after ``/`` every printable key is added to a prefix, and the cursor moves to the first
+name starting with it (case-insensitive); enter, esc or a move ends it. Letters outside a jump are the
+tab's keys and never start one, so typing a name can never start an action by accident.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,6 @@ from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.timer import Timer
 
 from oc_tui.api.models import FsEntry, utcnow
 from oc_tui.widgets.formatting import format_bytes, host_text, relative_time
@@ -38,8 +36,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 FIXED_WIDTHS = (10, 10, 10)
 """Size, modified and mode columns; the name column takes the rest of the table's width."""
 MIN_NAME_WIDTH = 16
-JUMP_PAUSE = 1.0
-"""Seconds of no typing after which type-to-jump starts a new prefix."""
 SORTS = ("name", "size", "time")
 RECENT = timedelta(days=7)
 """Modified within this long ago shows as ``3h ago``; older as a date."""
@@ -127,9 +123,7 @@ class FileList(VirtualTable):
         self.reverse = False
         self.parent_row = False
         self._jump = ""
-        self._jump_at = 0.0
-        self._jump_forced = False
-        self._jump_timer: Timer | None = None
+        self._jumping = False
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self.refresh_all_rows())
@@ -206,44 +200,37 @@ class FileList(VirtualTable):
             self._update_virtual_size()
             self.refresh_all_rows()
 
-    # --- type-to-jump ------------------------------------------------------------------------------
+    # --- jump to a name ------------------------------------------------------------------------------
 
     @property
     def jump_prefix(self) -> str:
-        """The prefix typed so far ("" once the pause has passed)."""
-        if self._jump and time.monotonic() - self._jump_at > JUMP_PAUSE and not self._jump_forced:
-            self._jump = ""
+        """The name prefix typed since ``/`` ("" when no jump is under way)."""
         return self._jump
 
     @property
-    def jump_forced(self) -> bool:
-        """``/`` was pressed and nothing typed since."""
-        return self._jump_forced
+    def jumping(self) -> bool:
+        """Whether a jump is under way (``/`` was pressed and it has not ended)."""
+        return self._jumping
+
+    takes_text = jumping
+    """Typed keys are text now: the screen's letter keys give way (``HostScreen.check_action``)."""
 
     def start_jump(self) -> None:
-        """``/``: the next keys are a name prefix even if they are bound to something."""
-        self._jump, self._jump_forced, self._jump_at = "", True, time.monotonic()
+        """``/``: the next printable keys are a name prefix, even those bound to something."""
+        self._jump, self._jumping = "", True
         self.post_message(self.JumpChanged("/"))
 
-    def _jump_expired(self) -> None:
-        self._jump_timer = None
-        if self._jump and not self._jump_forced:
-            self._jump = ""
-            self.post_message(self.JumpChanged(""))
-
     def reset_jump(self) -> None:
-        if self._jump or self._jump_forced:
-            self._jump, self._jump_forced = "", False
+        """End the jump (esc, enter, a move)."""
+        if self._jump or self._jumping:
+            self._jump, self._jumping = "", False
             self.post_message(self.JumpChanged(""))
 
     def jump(self, character: str) -> bool:
         """Add ``character`` to the prefix and move to the first match; False if nothing matches."""
-        prefix = (self.jump_prefix + character).lower()
-        self._jump, self._jump_at, self._jump_forced = prefix, time.monotonic(), False
+        prefix = (self._jump + character).lower()
+        self._jump = prefix
         self.post_message(self.JumpChanged(prefix))
-        if self._jump_timer is not None:
-            self._jump_timer.stop()
-        self._jump_timer = self.set_timer(JUMP_PAUSE, self._jump_expired)
         for index, key in enumerate(self.row_keys):
             if key.lower().startswith(prefix):
                 self.move_cursor(row=index)
@@ -251,20 +238,18 @@ class FileList(VirtualTable):
         return False
 
     def on_key(self, event: events.Key) -> None:
-        """Printable keys nothing else wants (or all of them while jumping) go to type-to-jump."""
+        """After ``/``, printable keys (upper-case and bound ones too) go to the jump; esc ends it."""
         character = event.character
-        if event.key == "escape" and (self._jump or self._jump_forced):
+        if event.key == "escape" and self._jumping:
             event.stop()
             event.prevent_default()
             self.reset_jump()
             return
         if character is None or len(character) != 1 or not character.isprintable() or character == " ":
-            self.reset_jump()  # moving, opening, going up: the next letters start a new name
+            self.reset_jump()  # moving, opening, going up: the jump is over
             return
-        jumping = bool(self.jump_prefix) or self._jump_forced
-        # the jump ignores case, so an upper-case key (``D``, ``S``) keeps its binding even mid-jump
-        if event.key in self.screen.active_bindings and (not jumping or character.isupper()):
-            return
+        if not self._jumping:
+            return  # a letter outside a jump is a key of the tab
         event.stop()
         event.prevent_default()
         self.jump(character)
