@@ -90,8 +90,9 @@ class HostTab(Vertical):
     def binding(cls) -> Binding:
         """The host screen's binding that shows this tab: a priority binding, so the same key opens the
         tab from every tab (a tab's own actions use other keys); it gives way while text is typed (an
-        input, or a terminal or desktop that has the keyboard: ``HostScreen.check_action``)."""
-        return Binding(cls.KEY, f"show_tab('{cls.TAB_ID}')", cls.TITLE, priority=True)
+        input, or a terminal or desktop that has the keyboard: ``HostScreen.check_action``). The tab strip
+        names the tabs and ``?`` their keys, so the footer keeps its room for the tab's own keys."""
+        return Binding(cls.KEY, f"show_tab('{cls.TAB_ID}')", cls.TITLE, show=False, priority=True)
 
     @property
     def client(self) -> OpenComputersClient | None:
