@@ -22,7 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.signal import Signal
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, Tabs, TextArea
+from textual.widgets import Input, Static, TabbedContent, TabPane, Tabs, TextArea
 
 from oc_tui.api.models import Host
 from oc_tui.screens.desktop_tab import DesktopTab
@@ -35,6 +35,7 @@ from oc_tui.screens.terminal_tab import TerminalTab
 from oc_tui.screens.tunnels_tab import TunnelsTab
 from oc_tui.widgets.formatting import host_markup, status_label
 from oc_tui.widgets.key_capture import KeyCapture
+from oc_tui.widgets.keys_footer import KeysFooter
 from oc_tui.widgets.statuses import status_classes
 
 HOST_TABS: Sequence[type[HostTab]] = (
@@ -96,7 +97,7 @@ class HostScreen(Screen[None]):
             for name in COMING:
                 with TabPane(name, id=name.lower(), disabled=True):
                     yield Static(f"{name}: not yet available", classes="coming")
-        yield Footer(compact=True)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self._update_info()

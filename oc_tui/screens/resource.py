@@ -16,12 +16,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from oc_tui.api import errors
 from oc_tui.api.models import utcnow
 from oc_tui.screens.host_tab import client_of
 from oc_tui.widgets.formatting import describe_error, host_markup
+from oc_tui.widgets.keys_footer import KeysFooter
 from oc_tui.widgets.resource_table import Column, ResourceTable
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class ResourceScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(self._title, id="resource-info")
         yield ResourceTable(self._kind, self._columns, self._clock, id="resources")
-        yield Footer(compact=True)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.table.border_title = self._title

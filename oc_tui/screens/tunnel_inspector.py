@@ -21,12 +21,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from oc_tui.api import errors
 from oc_tui.api.models import Tunnel, TunnelRequest, utcnow
 from oc_tui.screens.host_tab import client_of
 from oc_tui.widgets.formatting import describe_error, format_bytes, host_markup, host_text
+from oc_tui.widgets.keys_footer import KeysFooter
 from oc_tui.widgets.resource_table import Column, ResourceTable
 
 SHOWN = 200
@@ -138,7 +139,7 @@ class TunnelInspectorScreen(Screen[None]):
         yield ResourceTable("tunnels", COLUMNS, utcnow, id="inspector-requests")
         with VerticalScroll(id="inspector-detail"):
             yield Static("", id="inspector-text", markup=False)
-        yield Footer(compact=True)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.table.border_title = "requests (live)"
