@@ -26,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
@@ -48,6 +49,13 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/v1/opencomputers"
+
+TEST_HOME = Path(tempfile.mkdtemp(prefix="oc-test-home-"))
+os.environ["HOME"] = str(TEST_HOME)
+"""The session's home, for this process and every server, agent and shell it starts: the login shells of
+the terminal tests read no dotfiles of the machine's user (a ``pyenv rehash`` in ~/.bashrc, killed
+mid-way by a test, left a lock that made every later login shell wait 60 s), and no test reads or writes
+the user's own config, data or ~/Pictures."""
 TEST_ENV = {
     "OC_HEARTBEAT_INTERVAL": "0.5",  # silence for 1.5 s drops an agent
     "OC_CALL_TIMEOUT": "3",

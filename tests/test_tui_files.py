@@ -10,6 +10,8 @@ from pathlib import Path
 
 from conftest import SIZE, make_app, online_host, rows, wait_until
 from PIL import Image
+from textual import events
+from textual.keys import _character_to_key
 from textual.widgets import Input, Static, TabbedContent
 
 from oc_tui.app import OcTuiApp
@@ -128,6 +130,14 @@ async def test_browse_preview_sort_and_jump(server, start_agent, tmp_path: Path)
         await pilot.press("enter")
         await wait_until(pilot, lambda: tab.path == str(tmp_path), "the parent")
         assert lst.cursor_key == root.name
+
+        # keys typed right after g (in one burst, as a terminal delivers a paste) all go into the path bar
+        for character in "g" + str(root / "zeta dir"):
+            app.post_message(events.Key(_character_to_key(character), character))
+        app.post_message(events.Key("enter", "\r"))
+        await wait_until(pilot, lambda: tab.path == str(root / "zeta dir"), "zeta dir typed at once")
+        await pilot.press("backspace")
+        await wait_until(pilot, lambda: tab.path == str(root), "back up again")
 
         # ~ is the home; a missing path is an error notification, the listing stays
         await pilot.press("tilde")

@@ -98,7 +98,9 @@ class FilesTab(HostTab):
         Binding("delete,x", "delete", "Delete", tooltip="Delete (asks first; a directory with all in it)"),
         Binding("S", "sort", "Sort", tooltip="Sort by name / size / time"),
         Binding("R", "reverse", "Reverse", show=False, tooltip="Reverse the sort order"),
-        Binding("g", "go_to", "Path", tooltip="Go to a path (type it; esc goes back)"),
+        # priority: it runs as the key is dispatched, so the keys typed right after it (a burst, a paste)
+        # are routed to the path bar it focuses, not to the listing (check_action: not while typing)
+        Binding("g", "go_to", "Path", tooltip="Go to a path (type it; esc goes back)", priority=True),
         Binding("tilde", "home", "Home", show=False, tooltip="The home directory"),
         Binding("r,f5", "refresh", "Refresh", show=False, tooltip="List the directory again"),
         Binding("slash", "jump", "Jump", tooltip="Jump to a name: type its start"),
@@ -469,9 +471,11 @@ class FilesTab(HostTab):
         self.load("~")
 
     def action_go_to(self) -> None:
+        """The path bar takes the keyboard at once (not on the next message, as ``focus()`` does): keys
+        typed right after ``g`` — a fast typist, a paste — go into it, none to the listing."""
         bar = self.path_bar
         bar.can_focus = True
-        bar.focus()
+        self.screen.set_focus(bar)
         bar.select_all()
 
     def action_sort(self) -> None:
@@ -540,9 +544,13 @@ class FilesTab(HostTab):
         self._confirm_delete(entry, f"Delete {host_markup(entry.name)}?", text, recursive=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Cancel is offered (and in the footer) only while a transfer runs."""
+        """Cancel is offered (and in the footer) only while a transfer runs; ``g`` (a priority key) is
+        text while a field or a jump has the keyboard."""
         if action == "cancel_transfer":
             return self._queue.active is not None
+        if action == "go_to":
+            focused = self.screen.focused
+            return not (isinstance(focused, Input) or getattr(focused, "takes_text", False))
         return True
 
     def action_cancel_transfer(self) -> None:
