@@ -58,7 +58,8 @@ def describe_llm_error(exc: openai.OpenAIError) -> str:
     if isinstance(exc, openai.APIConnectionError):
         return f"the model endpoint could not be reached: {exc}"
     if isinstance(exc, openai.APIStatusError):
-        return f"the model endpoint answered {exc.status_code}: {exc.message}"
+        body = exc.body if isinstance(exc.body, dict) else {}
+        return f"the model endpoint answered {exc.status_code}: {body.get('message') or exc.message}"
     return f"the model call failed: {exc}"
 
 

@@ -73,12 +73,13 @@ async def dispatch(
     """Start a session on the host: 201 with it (``pending``; it runs at once). 409 when no model is
     configured, or the host is offline."""
     store = store_of(request)
-    if not store.config(tenant_id).configured:
+    config = store.config(tenant_id)
+    if not config.configured:
         raise ApiProblem(409, ErrorCode.CONFLICT, NOT_CONFIGURED)
     require_online(request, host)
     fields = {
         "task": body.task,
-        "model_id": body.model_id or body.model,
+        "model_id": body.model_id or body.model or config.model,
         "max_turns": body.max_turns,
         "approval": body.approval,
         "tools": list(body.tools) if body.tools is not None else [],

@@ -263,4 +263,4 @@ def session_model(row: dict[str, Any]) -> AgentSession:
         "ended_at": row["completed_at"],
         "result_summary": row["result"],
     }
-    return from_row(AgentSession, row, **extra)
+    return from_row(AgentSession, {**row, **extra})

@@ -210,8 +210,9 @@ async def job_result(ctx: ToolContext, job_id: str, wait: float) -> ToolResult:
     """The result of the session's job ``job_id`` once it has ended (waiting up to ``wait`` seconds;
     cancelling the wait kills the job's process tree)."""
     try:
-        out = ctx.jobs.live.get(job_id)
-        if out is not None:
+        row = ctx.jobs.row(ctx.host_id, job_id)
+        if row is not None and row["status"] not in JOB_FINAL:
+            out = ctx.jobs.output(row)  # live (after a restart: opened again, filled when the agent redials)
             async with asyncio.timeout(wait):
                 await out.done.wait()
     except TimeoutError:
