@@ -48,6 +48,12 @@ _spec.loader.exec_module(screenshots)
         "tunnels-view",
         "tunnel-inspector",
         "tunnel-inspector-80x24",
+        "host-agents",
+        "host-agents-80x24",
+        "agent-dispatch",
+        "agent-session",
+        "agent-session-80x24",
+        "agents-view",
     ],
 )
 def test_snapshot(snap_compare, scene: str) -> None:

@@ -25,6 +25,7 @@ from textual.signal import Signal
 from textual.widgets import Footer, Static, TabbedContent, TabPane, Tabs
 
 from oc_tui.api.models import Host
+from oc_tui.screens.agents_tab import AgentsTab
 from oc_tui.screens.desktop_tab import DesktopTab
 from oc_tui.screens.files_tab import FilesTab
 from oc_tui.screens.host_tab import HelpRows, HostTab, HostTabContext
@@ -35,9 +36,17 @@ from oc_tui.screens.tunnels_tab import TunnelsTab
 from oc_tui.widgets.formatting import host_markup, status_label
 from oc_tui.widgets.statuses import status_classes
 
-HOST_TABS: Sequence[type[HostTab]] = (OverviewTab, JobsTab, FilesTab, TerminalTab, DesktopTab, TunnelsTab)
+HOST_TABS: Sequence[type[HostTab]] = (
+    OverviewTab,
+    JobsTab,
+    FilesTab,
+    TerminalTab,
+    DesktopTab,
+    TunnelsTab,
+    AgentsTab,
+)
 """The host's tabs, in order: panes, keys and ``?`` come from this list."""
-COMING = ("Agents", "Secrets")
+COMING = ("Secrets",)
 """Tabs of the design that are not built yet: shown disabled."""
 BACK_RETRY = 0.02
 """Seconds between looks whether the screen can be left (its tab strips mounted)."""
