@@ -1,4 +1,5 @@
-"""``oc-server``: run the embedded control plane, print the admin token, add a tenant."""
+"""``oc-server``: run the embedded control plane, print the admin token, add a tenant, rotate the key of
+secrets at rest."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from cryptography.exceptions import InvalidTag
 
 from .app import create_app
 from .auth import create_tenant, ensure_admin
 from .db import Database
+from .secrets.keyring import KeyRingError
+from .secrets.store import rotate
 from .settings import Settings, default_data_dir
 
 
@@ -72,8 +76,19 @@ def _parser() -> argparse.ArgumentParser:
     tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)
     add = tenant_sub.add_parser("add", help="create a tenant and print 'TENANT_ID TOKEN'")
     add.add_argument("name")
-    for command in (parser, serve, token, add):
+    secrets = sub.add_parser("secrets", help="manage the encryption of secrets at rest")
+    secrets_sub = secrets.add_subparsers(dest="secrets_command", required=True)
+    rotate = secrets_sub.add_parser(
+        "rotate-key", help="re-encrypt every secret under a new key (safe while the server runs)"
+    )
+    for command in (parser, serve, token, add, rotate):
         command.add_argument("--data-dir", default=argparse.SUPPRESS, help="state directory")
+    for command in (parser, serve, rotate):
+        command.add_argument(
+            "--secret-key-file",
+            default=argparse.SUPPRESS,
+            help="the key ring of secrets at rest (default: $OC_SECRET_KEY_FILE, else DATA_DIR/secret-keys)",
+        )
     return parser
 
 
@@ -119,7 +134,11 @@ def serve(settings: Settings) -> int:
         print(f"oc-server: cannot listen on {settings.bind}:{settings.port}: {exc.strerror}", file=sys.stderr)
         return 1
     settings.port = sock.getsockname()[1]
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except KeyRingError as exc:
+        print(f"oc-server: {exc}", file=sys.stderr)
+        return 1
     config = uvicorn.Config(
         app, log_level="warning", ws="websockets-sansio", timeout_graceful_shutdown=3, access_log=False
     )
@@ -144,8 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     logging_setup()
     args = _parser().parse_args(argv)
     data_dir = _data_dir(getattr(args, "data_dir", None))
+    settings = Settings(data_dir=data_dir)
+    if getattr(args, "secret_key_file", None):
+        settings.secret_key_file = Path(args.secret_key_file)
+    if args.command == "secrets":
+        return rotate_key(settings)
     if args.command in (None, "serve"):
-        settings = Settings(data_dir=data_dir)
         settings.bind = getattr(args, "bind", settings.bind)
         settings.port = getattr(args, "port", settings.port)
         settings.public_url = getattr(args, "public_url", None) or settings.public_url
@@ -153,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.ai_model = getattr(args, "ai_model", settings.ai_model)
         settings.ai_key_secret = getattr(args, "ai_key_secret", settings.ai_key_secret)
         return serve(settings)
-    db = Database(Settings(data_dir=data_dir).db_path)
+    db = Database(settings.db_path)
     try:
         if args.command == "token":
             print(ensure_admin(db, data_dir))
@@ -162,6 +185,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{tenant_id} {token}")
     finally:
         db.close()
+    return 0
+
+
+def rotate_key(settings: Settings) -> int:
+    """``oc-server secrets rotate-key``: a new key for every secret (docs/api.md, "Secrets at rest")."""
+    db = Database(settings.db_path)
+    try:
+        key_id, count = rotate(db, settings.secret_key_path)
+    except (KeyRingError, InvalidTag) as exc:
+        print(
+            f"oc-server: key rotation stopped, nothing was dropped: {exc or 'a secret does not decrypt'}",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        db.close()
+    print(
+        f"re-encrypted {count} secrets under {key_id}; the key ring {settings.secret_key_path} holds only it"
+    )
     return 0
 
 

@@ -137,6 +137,9 @@ class JobStart(Call):
     cwd: str | None = None
     timeout: float = 60  # seconds
     wait: float | None = None  # seconds
+    # Secret values the job gets as environment variables and the agent masks in its output; never
+    # logged, never written to the agent's disk (repr=False keeps them out of reprs and tracebacks).
+    secrets: dict[str, str] = Field(default_factory=dict, repr=False)
 
 
 class JobCancel(Call):

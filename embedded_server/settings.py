@@ -51,6 +51,19 @@ class Settings:
     # Seconds one model call may take before the session fails with a timeout.
     ai_call_timeout: float = field(default_factory=lambda: _env_float("OC_AI_CALL_TIMEOUT", 300.0))
 
+    # The key ring of secrets at rest (docs/api.md, "Secrets"): --secret-key-file, else
+    # $OC_SECRET_KEY_FILE, else DATA_DIR/secret-keys.
+    secret_key_file: Path | None = field(
+        default_factory=lambda: (
+            Path(os.environ["OC_SECRET_KEY_FILE"]) if os.environ.get("OC_SECRET_KEY_FILE") else None
+        )
+    )
+
+    @property
+    def secret_key_path(self) -> Path:
+        """Where the key ring of secrets at rest is."""
+        return self.secret_key_file or self.data_dir / "secret-keys"
+
     @property
     def listen_url(self) -> str:
         """Where this machine reaches the server (a wildcard bind is reached on loopback)."""

@@ -145,6 +145,8 @@ class OcTuiApp(App[None]):
         self._themes = loaded.themes
         self._theme_problems = loaded.problems
         self._initial_theme = theme
+        self.clock = clock
+        """The time relative times are shown against (fixed in tests and screenshots)."""
         self.fleet = FleetScreen(profile.name, profile.base_url, clock)
 
     @property

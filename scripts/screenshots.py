@@ -13,6 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from textual.pilot import Pilot
 from textual.widgets import Collapsible
@@ -29,6 +30,7 @@ from oc_tui.api.models import (
     HostRegistration,
     HostSysInfo,
     Job,
+    Secret,
     Tunnel,
     TunnelRequest,
 )
@@ -42,8 +44,12 @@ from oc_tui.screens.files_tab import FilesTab
 from oc_tui.screens.fleet import FleetScreen
 from oc_tui.screens.host import HostScreen
 from oc_tui.screens.host_key import HostKeyScreen
+from oc_tui.screens.host_tab import HostTab
 from oc_tui.screens.jobs_tab import JobsTab
 from oc_tui.screens.resource import ResourceScreen
+from oc_tui.screens.secrets import HOST, SHADOWED, SecretForm
+from oc_tui.screens.secrets import TENANT as TENANT_SCOPE
+from oc_tui.screens.secrets_tab import SecretsTab
 from oc_tui.screens.tunnel_inspector import TunnelInspectorScreen
 from oc_tui.screens.tunnels import TunnelForm
 from oc_tui.screens.tunnels_tab import TunnelsTab
@@ -558,14 +564,22 @@ def demo_tunnels(host_id: str = "host_demo0004", host_name: str | None = None) -
     ]
 
 
-async def _tunnels_tab(pilot: Pilot) -> TunnelsTab:
+TabType = TypeVar("TabType", bound=HostTab)
+
+
+async def _host_tab(pilot: Pilot, key: str, kind: type[TabType]) -> TabType:
+    """The fleet, then db-primary opened on the tab ``key`` shows (a ``kind``)."""
     await fleet(pilot)
     await pilot.press("enter")
     await pilot.pause()
     screen = pilot.app.screen
     assert isinstance(screen, HostScreen)
-    await pilot.press("u")
-    tab = screen.query_one(TunnelsTab)
+    await pilot.press(key)
+    return screen.query_one(kind)
+
+
+async def _tunnels_tab(pilot: Pilot) -> TunnelsTab:
+    tab = await _host_tab(pilot, "u", TunnelsTab)
     tab.post_message(TunnelsTab.TunnelsLoaded(demo_tunnels()))
     await pilot.pause()
     return tab
@@ -679,6 +693,68 @@ async def tunnel_inspector(pilot: Pilot) -> None:
     await _settle(pilot)
 
 
+def demo_secrets(host_id: str | None = "host_demo0004") -> list[Secret]:
+    """db-primary's own secret and the tenant's (one of them shadowed by the host's); without a host,
+    the tenant's alone."""
+
+    def secret(number: int, name: str, description: str | None, owner: str | None, days: int) -> Secret:
+        at = NOW - timedelta(days=days, minutes=number * 7)
+        return Secret(
+            id=f"sec_demo{number:04d}",
+            name=name,
+            description=description,
+            host_id=owner,
+            tenant_id=TENANT,
+            created_at=at - timedelta(days=30),
+            updated_at=at,
+        )
+
+    tenant = [
+        secret(1, "GITHUB_TOKEN", "CI token (read-only)", None, 2),
+        secret(2, "DATABASE_URL", "staging database", None, 9),
+        secret(3, "SENTRY_DSN", None, None, 40),
+    ]
+    if host_id is None:
+        return tenant
+    own = [secret(4, "DATABASE_URL", "this host's primary", host_id, 0).model_copy(update={"scope": HOST})]
+    shadowed = {"DATABASE_URL"}
+    return own + [
+        s.model_copy(update={"scope": SHADOWED if s.name in shadowed else TENANT_SCOPE}) for s in tenant
+    ]
+
+
+async def _secrets_tab(pilot: Pilot) -> SecretsTab:
+    tab = await _host_tab(pilot, "s", SecretsTab)
+    tab.post_message(SecretsTab.SecretsLoaded(demo_secrets()))
+    await pilot.pause()
+    return tab
+
+
+async def host_secrets(pilot: Pilot) -> None:
+    """db-primary's Secrets tab: its own DATABASE_URL shadows the tenant's."""
+    await _secrets_tab(pilot)
+    await _settle(pilot)
+
+
+async def secret_form(pilot: Pilot) -> None:
+    """The new-secret form, filled in: the value shows as dots only."""
+    tab = await _secrets_tab(pilot)
+    await pilot.app.push_screen(SecretForm(None, tab.host_id))
+    await pilot.press(*"NPM_TOKEN", "tab", *"npm_s3cret", "tab", *"publish token")
+    await _settle(pilot)
+
+
+async def secrets_view(pilot: Pilot) -> None:
+    """``:secrets``: the tenant's secrets."""
+    await fleet(pilot)
+    await pilot.press("colon", *"secrets", "enter")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, ResourceScreen)
+    screen.post_message(ResourceScreen.Loaded(demo_secrets(None)))
+    await _settle(pilot)
+
+
 def demo_sessions(host_id: str = "host_demo0004", host_name: str | None = None) -> list[AgentSession]:
     """Three AI agent sessions of one host: one waiting for approval, one completed, one failed."""
 
@@ -766,13 +842,7 @@ def demo_session_events(session_id: str = "sess_demo00010004") -> list[AgentEven
 
 
 async def _agents_tab(pilot: Pilot) -> AgentsTab:
-    await fleet(pilot)
-    await pilot.press("enter")
-    await pilot.pause()
-    screen = pilot.app.screen
-    assert isinstance(screen, HostScreen)
-    await pilot.press("a")
-    tab = screen.query_one(AgentsTab)
+    tab = await _host_tab(pilot, "a", AgentsTab)
     tab.post_message(AgentsTab.SessionsLoaded(demo_sessions()))
     await pilot.pause()
     return tab
@@ -846,6 +916,10 @@ SCENES: dict[str, tuple[tuple[int, int], Scene]] = {
     "tunnels-view": ((120, 40), tunnels_view),
     "tunnel-inspector": ((120, 40), tunnel_inspector),
     "tunnel-inspector-80x24": ((80, 24), tunnel_inspector),
+    "host-secrets": ((120, 40), host_secrets),
+    "host-secrets-80x24": ((80, 24), host_secrets),
+    "secret-form": ((120, 40), secret_form),
+    "secrets-view": ((120, 40), secrets_view),
     "host-agents": ((120, 40), host_agents),
     "host-agents-80x24": ((80, 24), host_agents),
     "agent-dispatch": ((120, 40), agent_dispatch),

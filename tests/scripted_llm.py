@@ -48,6 +48,7 @@ class Script:
     def __init__(self) -> None:
         self.replies: list[Reply] = []
         self.requests: list[dict[str, Any]] = []
+        self.keys: list[str] = []  # the Authorization header of each request
         self.lock = threading.Lock()
         self.released = threading.Event()
         self.base_url = ""
@@ -145,6 +146,7 @@ def scripted_llm() -> Iterator[Script]:
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            script.keys.append(self.headers.get("Authorization") or "")
             reply = script.next(body)
             turn = script.arrived
             if reply.hold:

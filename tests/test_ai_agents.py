@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,15 @@ def llm() -> Any:
         yield script
 
 
-async def configure(client: httpx.AsyncClient, llm: Script, *, streaming: bool = True) -> None:
-    body = {"base_url": llm.base_url, "model": "scripted-1", "api_key_secret": "", "streaming": streaming}
+async def configure(
+    client: httpx.AsyncClient, llm: Script, *, streaming: bool = True, key_secret: str = ""
+) -> None:
+    body = {
+        "base_url": llm.base_url,
+        "model": "scripted-1",
+        "api_key_secret": key_secret,
+        "streaming": streaming,
+    }
     response = await client.put("/agent/config", json=body)
     assert response.status_code == 200, response.text
     assert response.json()["configured"] is True
@@ -175,7 +183,9 @@ async def test_miosa_python_sdk_agent_methods(server: Any, start_agent: Any, llm
     host_id = await online_host_id(server, start_agent)
     llm.plan(call("list_dir", path="/"), answer("The root has the usual directories."))
     async with api(server) as client:
-        await configure(client, llm, streaming=False)
+        secret = {"name": "LLM_KEY", "value": "sk-test-1234"}
+        assert (await client.post("/secrets", json=secret)).status_code == 201
+        await configure(client, llm, streaming=False, key_secret="LLM_KEY")
     agents = Miosa(api_key=server.token, base_url=server.base_url + "/api/v1").open_computers.agents
     params = AgentDispatchParams(
         task="look around", model="scripted-2", max_turns=4, tools=["list_dir"], budget={"max_tokens": 1000}
@@ -197,6 +207,7 @@ async def test_miosa_python_sdk_agent_methods(server: Any, start_agent: Any, llm
     assert [s.id for s in listed.data] == [session.id]
     assert [t["function"]["name"] for t in llm.requests[0]["tools"]] == ["list_dir"]
     assert llm.requests[0]["model"] == "scripted-2" and "stream" not in llm.requests[0]
+    assert llm.keys == ["Bearer sk-test-1234"] * 2  # the key came from the tenant secret, to the model only
     await asyncio.to_thread(agents.cancel, host_id, session.id)  # finished: nothing changes
 
 
@@ -222,6 +233,11 @@ async def test_max_turns_and_model_errors(server: Any, start_agent: Any, llm: Sc
         frames = await go_frames(client, f"/hosts/{host_id}/agent/sessions/{session['id']}/stream")
         assert [d["type"] for _, d in frames][-2:] == ["error", "status"]
         assert frames[-2][1]["data"]["message"] == session["error"]
+
+        await configure(client, llm, key_secret="NO_SUCH_KEY")
+        session = await wait_session(client, host_id, (await dispatch(client, host_id, task="x"))["id"])
+        assert session["status"] == "failed" and "NO_SUCH_KEY" in session["error"], session
+        assert llm.arrived == 3
 
 
 async def test_cancel_during_a_model_call_and_during_a_command(
@@ -360,3 +376,32 @@ async def test_routes_in_process(inprocess: Any) -> None:
     assert error(await inprocess.other.get(f"/hosts/{host_id}/agent/sessions")) == (404, "NOT_FOUND")
     empty = (await inprocess.api.get(f"/hosts/{host_id}/agent/sessions")).json()
     assert empty == {"data": [], "meta": {"total": 0, "page": 1, "per_page": 20}}
+
+
+async def test_a_session_survives_the_agents_reconnect(
+    server: Any, start_agent: Any, llm: Script, tmp_path: Path
+) -> None:
+    """The host's agent goes away while a write waits for approval; approved meanwhile, the write waits
+    for the agent, which reconnects: the file is written and the session completes."""
+    registration = server.register("reconnecting")
+    host_id = registration["id"]
+    agent = start_agent(registration["host_key"])
+    await server.wait_for_status(host_id, "online", timeout=15)
+    target = tmp_path / "later.txt"
+    llm.plan(call("write_file", path=str(target), content="later"), answer("Written."))
+    async with api(server) as client:
+        await configure(client, llm)
+        sid = (await dispatch(client, host_id, task="write later", approval=True))["id"]
+        session = await wait_session(client, host_id, sid, lambda s: s["pending_approval"] is not None)
+        agent.stop(signal.SIGKILL)
+        await server.wait_for_status(host_id, "offline", timeout=15)
+        approve = {"call_id": session["pending_approval"]["call_id"], "decision": "approve"}
+        assert (
+            await client.post(f"/hosts/{host_id}/agent/sessions/{sid}/approval", json=approve)
+        ).status_code == 200
+        await asyncio.sleep(0.5)
+        assert (await client.get(f"/hosts/{host_id}/agent/sessions/{sid}")).json()["status"] == "running"
+        start_agent(registration["host_key"])
+        session = await wait_session(client, host_id, sid)
+        assert session["status"] == "completed" and target.read_text() == "later"
+        assert tool_results(llm.requests[-1]) == [f"wrote 5 bytes to {target}"]

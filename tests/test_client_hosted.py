@@ -113,6 +113,7 @@ CANNED: dict[tuple[str, str], tuple[int, object]] = {
     ("DELETE", f"{PREFIX}/secrets/sec_abc"): (204, None),
     ("GET", f"{H}/secrets"): (200, {"data": [SECRET]}),
     ("POST", f"{H}/secrets"): (201, SECRET),
+    ("PATCH", f"{H}/secrets/sec_abc"): (200, SECRET),
     ("DELETE", f"{H}/secrets/sec_abc"): (204, None),
 }
 
@@ -306,6 +307,7 @@ async def test_the_rest_of_the_reference(hosted: str) -> None:
             (c.delete_secret("sec_abc"), type(None), None),
             (c.list_secrets(h), list, None),
             (c.create_secret("K", "v", host_id=h), models.Secret, {"name": "K", "value": "v"}),
+            (c.update_secret("sec_abc", value="v2", host_id=h), models.Secret, {"value": "v2"}),
             (c.delete_secret("sec_abc", host_id=h), type(None), None),
         ]
         for call, kind, body in calls:

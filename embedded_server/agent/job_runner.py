@@ -6,7 +6,8 @@ order they arrive, to a :class:`~.durable.Spool` in the agent's state dir, so no
 and nothing is lost while the server is away; :func:`~.durable.deliver` dials
 ``/opencomputers/ws/agent/stream?job_id=…`` and sends it, resuming after any loss, and ends with the
 job's ``exit`` frame; once the server answers ``done`` the spool is deleted. The job itself never
-depends on a connection.
+depends on a connection. The values of secrets the job was given are masked (``***``) in its output
+before it is spooled (:mod:`.masking`), so they reach neither the spool nor the server.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import os
 import re
 import signal
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .. import protocol
 from .capabilities import Capability
 from .durable import Spool, deliver
+from .masking import Masker
 from .streams import StreamDialer
 from .system import work_env
 
@@ -61,8 +64,11 @@ class _Protocol(asyncio.SubprocessProtocol):
 class AgentJob:
     """One job: its process, its timers and the spool of its output."""
 
-    def __init__(self, manager: JobManager, job_id: str, timeout: float) -> None:
+    def __init__(self, manager: JobManager, job_id: str, timeout: float, secrets: Iterable[str] = ()) -> None:
         self.manager = manager
+        secrets = list(secrets)
+        # Delivered secret values are masked per stream before anything is spooled (masking.py).
+        self.maskers = {fd: Masker(secrets) for fd in (1, 2)} if secrets else {}
         self.id = job_id
         self.timeout = timeout
         self.spool = Spool(manager.spool_dir / f"{job_id}.spool")
@@ -76,8 +82,12 @@ class AgentJob:
         self.started_at = time.time()
 
     def append(self, fd: int, data: bytes) -> None:
-        """Output from the process's pipe ``fd`` (1 = stdout, 2 = stderr)."""
-        self.spool.append(fd, data)
+        """Output from the process's pipe ``fd`` (1 = stdout, 2 = stderr), masked, to the spool."""
+        masker = self.maskers.get(fd)
+        if masker is not None:
+            data = masker.feed(data)
+        if data:
+            self.spool.append(fd, data)
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -97,6 +107,10 @@ class AgentJob:
         elif code is not None:
             info["signal"] = -code
         info["finished_at"] = time.time()
+        for fd, masker in self.maskers.items():  # what was held back as a possible start of a value
+            rest = masker.flush()
+            if rest:
+                self.spool.append(fd, rest)
         self.exit = info
         if self.transport is not None:
             self.transport.close()
@@ -179,9 +193,10 @@ class JobManager:
         for item in call.env:
             key, _, value = item.partition("=")
             env[key] = value
+        env.update(call.secrets)
         cwd = os.path.expanduser(call.cwd) if call.cwd else None
         timeout = float(call.timeout or 60)
-        job = AgentJob(self, job_id, timeout)
+        job = AgentJob(self, job_id, timeout, call.secrets.values())
         loop = asyncio.get_running_loop()
         try:
             transport, _ = await loop.subprocess_exec(

@@ -26,6 +26,7 @@ from openai import AsyncOpenAI
 
 from oc_tui.api.models import APPROVED_TOOLS, AgentDecision
 
+from ..errors import ApiProblem
 from ..hub import Hub
 from ..jobs.store import JobStore
 from . import tools
@@ -233,7 +234,12 @@ class Runner:
         secrets = getattr(self.state, "secrets", None)
         if secrets is None:
             raise SessionFailed(f"the API key secret {config.key_secret!r} cannot be read: no secrets store")
-        values = await secrets.values(row["tenant_id"], row["host_id"], [config.key_secret])
+        try:  # a tenant secret: a host secret of the same name does not replace the operator's key
+            values = await secrets.values(row["tenant_id"], None, [config.key_secret])
+        except ApiProblem as exc:
+            raise SessionFailed(
+                f"the model's API key (secret {config.key_secret!r}): {exc.message}"
+            ) from None
         key = values.get(config.key_secret)
         if not key:
             raise SessionFailed(f"there is no secret named {config.key_secret!r} (the model's API key)")

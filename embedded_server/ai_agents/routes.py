@@ -13,7 +13,7 @@ from fastapi import Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
 from oc_tui.api.errors import ErrorCode
-from oc_tui.api.models import AgentConfig, AgentDecision, AgentDispatch, Host
+from oc_tui.api.models import AGENT_TOOLS, AgentConfig, AgentDecision, AgentDispatch, Host
 
 from .. import durable, limits
 from ..deps import (
@@ -38,6 +38,7 @@ NOT_CONFIGURED = (
     "or start oc-server with --ai-base-url and --ai-model"
 )
 
+MAX_RUNNING = 16  # sessions of one tenant pending or running at once
 SessionId = Annotated[str, Depends(path_id("session", "session (sess_…)"))]
 
 
@@ -77,12 +78,15 @@ async def dispatch(
     if not config.configured:
         raise ApiProblem(409, ErrorCode.CONFLICT, NOT_CONFIGURED)
     require_online(request, host)
+    if store.running(tenant_id) >= MAX_RUNNING:
+        message = f"{MAX_RUNNING} sessions of this tenant are running already: wait for one, or cancel one"
+        raise ApiProblem(409, ErrorCode.CONFLICT, message)
     fields = {
         "task": body.task,
         "model_id": body.model_id or body.model or config.model,
         "max_turns": body.max_turns,
         "approval": body.approval,
-        "tools": list(body.tools) if body.tools is not None else [],
+        "tools": list(dict.fromkeys(body.tools)) if body.tools else list(AGENT_TOOLS),
         "context": body.context or {},
         "budget": body.budget or {},
     }

@@ -184,6 +184,14 @@ class SessionStore:
         )
         return [_decoded(row) for row in rows]
 
+    def running(self, tenant_id: str) -> int:
+        """How many of the tenant's sessions are pending or running."""
+        row = self.db.one(
+            "SELECT COUNT(*) AS n FROM ai_agent_sessions WHERE tenant_id = ? AND status IN ('pending', 'running')",
+            (tenant_id,),
+        )
+        return int(row["n"] if row else 0)
+
     def page(self, host_id: str, page: int, per_page: int) -> tuple[list[AgentSession], int]:
         """One page of the host's sessions, newest first, and the total."""
         total = self.db.one("SELECT COUNT(*) AS n FROM ai_agent_sessions WHERE host_id = ?", (host_id,))

@@ -40,6 +40,7 @@ class ExecRequest(RequestModel):
     timeout: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT)
     timeout_ms: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT * 1000)
     stream: bool | None = None
+    secrets: list[str] | None = None  # extension: names of secrets to deliver (docs/api.md, "Secrets")
     _spec: JobCreate | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
@@ -77,6 +78,8 @@ class ExecRequest(RequestModel):
             ]
         if self.cwd is not None:
             body["cwd"] = self.cwd
+        if self.secrets is not None:
+            body["secrets"] = self.secrets
         if self.timeout is not None:
             body["timeout"] = self.timeout
         elif self.timeout_ms is not None:

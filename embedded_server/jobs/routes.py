@@ -77,18 +77,46 @@ def parse_exec(body: dict[str, Any]) -> ExecRequest:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
 
 
+async def secret_values(request: Request, host: Host, spec: JobCreate) -> dict[str, str]:
+    """The values of the secrets the job names (``secrets``), for its host (docs/api.md, "Secrets").
+
+    Raises:
+        ApiProblem: 400 an unknown name or one ``env`` sets too; 409 HOST_REVOKED.
+    """
+    if not spec.secrets:
+        return {}
+    in_env = {item.partition("=")[0] for item in spec.env or []}
+    both = [name for name in spec.secrets if name in in_env]
+    if both:
+        raise ApiProblem(400, ErrorCode.VALIDATION_ERROR, f"secrets: {', '.join(both)} is also set in env")
+    values: dict[str, str] = await request.app.state.secrets.values(host.tenant_id, host.id, spec.secrets)
+    return values
+
+
 async def start_job(
-    request: Request, host: Host, row: dict[str, Any], spec: JobCreate, wait: float | None
+    request: Request,
+    host: Host,
+    row: dict[str, Any],
+    spec: JobCreate,
+    wait: float | None,
+    secrets: dict[str, str] | None = None,
 ) -> None:
     """:func:`launch` with the request's hub and job store."""
-    await launch(hub_of(request), jobs_of(request), host.id, row, spec, wait)
+    await launch(hub_of(request), jobs_of(request), host.id, row, spec, wait, secrets)
 
 
 async def launch(
-    hub: Hub, jobs: JobStore, host_id: str, row: dict[str, Any], spec: JobCreate, wait: float | None
+    hub: Hub,
+    jobs: JobStore,
+    host_id: str,
+    row: dict[str, Any],
+    spec: JobCreate,
+    wait: float | None,
+    secrets: dict[str, str] | None = None,
 ) -> None:
-    """Ask the host's agent to start the stored job; its record says what became of it. Also how AI
-    agent sessions run their ``run_command`` tool, so those are jobs like any other.
+    """Ask the host's agent to start the stored job (with the values of its ``secrets``); its record
+    says what became of it. Also how AI agent sessions run their ``run_command`` tool, so those are jobs
+    like any other.
 
     Never raises a 5xx once the job is stored (a retried POST must not run it twice): an agent that does
     not confirm the start in time leaves the job ``queued`` — its stream, its exit report or the
@@ -98,6 +126,7 @@ async def launch(
         hub: the connected agents; jobs: the job store; host_id: the job's host.
         row: the job's stored row (:meth:`JobStore.create`); spec: what to run.
         wait: seconds the agent may hold its answer for a job that ends that soon (None: at once).
+        secrets: the values of the secrets the job names (NAME -> value), delivered with the start.
 
     Raises:
         ApiProblem: 4xx, the agent's own verdict on the request (the job is failed with it).
@@ -110,6 +139,7 @@ async def launch(
         cwd=spec.cwd,
         timeout=spec.timeout,
         wait=wait or None,  # a job that ends at once comes back with its result (docs/protocol.md)
+        secrets=secrets or {},
     )
     jobs.starting.add(row["id"])
     try:
@@ -157,6 +187,7 @@ async def run_job(
         try:
             exec_request = parse_exec(body)
             require_online(request, host)
+            secrets = await secret_values(request, host, exec_request.spec)
         except (RequestValidationError, ApiProblem) as exc:
             code, message = problem_of(exc)
             events = durable.error_events("exec_error", OWNER, "", code, message)
@@ -164,15 +195,16 @@ async def run_job(
     else:
         exec_request = parse_exec(body)
         require_online(request, host)
+        secrets = await secret_values(request, host, exec_request.spec)
     spec = exec_request.spec
     jobs = jobs_of(request)
     row = jobs.create(host.tenant_id, host.id, spec)
     if exec_request.stream:
         stream = jobs.stream(row, None, keepalive_of(request))  # reading from the start: nothing missed
         with contextlib.suppress(ApiProblem):  # the agent's verdict ends the stream with exec_error
-            await start_job(request, host, row, spec, None)
+            await start_job(request, host, row, spec, None, secrets)
         return sse_response(stream)
-    await start_job(request, host, row, spec, wait)
+    await start_job(request, host, row, spec, wait, secrets)
     if exec_request.stream is False:
         await wait_end(request, row["id"], spec.timeout + RESULT_SLACK)
         return JSONResponse(jobs.full(job_row(request, host, row["id"])).model_dump(mode="json"))
@@ -187,9 +219,10 @@ async def dispatch_job(request: Request, _tenant: Tenant, host: TenantHost, body
     with the job and ``links`` to its record and its stream."""
     spec = parse_exec(body).hosted_spec
     require_online(request, host)
+    secrets = await secret_values(request, host, spec)
     jobs = jobs_of(request)
     row = jobs.create(host.tenant_id, host.id, spec)
-    await start_job(request, host, row, spec, None)
+    await start_job(request, host, row, spec, None, secrets)
     job = jobs.full(job_row(request, host, row["id"])).model_dump(mode="json")
     base = f"{request.app.state.settings.base_url}{API_PREFIX}/hosts/{host.id}/exec/{row['id']}"
     return {**job, "job": dict(job), "links": {"self": base, "stream": f"{base}/stream"}}

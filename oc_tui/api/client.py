@@ -405,6 +405,7 @@ class OpenComputersClient:
         cwd: str | None = None,
         timeout: int | None = None,
         wait: float | None = None,
+        secrets: list[str] | None = None,
     ) -> models.Job:
         """Start a job on the host (``POST …/exec``) and return it as the server has it then.
 
@@ -420,18 +421,21 @@ class OpenComputersClient:
             timeout: seconds the job may run before it is killed (server default 60).
             wait: seconds, at most 300: the server answers only when the job has ended or the wait ran out
                 (an extension: a server without it answers at once, still correct).
+            secrets: names of tenant or host secrets the job gets as environment variables (an
+                extension; their values are masked as ``***`` in its output).
 
         Returns:
             The job: ``queued``/``running``, or ended with its output when ``wait`` covered it.
 
         Raises:
-            ValidationError: 400, a bad field (``env`` not ``KEY=VALUE``, ``timeout`` out of range).
+            ValidationError: 400, a bad field (``env`` not ``KEY=VALUE``, ``timeout`` out of range,
+                an unknown secret name).
             NotFoundError: 404, no such host.
             HostOfflineError: 409, the host is offline.
             AgentUnreachableError: 502, the agent did not take the job (it is recorded as failed).
             ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
         """
-        body = _fields(command=command, args=args, env=env, cwd=cwd, timeout=timeout)
+        body = _fields(command=command, args=args, env=env, cwd=cwd, timeout=timeout, secrets=secrets or None)
         params = {"wait": f"{wait:g}"} if wait is not None else None
         # the HTTP read must outlast the server's wait
         read = self._timeout + (wait or 0)
@@ -1464,21 +1468,43 @@ class OpenComputersClient:
 
     # --- secrets -----------------------------------------------------------------------------------
 
-    async def list_secrets(self, host_id: str | None = None) -> list[models.Secret]:
-        """Tenant secrets, or one host's. Values are never returned.
+    async def list_secrets(
+        self, host_id: str | None = None, *, page: int = 1, per_page: int = 100
+    ) -> list[models.Secret]:
+        """One page of the tenant's secrets, or of one host's own (by name). Values are never returned.
 
         Args:
             host_id: the host whose secrets to list, or None for the tenant's.
+            page: the page, from 1.
+            per_page: secrets per page, 1-100 (MIOSA's hosted API may ignore paging).
 
         Returns:
             The secrets' names, descriptions and times.
 
         Raises:
             NotFoundError: 404, no such host.
+            ValidationError: 400, ``page`` or ``per_page`` out of range.
             ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
         """
         path = "/secrets" if host_id is None else _host_path(host_id, "secrets")
-        return (await self._call(models.DataList[models.Secret], "GET", path)).data
+        params = {"page": page, "per_page": per_page}
+        return (await self._call(models.DataList[models.Secret], "GET", path, params=params)).data
+
+    async def get_secret(self, secret_id: str, *, host_id: str | None = None) -> models.Secret:
+        """One secret (an extension of oc-server; MIOSA's hosted API may answer 404 or 405).
+
+        Args:
+            secret_id: the secret's ID (``sec_…``).
+            host_id: the host the secret belongs to, or None for a tenant secret.
+
+        Returns:
+            The secret, without its value.
+
+        Raises:
+            NotFoundError: 404, no such secret in that scope (or no such host).
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
+        return await self._call(models.Secret, "GET", _secret_path(secret_id, host_id))
 
     async def create_secret(
         self, name: str, value: str, *, description: str | None = None, host_id: str | None = None

@@ -12,9 +12,17 @@ from __future__ import annotations
 import re
 import stat
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 # --- identifiers -------------------------------------------------------------------------------------
 
@@ -286,12 +294,35 @@ class Job(HostResource):
     output_bytes: int = 0
 
 
+SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_SECRET_NAME = 128
+MAX_JOB_SECRETS = 100  # secrets one job may ask for
+
+
+def _check_secret_name(value: str) -> str:
+    if len(value) > MAX_SECRET_NAME or not SECRET_NAME_RE.match(value):
+        raise ValueError(
+            f"must be an environment variable name: letters, digits and '_', not starting with a digit,"
+            f" at most {MAX_SECRET_NAME} characters"
+        )
+    return value
+
+
 class JobCreate(RequestModel):
     command: str
     args: list[str] | None = None
     env: list[str] | None = None
     cwd: str | None = None
     timeout: int = Field(default=60, ge=1, le=86400)
+    # Extension: names of tenant or host secrets the job gets as environment variables (docs/api.md).
+    secrets: list[str] | None = Field(default=None, max_length=MAX_JOB_SECRETS)
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or []:
+            _check_secret_name(name)
+        return list(dict.fromkeys(value)) if value else value
 
     @field_validator("command")
     @classmethod
@@ -572,7 +603,8 @@ class AgentSession(ApiModel):
     tokens_used: int = 0
 
 
-AGENT_TOOLS = ("run_command", "read_file", "write_file", "edit_file", "list_dir")
+AgentTool = Literal["run_command", "read_file", "write_file", "edit_file", "list_dir"]
+AGENT_TOOLS: tuple[str, ...] = get_args(AgentTool)
 """The tools an AI agent session has on its host (``tools`` of a dispatch picks among them)."""
 APPROVED_TOOLS = ("run_command", "write_file")
 """The tools that wait for the operator in approval mode."""
@@ -589,7 +621,7 @@ class AgentDispatch(RequestModel):
     model: str | None = Field(default=None, max_length=200)
     max_turns: int = Field(default=20, ge=1, le=500)
     context: dict[str, Any] | None = None
-    tools: list[Literal["run_command", "read_file", "write_file", "edit_file", "list_dir"]] | None = None
+    tools: list[AgentTool] | None = None
     budget: dict[str, Any] | None = None
     approval: bool = False
     agent_runtime_profile_id: str | None = None
@@ -657,7 +689,13 @@ class ClusterCreate(RequestModel):
 # --- secrets -----------------------------------------------------------------------------------------
 
 
+MAX_SECRET_VALUE = 64 * 1024  # bytes of UTF-8
+MAX_SECRET_DESCRIPTION = 1024
+
+
 class Secret(ApiModel):
+    """A tenant secret (``host_id`` None) or a host secret; the value is never part of it."""
+
     id: str
     name: str
     description: str | None = None
@@ -667,15 +705,55 @@ class Secret(ApiModel):
     updated_at: datetime
 
 
+def _check_secret_value(value: str | None) -> str | None:
+    """A value is sent to a job as an environment variable: not empty, no NUL, at most 64 KiB. The
+    messages never repeat the value."""
+    if value is None:
+        return None
+    if not value:
+        raise ValueError("must not be empty")
+    if "\0" in value:
+        raise ValueError("must not contain a NUL character")
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_SECRET_VALUE:
+        raise ValueError(f"must be at most {MAX_SECRET_VALUE} bytes (UTF-8)")
+    return value
+
+
+def _check_secret_description(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) > MAX_SECRET_DESCRIPTION:
+        raise ValueError(f"must be at most {MAX_SECRET_DESCRIPTION} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+SecretValue = Annotated[str, StringConstraints(strip_whitespace=False)]
+"""A secret's value is kept exactly as sent (request models strip other strings)."""
+
+
 class SecretCreate(RequestModel):
+    """``POST /secrets`` and ``POST /hosts/{id}/secrets``: ``name`` (an environment variable name,
+    unique in its scope), ``value`` (1 byte to 64 KiB, kept exactly), ``description``."""
+
     name: str
-    value: str
+    value: SecretValue
     description: str | None = None
+
+    _name = field_validator("name")(_check_secret_name)
+    _value = field_validator("value")(_check_secret_value)
+    _description = field_validator("description")(_check_secret_description)
 
 
 class SecretUpdate(RequestModel):
-    value: str | None = None
+    """``PATCH`` of a secret: a new ``value`` and/or ``description`` (``null`` clears the description)."""
+
+    value: SecretValue | None = None
     description: str | None = None
+
+    _value = field_validator("value")(_check_secret_value)
+    _description = field_validator("description")(_check_secret_description)
 
 
 # --- errors ------------------------------------------------------------------------------------------

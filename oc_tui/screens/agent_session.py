@@ -11,8 +11,9 @@ shown through the one escaping helper.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -28,6 +29,9 @@ from oc_tui.screens.confirm import ConfirmScreen
 from oc_tui.screens.host_tab import client_of
 from oc_tui.widgets.formatting import describe_error, host_markup, host_text
 from oc_tui.widgets.statuses import status_classes, status_label
+
+if TYPE_CHECKING:
+    from oc_tui.api import OpenComputersClient
 
 FINAL = ("completed", "failed", "cancelled")
 ARGUMENT_PREVIEW = 60
@@ -206,6 +210,20 @@ class AgentSessionScreen(Screen[None]):
 
     # --- actions -----------------------------------------------------------------------------------------
 
+    def _run(self, failure: str, call: Callable[[OpenComputersClient], Awaitable[object]]) -> None:
+        """Run ``call(client)`` in a worker; an API error is a notification titled ``failure``."""
+
+        async def run() -> None:
+            client = client_of(self)
+            try:
+                if client is None:
+                    raise errors.ConnectionFailed("not connected yet")
+                await call(client)
+            except errors.OpenComputersError as exc:
+                self.notify(host_markup(describe_error(exc)), title=failure, severity="error")
+
+        self.run_worker(run(), name=failure, group="call", exit_on_error=False)
+
     def _decide(
         self, decision: str, *, reason: str | None = None, arguments: dict[str, Any] | None = None
     ) -> None:
@@ -213,24 +231,17 @@ class AgentSessionScreen(Screen[None]):
         if pending is None:
             return
         session = self.session
-
-        async def run() -> None:
-            client = client_of(self)
-            try:
-                if client is None:
-                    raise errors.ConnectionFailed("not connected yet")
-                await client.decide_agent_call(
-                    session.host_id,
-                    session.id,
-                    str(pending.get("call_id")),
-                    "approve" if decision == "approve" else "deny",
-                    reason=reason,
-                    arguments=arguments,
-                )
-            except errors.OpenComputersError as exc:
-                self.notify(host_markup(describe_error(exc)), title=f"Not {decision}d", severity="error")
-
-        self.run_worker(run(), name=decision, group="decide", exit_on_error=False)
+        self._run(
+            f"Not {decision}d",
+            lambda client: client.decide_agent_call(
+                session.host_id,
+                session.id,
+                str(pending.get("call_id")),
+                "approve" if decision == "approve" else "deny",
+                reason=reason,
+                arguments=arguments,
+            ),
+        )
 
     def action_approve(self) -> None:
         """Let the waiting call run as the model asked."""
@@ -263,18 +274,11 @@ class AgentSessionScreen(Screen[None]):
         """Cancel the session (asks first): the model call in flight stops, a running command is killed."""
         session = self.session
 
-        async def cancel() -> None:
-            client = client_of(self)
-            try:
-                if client is None:
-                    raise errors.ConnectionFailed("not connected yet")
-                await client.cancel_agent_session(session.host_id, session.id)
-            except errors.OpenComputersError as exc:
-                self.notify(host_markup(describe_error(exc)), title="Not cancelled", severity="error")
-
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.run_worker(cancel(), name="cancel", group="cancel", exit_on_error=False)
+                self._run(
+                    "Not cancelled", lambda client: client.cancel_agent_session(session.host_id, session.id)
+                )
 
         text = "The model call in flight stops and a running command is killed."
         self.app.push_screen(ConfirmScreen("Cancel this agent session?", text, "Cancel session"), confirmed)

@@ -18,8 +18,8 @@ from textual.widgets import Checkbox, Input, Label, TextArea
 
 from oc_tui.api.models import AgentSession
 from oc_tui.screens.form_dialog import FormDialog
-from oc_tui.widgets.formatting import host_text, relative_time
-from oc_tui.widgets.resource_table import STATUS, Column
+from oc_tui.widgets.formatting import relative_time
+from oc_tui.widgets.resource_table import HOST_COLUMN, STATUS, Column
 
 if TYPE_CHECKING:
     from oc_tui.api import OpenComputersClient
@@ -38,10 +38,6 @@ def _waiting(session: AgentSession, _: datetime) -> str:
     return "approval" if session.approval else ""
 
 
-def _host_name(session: Any, _: datetime) -> str:
-    return host_text(getattr(session, "host_name", None) or session.host_id)
-
-
 COLUMNS: tuple[Column, ...] = (
     Column(STATUS, "Status", lambda s, _: s.status),
     Column("turns", "Turns", _turns),
@@ -50,7 +46,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("task", "Task", lambda s, _: " ".join(s.task.split())[:200]),
 )
 """The Agents tab's columns (one host)."""
-FLEET_COLUMNS: tuple[Column, ...] = (*COLUMNS[:1], Column("host", "Host", _host_name), *COLUMNS[1:])
+FLEET_COLUMNS: tuple[Column, ...] = (*COLUMNS[:1], HOST_COLUMN, *COLUMNS[1:])
 """The ``:agents`` view's columns: every host's sessions, so the host is named."""
 
 

@@ -22,7 +22,7 @@ from oc_tui.api.models import AgentSession
 from oc_tui.screens.agent_session import AgentSessionScreen
 from oc_tui.screens.agents import COLUMNS, DispatchForm, ModelConfigForm
 from oc_tui.screens.confirm import ConfirmScreen
-from oc_tui.screens.host_tab import HostTab, HostTabContext
+from oc_tui.screens.host_tab import HostTabContext, ResourceTab
 from oc_tui.widgets.formatting import host_markup
 from oc_tui.widgets.resource_table import ResourceTable
 
@@ -30,14 +30,12 @@ if TYPE_CHECKING:
     from oc_tui.api import OpenComputersClient
 
 Call = Callable[["OpenComputersClient"], Awaitable[Any]]
-POLL_SECONDS = 3.0
-"""How often the shown tab reloads its list."""
 
 
 class SessionActions(Widget):
     """What can be done to the selected session, shared by the Agents tab and the ``:agents`` view: open
     its log, cancel it (asks first). A mixin, listed after the main base (as ``TunnelActions``); the class
-    has a ``table`` of sessions, ``live``, and says how it runs a call (:meth:`run_call`)."""
+    has a ``table`` of sessions, ``live``, and says how it runs a change (:meth:`run_change`)."""
 
     SESSION_BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open_session", "Open log"),
@@ -50,7 +48,7 @@ class SessionActions(Widget):
         @property
         def table(self) -> ResourceTable: ...
 
-    def run_call(self, action: str, call: Call) -> None:
+    def run_change(self, action: str, call: Call) -> None:
         """Run ``call(client)`` in a worker (errors are notified with ``action``), then reload."""
         raise NotImplementedError
 
@@ -73,7 +71,7 @@ class SessionActions(Widget):
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.run_call(
+                self.run_change(
                     "cancel session", lambda client: client.cancel_agent_session(session.host_id, session.id)
                 )
 
@@ -86,12 +84,13 @@ class SessionActions(Widget):
         self.action_open_session()
 
 
-class AgentsTab(HostTab, SessionActions):
+class AgentsTab(ResourceTab, SessionActions):
     """AI agents working on this host."""
 
     TAB_ID = "agents"
     TITLE = "Agents"
     KEY = "a"
+    POLL_SECONDS = 3.0  # turns and statuses move
     HELP_ROWS_AFTER = (
         ("a  e  d", "In a session's log: approve, edit then approve, deny (with a reason) the waiting call"),
         ("x", "In a session's log: cancel the session"),
@@ -119,23 +118,6 @@ class AgentsTab(HostTab, SessionActions):
 
     def on_mount(self) -> None:
         self.table.border_title = "agent sessions"
-        if self.live:
-            self.set_interval(POLL_SECONDS, self._poll)
-
-    def activate(self) -> bool:
-        """The tab was shown: the list takes the focus and is loaded afresh."""
-        self.table.focus()
-        if self.live:
-            self.action_reload()
-        return True
-
-    @property
-    def table(self) -> ResourceTable:
-        return self.query_one(ResourceTable)
-
-    def _poll(self) -> None:
-        if self.display and self.table.has_focus:
-            self.action_reload()
 
     def action_reload(self) -> None:
         """List the host's sessions again."""
@@ -147,7 +129,7 @@ class AgentsTab(HostTab, SessionActions):
             exclusive=True,
         )
 
-    def run_call(self, action: str, call: Call) -> None:
+    def run_change(self, action: str, call: Call) -> None:
         """Run a change with the tab's request worker, then list again."""
         self.request(action, call, lambda _: self.action_reload(), group="change", needs_client=True)
 

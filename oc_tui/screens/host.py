@@ -31,6 +31,7 @@ from oc_tui.screens.files_tab import FilesTab
 from oc_tui.screens.host_tab import HelpRows, HostTab, HostTabContext
 from oc_tui.screens.jobs_tab import JobsTab
 from oc_tui.screens.overview_tab import OverviewTab
+from oc_tui.screens.secrets_tab import SecretsTab
 from oc_tui.screens.terminal_tab import TerminalTab
 from oc_tui.screens.tunnels_tab import TunnelsTab
 from oc_tui.widgets.formatting import host_markup, status_label
@@ -44,9 +45,10 @@ HOST_TABS: Sequence[type[HostTab]] = (
     DesktopTab,
     TunnelsTab,
     AgentsTab,
+    SecretsTab,
 )
 """The host's tabs, in order: panes, keys and ``?`` come from this list."""
-COMING = ("Secrets",)
+COMING: tuple[str, ...] = ()
 """Tabs of the design that are not built yet: shown disabled."""
 BACK_RETRY = 0.02
 """Seconds between looks whether the screen can be left (its tab strips mounted)."""

@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState
 from oc_tui.api import errors
 from oc_tui.api.models import utcnow
 from oc_tui.widgets.formatting import describe_error, host_markup
+from oc_tui.widgets.resource_table import ResourceTable
 
 if TYPE_CHECKING:
     from oc_tui.api import OpenComputersClient
@@ -150,3 +151,36 @@ class HostTab(Vertical):
                 title="Unexpected error",
                 severity="error",
             )
+
+
+class ResourceTab(HostTab):
+    """A tab whose content is a :class:`~oc_tui.widgets.resource_table.ResourceTable` of the host's
+    resources (tunnels, secrets): shown, the list takes the focus and is loaded afresh
+    (:meth:`action_reload`, which the tab implements)."""
+
+    POLL_SECONDS: ClassVar[float | None] = None
+    """How often the list is reloaded while it is shown and focused (None: only when asked)."""
+
+    def on_mount(self) -> None:
+        if self.live and self.POLL_SECONDS:
+            self.set_interval(self.POLL_SECONDS, self._poll)
+
+    def _poll(self) -> None:
+        if self.display and self.table.has_focus:
+            self.action_reload()
+
+    def activate(self) -> bool:
+        """The tab was shown: the list takes the focus and is loaded afresh."""
+        self.table.focus()
+        if self.live:
+            self.action_reload()
+        return True
+
+    @property
+    def table(self) -> ResourceTable:
+        """The tab's list."""
+        return self.query_one(ResourceTable)
+
+    def action_reload(self) -> None:
+        """List the resources again (in a worker)."""
+        raise NotImplementedError

@@ -25,7 +25,7 @@ from textual.widgets import DataTable, Input, Label
 from oc_tui.api import errors
 from oc_tui.api.models import Job
 from oc_tui.api.streams import OutputChunk, OutputTruncated
-from oc_tui.jobs_model import exit_note, truncated_note
+from oc_tui.jobs_model import exit_note, split_secrets, truncated_note
 from oc_tui.screens.host_tab import HostTab, HostTabContext
 from oc_tui.widgets.command_line import CommandLine
 from oc_tui.widgets.formatting import host_markup, job_duration
@@ -44,7 +44,11 @@ class JobsTab(HostTab):
     TAB_ID = "jobs"
     TITLE = "Jobs"
     KEY = "j"
-    HELP_ROWS = (("enter", "Run the command line"), ("↑ ↓", "Command history (command line)"))
+    HELP_ROWS = (
+        ("enter", "Run the command line"),
+        ("--secret NAME cmd", "Run cmd with secret NAME as $NAME (*** in its output)"),
+        ("↑ ↓", "Command history (command line)"),
+    )
     HELP_ROWS_AFTER = (("tab", "Command line → jobs → output"), ("G  g", "Output: follow the end / top"))
     BINDINGS: ClassVar[list[BindingType]] = [
         # priority: it must work while the command line has the focus (it takes ctrl+k from Input's
@@ -147,10 +151,10 @@ class JobsTab(HostTab):
             exclusive=True,
         )
 
-    def start_job(self, command: str) -> None:
+    def start_job(self, command: str, secrets: list[str] | None = None) -> None:
         self.request(
             f"run {command!r}",
-            lambda client: client.run_job(self.host_id, command),
+            lambda client: client.run_job(self.host_id, command, secrets=secrets),
             lambda job: self.post_message(self.JobStarted(job)),
             group="jobs-run",
             needs_client=True,
@@ -246,7 +250,11 @@ class JobsTab(HostTab):
             return
         self.command_line.remember(command)
         self.command_line.value = ""
-        self.start_job(command)
+        secrets, command = split_secrets(command)
+        if not command:
+            self.app.notify("--secret NAME needs a command after it", severity="warning")
+            return
+        self.start_job(command, secrets)
 
     # --- actions -----------------------------------------------------------------------------------
 

@@ -99,6 +99,25 @@ class ResourceScreen(Screen[None]):
         else:
             self.post_message(self.Loaded(items))
 
+    def run_change(self, action: str, call: Callable[[OpenComputersClient], Awaitable[Any]]) -> None:
+        """Run a change ``call(client)`` in a worker, then list again (an API error is a notification
+        that says ``action``)."""
+
+        async def run() -> None:
+            client = client_of(self)
+            try:
+                if client is None:
+                    raise errors.ConnectionFailed("not connected yet")
+                await call(client)
+            except errors.OpenComputersError as exc:
+                self.notify(
+                    f"{action}: {host_markup(describe_error(exc))}", title="Request failed", severity="error"
+                )
+                return
+            self.action_reload()
+
+        self.run_worker(run(), name=action, group="change", exit_on_error=False)
+
     def on_resource_screen_loaded(self, message: Loaded) -> None:
         self.table.loading = False
         self.table.show(message.items)

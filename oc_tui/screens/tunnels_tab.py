@@ -17,21 +17,19 @@ from textual.message import Message
 from textual.widgets import Static
 
 from oc_tui.api.models import Tunnel
-from oc_tui.screens.host_tab import HostTab, HostTabContext
+from oc_tui.screens.host_tab import HostTabContext, ResourceTab
 from oc_tui.screens.tunnel_actions import Call, TunnelActions
 from oc_tui.screens.tunnels import COLUMNS, TunnelForm
 from oc_tui.widgets.resource_table import ResourceTable
 
-POLL_SECONDS = 5.0
-"""How often the shown tab reloads its list."""
 
-
-class TunnelsTab(HostTab, TunnelActions):
+class TunnelsTab(ResourceTab, TunnelActions):
     """A host's ports served at URLs of the control plane."""
 
     TAB_ID = "tunnels"
     TITLE = "Tunnels"
     KEY = "u"
+    POLL_SECONDS = 5.0  # requests per minute move
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "new_tunnel", "New"),
         *TunnelActions.TUNNEL_BINDINGS,
@@ -52,23 +50,6 @@ class TunnelsTab(HostTab, TunnelActions):
 
     def on_mount(self) -> None:
         self.table.border_title = "tunnels"
-        if self.live:
-            self.set_interval(POLL_SECONDS, self._poll)
-
-    def activate(self) -> bool:
-        """The tab was shown: the list takes the focus and is loaded afresh."""
-        self.table.focus()
-        if self.live:
-            self.action_reload()
-        return True
-
-    @property
-    def table(self) -> ResourceTable:
-        return self.query_one(ResourceTable)
-
-    def _poll(self) -> None:
-        if self.display and self.table.has_focus:
-            self.action_reload()
 
     # --- actions -----------------------------------------------------------------------------------
 

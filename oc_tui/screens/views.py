@@ -84,6 +84,12 @@ def _show_agents(app: App[Any]) -> None:
     open_agents(app)
 
 
+def _show_secrets(app: App[Any]) -> None:
+    from oc_tui.screens.secrets import open_secrets  # it imports the resource screen, as _push does
+
+    open_secrets(app)
+
+
 def _show_hosts(app: App[Any]) -> None:
     action = getattr(app, "action_show_hosts", None)
     if callable(action):
@@ -95,7 +101,7 @@ VIEWS: Sequence[View] = (
     View("tunnels", "Every tunnel of the fleet", _show_tunnels),
     View("agents", "AI agent sessions of the fleet", _show_agents),
     View("clusters", "Inference clusters"),
-    View("secrets", "Secrets"),
+    View("secrets", "The tenant's secrets (encrypted; for jobs)", _show_secrets, aliases=("secret",)),
 )
 """Every top-level view, in the order ``?`` lists them."""
 
