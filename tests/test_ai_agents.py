@@ -405,3 +405,15 @@ async def test_a_session_survives_the_agents_reconnect(
         session = await wait_session(client, host_id, sid)
         assert session["status"] == "completed" and target.read_text() == "later"
         assert tool_results(llm.requests[-1]) == [f"wrote 5 bytes to {target}"]
+
+
+def test_the_client_reads_the_hosted_status_words() -> None:
+    """MIOSA's hosted API may answer ``succeeded``/``canceled``: the client's model reads them as ours."""
+    from oc_tui.api.models import AgentSession
+
+    base = {"id": "sess_abc", "host_id": "host_abc", "task": "t", "max_turns": 3}
+    stamps = {"created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
+    statuses = [
+        AgentSession.model_validate({**base, **stamps, "status": s}).status for s in ("succeeded", "canceled")
+    ]
+    assert statuses == ["completed", "cancelled"]

@@ -28,4 +28,5 @@ def install(app: FastAPI) -> None:
     state.ai_runner = runner
     state.lifecycle.on_start.append(runner.resume_all)
     state.lifecycle.on_stop.append(runner.stop)
+    state.lifecycle.on_close.append(runner.stop)  # a server closed without a stop signal (tests)
     app.include_router(router, prefix=API_PREFIX)

@@ -602,6 +602,12 @@ class AgentSession(ApiModel):
     pending_approval: dict[str, Any] | None = None
     tokens_used: int = 0
 
+    @field_validator("status", mode="before")
+    @classmethod
+    def _hosted_status(cls, value: Any) -> Any:
+        """MIOSA's hosted API may say ``succeeded`` and ``canceled``: read as the reference's words."""
+        return {"succeeded": "completed", "canceled": "cancelled"}.get(value, value)
+
 
 AgentTool = Literal["run_command", "read_file", "write_file", "edit_file", "list_dir"]
 AGENT_TOOLS: tuple[str, ...] = get_args(AgentTool)
