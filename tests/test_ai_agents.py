@@ -16,6 +16,8 @@ import pytest
 from conftest import api, error, online_host_id
 from scripted_llm import Reply, Script, answer, call, scripted_llm
 
+from oc_tui.api.models import Job
+
 FINAL = ("completed", "failed", "cancelled")
 
 
@@ -136,6 +138,7 @@ async def test_a_session_works_on_the_host(
         jobs = (await client.get(f"/hosts/{host_id}/exec")).json()["data"]
         assert len(jobs) == 1 and jobs[0]["status"] == "completed"
         assert f"OC_AGENT_SESSION={sid}" in jobs[0]["env"]
+        assert Job.model_validate(jobs[0]).agent_session == sid  # what the Jobs tab shows
 
         # the stream, as the Go SDK reads it: JSON data lines, ending after the final status
         url = f"/hosts/{host_id}/agent/sessions/{sid}/stream"

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from oc_tui.api.models import JobCreate
+from oc_tui.api.models import AGENT_SESSION_ENV, JobCreate
 
 from .. import protocol
 from ..errors import ApiProblem
@@ -195,7 +195,7 @@ async def run_command(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     if not isinstance(timeout, int | float) or timeout <= 0:
         raise ToolError("argument 'timeout' must be a positive number of seconds")
     timeout = int(min(max(1, timeout), MAX_COMMAND_TIMEOUT))
-    spec = JobCreate(command=command, cwd=cwd, timeout=timeout, env=[f"OC_AGENT_SESSION={ctx.session_id}"])
+    spec = JobCreate(command=command, cwd=cwd, timeout=timeout, env=[f"{AGENT_SESSION_ENV}={ctx.session_id}"])
     await wait_online(ctx)
     row = ctx.jobs.create(ctx.tenant_id, ctx.host_id, spec)
     ctx.on_job(row["id"])

@@ -293,6 +293,15 @@ class Job(HostResource):
     started_at: datetime | None = None
     output_bytes: int = 0
 
+    @property
+    def agent_session(self) -> str | None:
+        """The AI agent session that ran this job (its ``run_command`` tool), from the job's environment."""
+        prefix = AGENT_SESSION_ENV + "="
+        return next((item[len(prefix) :] for item in self.env if item.startswith(prefix)), None)
+
+
+AGENT_SESSION_ENV = "OC_AGENT_SESSION"
+"""The environment variable that names the AI agent session a job runs for (``sess_…``)."""
 
 SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_SECRET_NAME = 128

@@ -288,6 +288,8 @@ class JobsTab(HostTab):
         title = f"output · {host_markup(command_line(job))}"
         if job.truncated:
             title += " · truncated by the server"
+        if job.agent_session:
+            title += f" · run by agent session {host_markup(job.agent_session)}"
         self.output.border_title = title
 
     def _tick(self) -> None:
