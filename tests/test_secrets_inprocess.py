@@ -4,6 +4,7 @@ file, a ciphertext moved to another row does not decrypt) and key rotation while
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -170,3 +171,35 @@ async def test_at_rest_moved_ciphertext_and_rotation(inprocess: InProcess) -> No
     await make(inprocess, "/secrets", name="THREE", value="after")  # writes take the new key
     assert app.state.db.one("SELECT key_id FROM secrets WHERE name = 'THREE'") == {"key_id": new_key}
     assert old_key not in settings.secret_key_path.read_text()
+
+
+def test_masking_whatever_the_chunks() -> None:
+    """A value is masked wherever chunks split it; the result equals masking the whole output at once."""
+    import random
+    import re
+
+    from embedded_server.agent.masking import MASK, Masker
+
+    def masked(values: list[str], chunks: list[bytes]) -> bytes:
+        masker = Masker(values)
+        return b"".join(masker.feed(chunk) for chunk in chunks) + masker.flush()
+
+    assert masked(["secret"], [b"a sec", b"ret b"]) == b"a *** b"
+    assert masked(["abcd", "abcdef"], [b"xabcd", b"efx"]) == b"x***x"  # the longer value wins
+    assert masked(["abc"], [b"abc"]) == b"abc"  # shorter than 4 bytes: not masked
+    assert masked(["line-one\nline-two"], [b"line-two\n"]) == b"***\n"  # each line of a value
+    rng = random.Random(13)
+    for _ in range(500):
+        value = "".join(rng.choice("ab") for _ in range(rng.randint(4, 8)))
+        text = "".join(rng.choice(["a", "b", "c", value]) for _ in range(20)).encode()
+        cuts = sorted(rng.sample(range(len(text)), min(5, len(text))))
+        chunks = [text[i:j] for i, j in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        assert masked([value], chunks) == re.sub(re.escape(value.encode()), MASK, text)
+
+
+def test_no_secret_value_in_screenshots() -> None:
+    """The value typed in the screenshot scenes' secret form is on no picture (only its dots are)."""
+    root = Path(__file__).resolve().parent.parent
+    pictures = [*root.glob("screenshots/*.svg"), *root.glob("tests/__snapshots__/*/*.svg")]
+    assert any("secret-form" in p.name for p in pictures)
+    assert [p.name for p in pictures if b"npm_s3cret" in p.read_bytes()] == []

@@ -254,9 +254,9 @@ async def test_help_command_mode_and_palette(server) -> None:
             lambda: ("error", "unknown command :nope — try :hosts or :q") in notifications(app),
             "an unknown-command notification",
         )
-        await pilot.press("colon", *"secrets", "enter")
+        await pilot.press("colon", *"clusters", "enter")
         await wait_until(
-            pilot, lambda: ("warning", ":secrets is not yet available") in notifications(app), "not yet"
+            pilot, lambda: ("warning", ":clusters is not yet available") in notifications(app), "not yet"
         )
 
         await pilot.press("ctrl+p")

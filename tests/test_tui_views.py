@@ -34,12 +34,13 @@ def make_app() -> OcTuiApp:
 
 
 def test_commands_and_help_come_from_the_registry() -> None:
-    assert views.command_names() == ["hosts", "tunnels", "quit", "q", "clusters", "secrets"]
+    assert views.command_names() == ["hosts", "tunnels", "secrets", "quit", "q", "clusters"]
     assert views.help_rows() == [
         (":hosts", "The fleet view"),
         (":tunnels", "Every tunnel of the fleet"),
+        (":secrets", "The tenant's secrets (encrypted; for jobs)"),
         (":q  :quit", "Quit oc-tui"),
-        (":clusters  :secrets", "Not yet available"),
+        (":clusters", "Not yet available"),
     ]
     hosts = views.find_view("Fleet")
     assert hosts is not None and hosts.name == "hosts" and hosts.available
