@@ -124,8 +124,11 @@ class JobsTab(HostTab):
             self.load_jobs()
 
     def activate(self) -> bool:
-        """The tab was shown: the command line takes the focus, ready to type."""
+        """The tab was shown: the command line takes the focus, ready to type, and the list is loaded
+        afresh (jobs started elsewhere — another client, an AI agent session — show up)."""
         self.command_line.focus()
+        if self._live:
+            self.load_jobs()
         return True
 
     @property
