@@ -11,7 +11,6 @@ shown through the one escaping helper.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -26,12 +25,12 @@ from oc_tui.api import errors
 from oc_tui.api.models import AgentEvent, AgentSession
 from oc_tui.screens.agents import DenyForm, EditCallForm
 from oc_tui.screens.confirm import ConfirmScreen
-from oc_tui.screens.host_tab import client_of
+from oc_tui.screens.host_tab import client_of, run_client_call
 from oc_tui.widgets.formatting import describe_error, host_markup, host_text
 from oc_tui.widgets.statuses import status_classes, status_label
 
 if TYPE_CHECKING:
-    from oc_tui.api import OpenComputersClient
+    pass
 
 FINAL = ("completed", "failed", "cancelled")
 ARGUMENT_PREVIEW = 60
@@ -210,20 +209,6 @@ class AgentSessionScreen(Screen[None]):
 
     # --- actions -----------------------------------------------------------------------------------------
 
-    def _run(self, failure: str, call: Callable[[OpenComputersClient], Awaitable[object]]) -> None:
-        """Run ``call(client)`` in a worker; an API error is a notification titled ``failure``."""
-
-        async def run() -> None:
-            client = client_of(self)
-            try:
-                if client is None:
-                    raise errors.ConnectionFailed("not connected yet")
-                await call(client)
-            except errors.OpenComputersError as exc:
-                self.notify(host_markup(describe_error(exc)), title=failure, severity="error")
-
-        self.run_worker(run(), name=failure, group="call", exit_on_error=False)
-
     def _decide(
         self, decision: str, *, reason: str | None = None, arguments: dict[str, Any] | None = None
     ) -> None:
@@ -231,8 +216,9 @@ class AgentSessionScreen(Screen[None]):
         if pending is None:
             return
         session = self.session
-        self._run(
-            f"Not {decision}d",
+        run_client_call(
+            self,
+            decision,
             lambda client: client.decide_agent_call(
                 session.host_id,
                 session.id,
@@ -276,8 +262,8 @@ class AgentSessionScreen(Screen[None]):
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self._run(
-                    "Not cancelled", lambda client: client.cancel_agent_session(session.host_id, session.id)
+                run_client_call(
+                    self, "cancel", lambda client: client.cancel_agent_session(session.host_id, session.id)
                 )
 
         text = "The model call in flight stops and a running command is killed."
