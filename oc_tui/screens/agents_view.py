@@ -3,10 +3,13 @@ generic resource screen; ``enter`` opens a session's live log, ``x`` cancels it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.binding import BindingType
 
+from oc_tui.api.models import utcnow
 from oc_tui.screens.agents import FLEET_COLUMNS, all_sessions
 from oc_tui.screens.agents_tab import SessionActions
 from oc_tui.screens.resource import ResourceScreen
@@ -20,11 +23,12 @@ class AgentsScreen(ResourceScreen, SessionActions):
 
     BINDINGS: ClassVar[list[BindingType]] = SessionActions.SESSION_BINDINGS
 
-    def __init__(self, *, live: bool = True) -> None:
-        super().__init__(":agents", "agents", FLEET_COLUMNS, all_sessions, live=live)
+    def __init__(self, *, clock: Callable[[], datetime] = utcnow, live: bool = True) -> None:
+        super().__init__(":agents", "agents", FLEET_COLUMNS, all_sessions, clock=clock, live=live)
         self.live = live
 
 
 def open_agents(app: App[Any]) -> None:
     """Show ``:agents``."""
-    app.push_screen(AgentsScreen(live=bool(getattr(app, "networked", True))))
+    clock = getattr(app, "clock", utcnow)  # the app's (fixed in tests and screenshots): ages are stable
+    app.push_screen(AgentsScreen(clock=clock, live=bool(getattr(app, "networked", True))))
