@@ -61,6 +61,17 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--public-url", default=argparse.SUPPRESS, help="base URL others reach the server at"
         )
+        command.add_argument(
+            "--ai-base-url",
+            default=argparse.SUPPRESS,
+            help="AI agents: the default OpenAI-compatible endpoint (e.g. http://127.0.0.1:11434/v1)",
+        )
+        command.add_argument("--ai-model", default=argparse.SUPPRESS, help="AI agents: the default model")
+        command.add_argument(
+            "--ai-key-secret",
+            default=argparse.SUPPRESS,
+            help="AI agents: the name of the tenant secret holding the endpoint's API key",
+        )
     token = sub.add_parser("token", help="print the admin API token")
     tenant = sub.add_parser("tenant", help="manage tenants")
     tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)
@@ -170,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         settings.bind = getattr(args, "bind", settings.bind)
         settings.port = getattr(args, "port", settings.port)
         settings.public_url = getattr(args, "public_url", None) or settings.public_url
+        settings.ai_base_url = getattr(args, "ai_base_url", settings.ai_base_url)
+        settings.ai_model = getattr(args, "ai_model", settings.ai_model)
+        settings.ai_key_secret = getattr(args, "ai_key_secret", settings.ai_key_secret)
         return serve(settings)
     db = Database(settings.db_path)
     try:

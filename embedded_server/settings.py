@@ -42,6 +42,14 @@ class Settings:
     job_output_cap: int = field(
         default_factory=lambda: int(_env_float("OC_JOB_OUTPUT_CAP", 64 * 1024 * 1024))
     )
+    # AI agent sessions: the default model endpoint of every tenant (each may set its own through
+    # PUT /agent/config): an OpenAI-compatible base URL, the model, and the name of the tenant secret
+    # that holds the endpoint's API key ("" = the endpoint needs none). docs/api.md "AI agents".
+    ai_base_url: str = field(default_factory=lambda: os.environ.get("OC_AI_BASE_URL", ""))
+    ai_model: str = field(default_factory=lambda: os.environ.get("OC_AI_MODEL", ""))
+    ai_key_secret: str = field(default_factory=lambda: os.environ.get("OC_AI_KEY_SECRET", ""))
+    # Seconds one model call may take before the session fails with a timeout.
+    ai_call_timeout: float = field(default_factory=lambda: _env_float("OC_AI_CALL_TIMEOUT", 300.0))
 
     # The key ring of secrets at rest (docs/api.md, "Secrets"): --secret-key-file, else
     # $OC_SECRET_KEY_FILE, else DATA_DIR/secret-keys.

@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from textual.pilot import Pilot
+from textual.widgets import Collapsible
 
 from oc_tui.api.models import (
+    AgentEvent,
     AgentInfo,
+    AgentSession,
     FsEntry,
     FsList,
     FsStat,
@@ -33,6 +36,9 @@ from oc_tui.api.models import (
 )
 from oc_tui.app import OcTuiApp
 from oc_tui.config import Profile
+from oc_tui.screens.agent_session import AgentSessionScreen
+from oc_tui.screens.agents import DispatchForm
+from oc_tui.screens.agents_tab import AgentsTab
 from oc_tui.screens.fanout import FanoutScreen
 from oc_tui.screens.files_tab import FilesTab
 from oc_tui.screens.fleet import FleetScreen
@@ -749,6 +755,140 @@ async def secrets_view(pilot: Pilot) -> None:
     await _settle(pilot)
 
 
+def demo_sessions(host_id: str = "host_demo0004", host_name: str | None = None) -> list[AgentSession]:
+    """Three AI agent sessions of one host: one waiting for approval, one completed, one failed."""
+
+    def session(
+        number: int, task: str, status: str, turns: int, ago_min: int, **more: object
+    ) -> AgentSession:
+        at = NOW - timedelta(minutes=ago_min)
+        fields = {"host_name": host_name} if host_name else {}
+        return AgentSession.model_validate(
+            {
+                "id": f"sess_demo{number:04d}{host_id[-4:]}",
+                "host_id": host_id,
+                "task": task,
+                "status": status,
+                "max_turns": 20,
+                "turns_used": turns,
+                "model_id": "qwen2.5-coder:14b",
+                "created_at": at,
+                "updated_at": at,
+                **fields,
+                **more,
+            }
+        )
+
+    waiting = {
+        "call_id": "call_2",
+        "name": "run_command",
+        "arguments": {"command": "systemctl restart nginx"},
+    }
+    return [
+        session(
+            1,
+            "Rotate the nginx logs and restart nginx",
+            "running",
+            2,
+            1,
+            approval=True,
+            pending_approval=waiting,
+        ),
+        session(2, "Create hello.txt containing hi in /tmp/x", "completed", 2, 14, approval=True),
+        session(
+            3, "Find why the backup job fails at night", "failed", 20, 95, error="max_turns (20) reached"
+        ),
+    ]
+
+
+def demo_session_events(session_id: str = "sess_demo00010004") -> list[AgentEvent]:
+    """A session in approval mode: it read the config, and now waits to restart nginx."""
+    raw: list[tuple[str, dict[str, object]]] = [
+        ("status", {"status": "running"}),
+        ("turn_started", {"turn": 1, "max_turns": 20}),
+        ("assistant_message", {"content": "I'll check the **logrotate** configuration first."}),
+        (
+            "tool_call",
+            {"call_id": "call_1", "name": "read_file", "arguments": {"path": "/etc/logrotate.d/nginx"}},
+        ),
+        (
+            "tool_result",
+            {
+                "call_id": "call_1",
+                "name": "read_file",
+                "output": "/var/log/nginx/*.log {\n\tdaily\n\trotate 14\n\tcompress\n}\n",
+            },
+        ),
+        ("turn_started", {"turn": 2, "max_turns": 20}),
+        (
+            "assistant_message",
+            {
+                "content": "Rotation is daily, 14 kept. Now:\n\n1. rotate with `logrotate -f`\n2. restart nginx"
+            },
+        ),
+        (
+            "tool_call",
+            {"call_id": "call_2", "name": "run_command", "arguments": {"command": "systemctl restart nginx"}},
+        ),
+        (
+            "approval_required",
+            {"call_id": "call_2", "name": "run_command", "arguments": {"command": "systemctl restart nginx"}},
+        ),
+    ]
+    return [
+        AgentEvent(type=kind, session_id=session_id, data=data, timestamp=NOW - timedelta(seconds=30 - i))
+        for i, (kind, data) in enumerate(raw)
+    ]
+
+
+async def _agents_tab(pilot: Pilot) -> AgentsTab:
+    tab = await _host_tab(pilot, "a", AgentsTab)
+    tab.post_message(AgentsTab.SessionsLoaded(demo_sessions()))
+    await pilot.pause()
+    return tab
+
+
+async def host_agents(pilot: Pilot) -> None:
+    """db-primary's Agents tab: a session waiting for approval, one completed, one failed."""
+    await _agents_tab(pilot)
+    await _settle(pilot)
+
+
+async def agent_dispatch(pilot: Pilot) -> None:
+    """The dispatch form, filled in."""
+    tab = await _agents_tab(pilot)
+    await pilot.app.push_screen(DispatchForm(None, tab.host_id))
+    await pilot.pause()
+    await pilot.press(*"Rotate the nginx logs and restart nginx")
+    await _settle(pilot)
+
+
+async def agent_session(pilot: Pilot) -> None:
+    """A session's live log: Markdown messages, tool calls as blocks (one open), a call waiting."""
+    await _agents_tab(pilot)
+    await pilot.app.push_screen(AgentSessionScreen(demo_sessions()[0], live=False))
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, AgentSessionScreen)
+    for event in demo_session_events():
+        screen.post_message(AgentSessionScreen.EventArrived(event))
+    await pilot.pause()
+    screen.query(Collapsible).first().collapsed = False
+    await _settle(pilot)
+
+
+async def agents_view(pilot: Pilot) -> None:
+    """``:agents``: the AI agent sessions of the whole fleet, with their hosts."""
+    await fleet(pilot)
+    await pilot.press("colon", *"agents", "enter")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, ResourceScreen)
+    sessions = demo_sessions("host_demo0004", "db-primary")[:2] + demo_sessions("host_demo0001", "web-1")[2:]
+    screen.post_message(ResourceScreen.Loaded(sessions))
+    await _settle(pilot)
+
+
 Scene = Callable[[Pilot], Awaitable[None]]
 SCENES: dict[str, tuple[tuple[int, int], Scene]] = {
     "fleet": ((120, 40), fleet),
@@ -780,6 +920,12 @@ SCENES: dict[str, tuple[tuple[int, int], Scene]] = {
     "host-secrets-80x24": ((80, 24), host_secrets),
     "secret-form": ((120, 40), secret_form),
     "secrets-view": ((120, 40), secrets_view),
+    "host-agents": ((120, 40), host_agents),
+    "host-agents-80x24": ((80, 24), host_agents),
+    "agent-dispatch": ((120, 40), agent_dispatch),
+    "agent-session": ((120, 40), agent_session),
+    "agent-session-80x24": ((80, 24), agent_session),
+    "agents-view": ((120, 40), agents_view),
 }
 
 

@@ -52,6 +52,10 @@ _spec.loader.exec_module(screenshots)
         "host-secrets-80x24",
         "secret-form",
         "secrets-view",
+        "host-agents",
+        "agent-dispatch",
+        "agent-session-80x24",
+        "agents-view",
     ],
 )
 def test_snapshot(snap_compare, scene: str) -> None:

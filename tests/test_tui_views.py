@@ -34,10 +34,11 @@ def make_app() -> OcTuiApp:
 
 
 def test_commands_and_help_come_from_the_registry() -> None:
-    assert views.command_names() == ["hosts", "tunnels", "secrets", "quit", "q", "clusters"]
+    assert views.command_names() == ["hosts", "tunnels", "agents", "secrets", "quit", "q", "clusters"]
     assert views.help_rows() == [
         (":hosts", "The fleet view"),
         (":tunnels", "Every tunnel of the fleet"),
+        (":agents", "AI agent sessions of the fleet"),
         (":secrets", "The tenant's secrets (encrypted; for jobs)"),
         (":q  :quit", "Quit oc-tui"),
         (":clusters", "Not yet available"),

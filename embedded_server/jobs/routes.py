@@ -34,7 +34,7 @@ from ..deps import (
     uses_agent,
 )
 from ..errors import ApiProblem, problem_of
-from ..hub import AgentUnreachable, HostOffline
+from ..hub import AgentUnreachable, HostOffline, Hub
 from .dialects import ExecRequest
 from .store import FINAL, OWNER, JobStore
 
@@ -102,17 +102,36 @@ async def start_job(
     wait: float | None,
     secrets: dict[str, str] | None = None,
 ) -> None:
-    """Ask the host's agent to start the stored job (with the values of its ``secrets``); its record says
-    what became of it.
+    """:func:`launch` with the request's hub and job store."""
+    await launch(hub_of(request), jobs_of(request), host.id, row, spec, wait, secrets)
+
+
+async def launch(
+    hub: Hub,
+    jobs: JobStore,
+    host_id: str,
+    row: dict[str, Any],
+    spec: JobCreate,
+    wait: float | None,
+    secrets: dict[str, str] | None = None,
+) -> None:
+    """Ask the host's agent to start the stored job (with the values of its ``secrets``); its record
+    says what became of it. Also how AI agent sessions run their ``run_command`` tool, so those are jobs
+    like any other.
 
     Never raises a 5xx once the job is stored (a retried POST must not run it twice): an agent that does
     not confirm the start in time leaves the job ``queued`` — its stream, its exit report or the
     reconcile of its next hello settles it. An agent gone before the request left fails the job.
 
+    Args:
+        hub: the connected agents; jobs: the job store; host_id: the job's host.
+        row: the job's stored row (:meth:`JobStore.create`); spec: what to run.
+        wait: seconds the agent may hold its answer for a job that ends that soon (None: at once).
+        secrets: the values of the secrets the job names (NAME -> value), delivered with the start.
+
     Raises:
         ApiProblem: 4xx, the agent's own verdict on the request (the job is failed with it).
     """
-    jobs = jobs_of(request)
     call = protocol.JobStart(
         job_id=row["id"],
         command=spec.command,
@@ -125,7 +144,7 @@ async def start_job(
     )
     jobs.starting.add(row["id"])
     try:
-        result = await hub_of(request).call(host.id, call)
+        result = await hub.call(host_id, call)
     except HostOffline as exc:  # the agent went away before the request was sent: it never ran
         await jobs.fail(row, f"could not be started: {exc.message}")
         return

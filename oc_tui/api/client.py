@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -1186,29 +1186,103 @@ class OpenComputersClient:
         model_id: str | None = None,
         max_turns: int | None = None,
         context: dict[str, Any] | None = None,
+        approval: bool = False,
     ) -> models.AgentSession:
         """Start an AI agent session on the host.
 
         Args:
             host_id: the host's ID (``host_…``).
             task: what the agent is asked to do.
-            model_id: the model to use (the server's default when None).
-            max_turns: the most turns the agent may take (the server's default when None).
+            model_id: the model to use (the tenant's default when None).
+            max_turns: the most model calls the session may make (the server's default, 20, when None).
             context: extra context for the agent, any JSON object.
+            approval: every ``run_command`` and ``write_file`` waits for the operator's decision
+                (:meth:`decide_agent_call`); an extension, ignored by a server without it.
 
         Returns:
-            The session, usually ``queued`` or ``running``.
+            The session, ``pending`` (it starts at once).
 
         Raises:
             ValidationError: 400, a bad field.
             NotFoundError: 404, no such host (or a server without AI agents).
-            HostOfflineError: 409, the host is offline.
+            ConflictError: 409, no model is configured (the message says how), or the host is offline.
             ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
         """
         body = _fields(task=task, model_id=model_id, max_turns=max_turns, context=context)
+        if approval:
+            body["approval"] = True
         return await self._call(
             models.AgentSession, "POST", _host_path(host_id, "agent", "dispatch"), json=body
         )
+
+    async def decide_agent_call(
+        self,
+        host_id: str,
+        session_id: str,
+        call_id: str,
+        decision: Literal["approve", "deny"],
+        *,
+        reason: str | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> models.AgentSession:
+        """Answer the call a session in approval mode waits for (an extension, docs/api.md).
+
+        Args:
+            host_id: the host's ID; session_id: the session's.
+            call_id: the waiting call's ``call_id`` (from ``pending_approval`` or its event).
+            decision: ``approve`` or ``deny``.
+            reason: why it is denied; the model sees it.
+            arguments: the call's arguments as edited by the operator (approve only).
+
+        Returns:
+            The session after the decision.
+
+        Raises:
+            ConflictError: 409, the session is not waiting for that call.
+            NotFoundError: 404, no such host or session.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
+        body = _fields(call_id=call_id, decision=decision, reason=reason, arguments=arguments)
+        path = _host_path(host_id, "agent", "sessions", session_id, "approval")
+        return await self._call(models.AgentSession, "POST", path, json=body)
+
+    async def get_agent_config(self) -> dict[str, Any]:
+        """The tenant's AI agent model configuration (an extension): ``base_url``, ``model``,
+        ``api_key_secret``, ``streaming`` and ``configured``.
+
+        Raises:
+            NotFoundError: 404, a server without it.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
+        body = await self._get_json("GET", "/agent/config")
+        return dict(body) if isinstance(body, dict) else {}
+
+    async def set_agent_config(
+        self, base_url: str, model: str, *, api_key_secret: str = "", streaming: bool = True
+    ) -> dict[str, Any]:
+        """Set where the tenant's AI agent sessions get their model (an extension).
+
+        Args:
+            base_url: an OpenAI-compatible endpoint's base URL (``http://127.0.0.1:11434/v1`` …).
+            model: the default model.
+            api_key_secret: the name of the tenant secret holding the endpoint's API key ("" = none).
+            streaming: read the model's answers as a stream.
+
+        Returns:
+            The configuration as stored (see :meth:`get_agent_config`).
+
+        Raises:
+            ValidationError: 400, a bad field.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
+        body = {
+            "base_url": base_url,
+            "model": model,
+            "api_key_secret": api_key_secret,
+            "streaming": streaming,
+        }
+        result = await self._get_json("PUT", "/agent/config", json=body)
+        return dict(result) if isinstance(result, dict) else {}
 
     async def list_agent_sessions(
         self, host_id: str, page: int = 1, per_page: int = 20
@@ -1274,7 +1348,8 @@ class OpenComputersClient:
         reconnect: bool = True,
         on_state: StateCallback | None = None,
     ) -> EventStream[models.AgentEvent]:
-        """An AI agent session's events as they happen; ends after the session does (``[DONE]``).
+        """An AI agent session's events as they happen; ends after the session does (its final
+        ``status`` event, or ``[DONE]``).
 
         Args:
             host_id: the host's ID (``host_…``).
@@ -1293,6 +1368,7 @@ class OpenComputersClient:
         return self._stream(
             _host_path(host_id, "agent", "sessions", session_id, "stream"),
             models.AgentEvent,
+            final=lambda event: event.final,
             last_event_id=last_event_id,
             reconnect=reconnect,
             on_state=on_state,

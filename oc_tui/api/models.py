@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import stat
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar, get_args
 
 from pydantic import (
     BaseModel,
@@ -300,6 +300,15 @@ class Job(HostResource):
     started_at: datetime | None = None
     output_bytes: int = 0
 
+    @property
+    def agent_session(self) -> str | None:
+        """The AI agent session that ran this job (its ``run_command`` tool), from the job's environment."""
+        prefix = AGENT_SESSION_ENV + "="
+        return next((item[len(prefix) :] for item in self.env if item.startswith(prefix)), None)
+
+
+AGENT_SESSION_ENV = "OC_AGENT_SESSION"
+"""The environment variable that names the AI agent session a job runs for (``sess_…``)."""
 
 SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_SECRET_NAME = 128
@@ -596,6 +605,11 @@ SessionStatus = Literal["pending", "running", "completed", "failed", "cancelled"
 
 
 class AgentSession(ApiModel):
+    """An AI agent session on a host: the reference's fields, the ones MIOSA's Python SDK reads
+    (``session_id``, ``model``, ``tools``, ``started_at``, ``ended_at``, ``result_summary``) and ours
+    (docs/api.md "AI agents"): ``approval`` (run_command and write_file wait for the operator),
+    ``pending_approval`` (the call waiting now: ``{call_id, name, arguments}``), ``tokens_used``."""
+
     id: str
     host_id: str
     task: str
@@ -607,21 +621,83 @@ class AgentSession(ApiModel):
     updated_at: datetime
     completed_at: datetime | None = None
     error: str | None = None
+    session_id: str | None = None
+    model: str | None = None
+    tools: list[str] = Field(default_factory=list)
+    context: dict[str, Any] = Field(default_factory=dict)
+    budget: dict[str, Any] = Field(default_factory=dict)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    result_summary: str | None = None
+    approval: bool = False
+    pending_approval: dict[str, Any] | None = None
+    tokens_used: int = 0
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _hosted_status(cls, value: Any) -> Any:
+        """MIOSA's hosted API may say ``succeeded`` and ``canceled``: read as the reference's words."""
+        return {"succeeded": "completed", "canceled": "cancelled"}.get(value, value)
+
+
+AgentTool = Literal["run_command", "read_file", "write_file", "edit_file", "list_dir"]
+AGENT_TOOLS: tuple[str, ...] = get_args(AgentTool)
+"""The tools an AI agent session has on its host (``tools`` of a dispatch picks among them)."""
+APPROVED_TOOLS = ("run_command", "write_file")
+"""The tools that wait for the operator in approval mode."""
 
 
 class AgentDispatch(RequestModel):
-    task: str
-    model_id: str | None = None
+    """``POST /hosts/{id}/agent/dispatch``: the reference's fields, the extra ones MIOSA's Python SDK
+    may send (``model`` = ``model_id``; ``tools`` narrows the tools; ``budget`` ``{max_tokens,
+    timeout_ms}`` bounds the session; the runtime-profile fields are accepted and ignored) and ours
+    (``approval``)."""
+
+    task: str = Field(min_length=1, max_length=20000)
+    model_id: str | None = Field(default=None, max_length=200)
+    model: str | None = Field(default=None, max_length=200)
     max_turns: int = Field(default=20, ge=1, le=500)
     context: dict[str, Any] | None = None
+    tools: list[AgentTool] | None = None
+    budget: dict[str, Any] | None = None
+    approval: bool = False
+    agent_runtime_profile_id: str | None = None
+    agent_profile_id: str | None = None
+    skip_agent_runtime_profile: bool | None = None
 
 
-class AgentEvent(ApiModel):
-    type: str
+class AgentDecision(RequestModel):
+    """``POST …/agent/sessions/{sid}/approval`` (ours): the operator's answer to the call waiting for
+    approval: ``approve`` (with ``arguments`` edited, optionally) or ``deny`` with a ``reason`` the
+    model sees."""
+
+    call_id: str = Field(min_length=1, max_length=200)
+    decision: Literal["approve", "deny"]
+    reason: str | None = Field(default=None, max_length=4000)
+    arguments: dict[str, Any] | None = None
+
+
+class AgentConfig(RequestModel):
+    """``PUT /agent/config`` (ours): where the tenant's sessions get their model."""
+
+    base_url: str = Field(max_length=2000)
+    model: str = Field(max_length=200)
+    api_key_secret: str = Field(default="", max_length=200)
+    streaming: bool = True
+
+
+class AgentEvent(StreamEvent):
+    """One event of a session's stream: ``status``, ``turn_started``, ``assistant_message``,
+    ``tool_call``, ``approval_required``, ``approval_decided``, ``tool_result``, ``final_answer``,
+    ``error`` (docs/api.md "AI agents"); the last is always a ``status`` with a final status."""
+
+    OWNER: ClassVar[str] = "session"
     session_id: str
-    data: dict[str, Any] = Field(default_factory=dict)
-    timestamp: datetime
-    event_id: str | None = Field(default=None, exclude=True)
+
+    @property
+    def final(self) -> bool:
+        """Whether this event ends the session's stream."""
+        return self.type == "status" and self.data.get("status") in ("completed", "failed", "cancelled")
 
 
 # --- inference clusters ------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from textual.signal import Signal
 from textual.widgets import Input, Static, TabbedContent, TabPane, Tabs, TextArea
 
 from oc_tui.api.models import Host
+from oc_tui.screens.agents_tab import AgentsTab
 from oc_tui.screens.desktop_tab import DesktopTab
 from oc_tui.screens.files_tab import FilesTab
 from oc_tui.screens.host_tab import HelpRows, HostTab, HostTabContext
@@ -45,10 +46,11 @@ HOST_TABS: Sequence[type[HostTab]] = (
     TerminalTab,
     DesktopTab,
     TunnelsTab,
+    AgentsTab,
     SecretsTab,
 )
 """The host's tabs, in order: panes, keys and ``?`` come from this list."""
-COMING = ("Agents",)
+COMING: tuple[str, ...] = ()
 """Tabs of the design that are not built yet: shown disabled."""
 BACK_RETRY = 0.02
 """Seconds between looks whether the screen can be left (its tab strips mounted)."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar, cast
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
+from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
 from oc_tui.api import errors
@@ -52,6 +53,32 @@ def client_of(node: object) -> OpenComputersClient | None:
     """The app's client as seen from a widget or screen (``node.app.client``); None before the app has
     one (the local control plane is still starting) or outside an app."""
     return cast("OpenComputersClient | None", getattr(getattr(node, "app", None), "client", None))
+
+
+def run_client_call(
+    node: Widget,
+    action: str,
+    call: Callable[[OpenComputersClient], Awaitable[object]],
+    then: Callable[[], object] | None = None,
+) -> None:
+    """Run ``call(client)`` in a worker of ``node`` (a screen or widget), then ``then()``; an API error
+    (or no client yet) is an error notification that says ``action``."""
+
+    async def run() -> None:
+        client = client_of(node)
+        try:
+            if client is None:
+                raise errors.ConnectionFailed("not connected yet")
+            await call(client)
+        except errors.OpenComputersError as exc:
+            node.notify(
+                f"{action}: {host_markup(describe_error(exc))}", title="Request failed", severity="error"
+            )
+            return
+        if then is not None:
+            then()
+
+    node.run_worker(run(), name=action, group="change", exit_on_error=False)
 
 
 class HostTab(Vertical):
@@ -163,6 +190,17 @@ class ResourceTab(HostTab):
     """A tab whose content is a :class:`~oc_tui.widgets.resource_table.ResourceTable` of the host's
     resources (tunnels, secrets): shown, the list takes the focus and is loaded afresh
     (:meth:`action_reload`, which the tab implements)."""
+
+    POLL_SECONDS: ClassVar[float | None] = None
+    """How often the list is reloaded while it is shown and focused (None: only when asked)."""
+
+    def on_mount(self) -> None:
+        if self.live and self.POLL_SECONDS:
+            self.set_interval(self.POLL_SECONDS, self._poll)
+
+    def _poll(self) -> None:
+        if self.display and self.table.has_focus:
+            self.action_reload()
 
     def activate(self) -> bool:
         """The tab was shown: the list takes the focus and is loaded afresh."""

@@ -124,8 +124,11 @@ class JobsTab(HostTab):
             self.load_jobs()
 
     def activate(self) -> bool:
-        """The tab was shown: the command line takes the focus, ready to type."""
+        """The tab was shown: the command line takes the focus, ready to type, and the list is loaded
+        afresh (jobs started elsewhere — another client, an AI agent session — show up)."""
         self.command_line.focus()
+        if self._live:
+            self.load_jobs()
         return True
 
     @property
@@ -288,6 +291,8 @@ class JobsTab(HostTab):
         title = f"output · {host_markup(command_line(job))}"
         if job.truncated:
             title += " · truncated by the server"
+        if job.agent_session:
+            title += f" · run by agent session {host_markup(job.agent_session)}"
         self.output.border_title = title
 
     def _tick(self) -> None:

@@ -20,7 +20,7 @@ from textual.widgets import Static
 
 from oc_tui.api import errors
 from oc_tui.api.models import utcnow
-from oc_tui.screens.host_tab import client_of
+from oc_tui.screens.host_tab import client_of, run_client_call
 from oc_tui.widgets.formatting import describe_error, host_markup
 from oc_tui.widgets.keys_footer import KeysFooter
 from oc_tui.widgets.resource_table import Column, ResourceTable
@@ -103,21 +103,7 @@ class ResourceScreen(Screen[None]):
     def run_change(self, action: str, call: Callable[[OpenComputersClient], Awaitable[Any]]) -> None:
         """Run a change ``call(client)`` in a worker, then list again (an API error is a notification
         that says ``action``)."""
-
-        async def run() -> None:
-            client = client_of(self)
-            try:
-                if client is None:
-                    raise errors.ConnectionFailed("not connected yet")
-                await call(client)
-            except errors.OpenComputersError as exc:
-                self.notify(
-                    f"{action}: {host_markup(describe_error(exc))}", title="Request failed", severity="error"
-                )
-                return
-            self.action_reload()
-
-        self.run_worker(run(), name=action, group="change", exit_on_error=False)
+        run_client_call(self, action, call, self.action_reload)
 
     def on_resource_screen_loaded(self, message: Loaded) -> None:
         self.table.loading = False

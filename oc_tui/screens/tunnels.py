@@ -5,8 +5,7 @@ columns, the fleet-wide lister, and the create/edit form.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -14,8 +13,7 @@ from textual.widgets import Input, Label, Select
 
 from oc_tui.api.models import SLUG_PATTERN, Tunnel, TunnelAuthMode
 from oc_tui.screens.form_dialog import FormDialog
-from oc_tui.widgets.formatting import host_text
-from oc_tui.widgets.resource_table import STATUS, Column
+from oc_tui.widgets.resource_table import HOST_COLUMN, STATUS, Column
 
 if TYPE_CHECKING:
     from oc_tui.api import OpenComputersClient
@@ -27,10 +25,6 @@ AUTH_MODES: tuple[tuple[str, TunnelAuthMode], ...] = (
 )
 
 
-def _host_name(tunnel: Any, _: datetime) -> str:
-    return host_text(getattr(tunnel, "host_name", None) or tunnel.host_id)
-
-
 COLUMNS: tuple[Column, ...] = (
     Column(STATUS, "Status", lambda t, _: t.status),
     Column("slug", "Slug", lambda t, _: t.slug),
@@ -40,7 +34,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("url", "URL", lambda t, _: t.public_url),
 )
 """The Tunnels tab's columns (one host)."""
-FLEET_COLUMNS: tuple[Column, ...] = (*COLUMNS[:1], Column("host", "Host", _host_name), *COLUMNS[1:])
+FLEET_COLUMNS: tuple[Column, ...] = (*COLUMNS[:1], HOST_COLUMN, *COLUMNS[1:])
 """The ``:tunnels`` view's columns: every host's tunnels, so the host is named."""
 
 

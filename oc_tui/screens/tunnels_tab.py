@@ -22,9 +22,6 @@ from oc_tui.screens.tunnel_actions import Call, TunnelActions
 from oc_tui.screens.tunnels import COLUMNS, TunnelForm
 from oc_tui.widgets.resource_table import ResourceTable
 
-POLL_SECONDS = 5.0
-"""How often the shown tab reloads its list."""
-
 
 class TunnelsTab(ResourceTab, TunnelActions):
     """A host's ports served at URLs of the control plane."""
@@ -32,6 +29,7 @@ class TunnelsTab(ResourceTab, TunnelActions):
     TAB_ID = "tunnels"
     TITLE = "Tunnels"
     KEY = "u"
+    POLL_SECONDS = 5.0  # requests per minute move
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "new_tunnel", "New"),
         *TunnelActions.TUNNEL_BINDINGS,
@@ -52,12 +50,6 @@ class TunnelsTab(ResourceTab, TunnelActions):
 
     def on_mount(self) -> None:
         self.table.border_title = "tunnels"
-        if self.live:
-            self.set_interval(POLL_SECONDS, self._poll)
-
-    def _poll(self) -> None:
-        if self.display and self.table.has_focus:
-            self.action_reload()
 
     # --- actions -----------------------------------------------------------------------------------
 

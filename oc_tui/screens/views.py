@@ -78,6 +78,12 @@ def _show_tunnels(app: App[Any]) -> None:
     open_tunnels(app)
 
 
+def _show_agents(app: App[Any]) -> None:
+    from oc_tui.screens.agents_view import open_agents  # it imports the resource screen, as _push does
+
+    open_agents(app)
+
+
 def _show_secrets(app: App[Any]) -> None:
     from oc_tui.screens.secrets import open_secrets  # it imports the resource screen, as _push does
 
@@ -93,6 +99,7 @@ def _show_hosts(app: App[Any]) -> None:
 VIEWS: Sequence[View] = (
     View("hosts", "The fleet view", _show_hosts, aliases=("host", "fleet")),
     View("tunnels", "Every tunnel of the fleet", _show_tunnels),
+    View("agents", "AI agent sessions of the fleet", _show_agents),
     View("clusters", "Inference clusters"),
     View("secrets", "The tenant's secrets (encrypted; for jobs)", _show_secrets, aliases=("secret",)),
 )

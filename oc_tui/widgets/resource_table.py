@@ -35,6 +35,14 @@ STATUS = "status"
 """The key of the status column (its cell is a symbol and a word, coloured by status)."""
 
 
+def _host_name(resource: Any, _: datetime) -> str:
+    return host_text(getattr(resource, "host_name", None) or resource.host_id)
+
+
+HOST_COLUMN = Column("host", "Host", _host_name)
+"""The host of a resource in a fleet-wide view: its ``host_name`` (set by the view's lister) or its ID."""
+
+
 class ResourceTable(RowTable):
     """Resources as rows; the ``status`` column is styled per status of ``kind`` (``tunnels`` …)."""
 
