@@ -280,6 +280,7 @@ class UpstreamResponse(Response):
         on_chunk: called with each body chunk before it is sent.
         on_end: called once at the end with None (the whole body went out) or why it did not.
         first: body bytes read from the upstream already (sent first).
+        body: the rest of the body when ``first`` was read from it (default: the upstream's body).
     """
 
     def __init__(
@@ -289,12 +290,14 @@ class UpstreamResponse(Response):
         on_chunk: Callable[[bytes], None],
         on_end: Callable[[str | None], None],
         first: bytes = b"",
+        body: AsyncIterator[bytes] | None = None,
     ) -> None:
         super().__init__(status_code=upstream.status)
         self.upstream = upstream
         self.on_chunk = on_chunk
         self.on_end = on_end
         self.first = first
+        self.rest = body
         self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -317,7 +320,7 @@ class UpstreamResponse(Response):
                     if self.first:
                         self.on_chunk(self.first)
                         await send({"type": "http.response.body", "body": self.first, "more_body": True})
-                    async for chunk in chunks(self.upstream):
+                    async for chunk in self.rest or chunks(self.upstream):
                         self.on_chunk(chunk)
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     complete = True
