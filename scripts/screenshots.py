@@ -18,6 +18,8 @@ from textual.pilot import Pilot
 
 from oc_tui.api.models import (
     AgentInfo,
+    Cluster,
+    DetectedEngine,
     FsEntry,
     FsList,
     FsStat,
@@ -31,6 +33,8 @@ from oc_tui.api.models import (
 )
 from oc_tui.app import OcTuiApp
 from oc_tui.config import Profile
+from oc_tui.screens.cluster_topology import ClusterScreen
+from oc_tui.screens.clusters import ClusterForm
 from oc_tui.screens.fanout import FanoutScreen
 from oc_tui.screens.files_tab import FilesTab
 from oc_tui.screens.fleet import FleetScreen
@@ -673,6 +677,141 @@ async def tunnel_inspector(pilot: Pilot) -> None:
     await _settle(pilot)
 
 
+def demo_clusters() -> list[Cluster]:
+    """Two clusters: llama3 over three GPU boxes (one pulling the model, one down), and a stopped one."""
+
+    def history(base: float, n: int) -> list[float]:
+        return [round(base + ((i * 7) % 5) - 2, 1) for i in range(n)]
+
+    def host(number: int, name: str, health: str, **more: object) -> dict[str, object]:
+        return {
+            "host_id": f"host_demo000{number}",
+            "name": name,
+            "port": 11434,
+            "health": health,
+            "models": ["llama3:8b"] if health == "ready" else [],
+            **more,
+        }
+
+    hosts = [
+        host(
+            2,
+            "web-1",
+            "ready",
+            in_flight=3,
+            completed=1284,
+            errors=2,
+            tokens_per_s=41.7,
+            ttft_ms=182,
+            tokens_per_s_history=history(41, 30),
+            ttft_ms_history=history(180, 30),
+        ),
+        host(
+            4,
+            "db-primary",
+            "ready",
+            in_flight=2,
+            completed=1190,
+            tokens_per_s=38.2,
+            ttft_ms=205,
+            tokens_per_s_history=history(38, 30),
+            ttft_ms_history=history(205, 30),
+        ),
+        host(
+            7,
+            "gpu-rig",
+            "pulling",
+            detail="pulling llama3:8b",
+            pull={
+                "status": "pulling sha256:6a0746a1ec1a",
+                "completed": 2_950_000_000,
+                "total": 4_661_000_000,
+            },
+        ),
+        host(3, "web-2", "offline", detail="the host's agent is not connected", errors=5, completed=310),
+    ]
+
+    def cluster(number: int, name: str, status: str, model: str, members: list[dict[str, object]]) -> Cluster:
+        at = NOW - timedelta(days=number)
+        slug = name
+        return Cluster.model_validate(
+            {
+                "id": f"cl_demo{number:04d}",
+                "name": name,
+                "model": model,
+                "slug": slug,
+                "status": status,
+                "host_ids": [h["host_id"] for h in members],
+                "inference_url": f"{BASE_URL}/inference/{slug}/v1",
+                "engine": {"kind": "ollama", "port": 11434},
+                "hosts": members,
+                "created_at": at,
+                "updated_at": at,
+            }
+        )
+
+    return [
+        cluster(1, "llama-pool", "active", "llama3:8b", hosts),
+        cluster(2, "embeddings", "stopped", "nomic-embed-text", [host(2, "web-1", "unknown")]),
+    ]
+
+
+async def _clusters_view(pilot: Pilot) -> None:
+    await fleet(pilot)
+    await pilot.press("colon", *"clusters", "enter")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, ResourceScreen)
+    screen.post_message(ResourceScreen.Loaded(demo_clusters()))
+    await pilot.pause()
+
+
+async def clusters_view(pilot: Pilot) -> None:
+    """``:clusters``: an active cluster over four hosts and a stopped one."""
+    await _clusters_view(pilot)
+    await _settle(pilot)
+
+
+async def cluster_form(pilot: Pilot) -> None:
+    """The new-cluster form: hosts from the fleet with the engines found on each, two picked."""
+    await _clusters_view(pilot)
+    form = ClusterForm(None, live=False)
+    await pilot.app.push_screen(form)
+    await pilot.pause()
+    hosts = demo_hosts()
+    found = {
+        "web-1": [DetectedEngine(kind="ollama", port=11434, ready=True, models=["llama3:8b", "qwen2:7b"])],
+        "db-primary": [
+            DetectedEngine(kind="ollama", port=11434, ready=True, models=["llama3:8b"]),
+            DetectedEngine(kind="openai", port=8080, ready=False),
+        ],
+    }
+    form.post_message(ClusterForm.HostsFound([(h, found.get(h.name, [])) for h in hosts]))
+    await pilot.press(*"llama-pool", "tab", *"llama3:8b")
+    await pilot.pause()
+    picker = form.query_one("#hosts")
+    for host in hosts:
+        if host.name in found:
+            picker.select(host.id)  # type: ignore[attr-defined]
+    await _settle(pilot)
+
+
+async def cluster_topology(pilot: Pilot) -> None:
+    """llama-pool's topology: two hosts serving, one pulling the model, one down; a chat answer."""
+    await _clusters_view(pilot)
+    screen = ClusterScreen(demo_clusters()[0], live=False)
+    await pilot.app.push_screen(screen)
+    await pilot.pause()
+    screen._asked_at, screen._first_at = 100.0, 100.18
+    for piece in ("Tunnels ", "carry ", "HTTP ", "through ", "the ", "agent."):
+        screen.post_message(ClusterScreen.Piece(piece))
+    await pilot.pause()
+    screen._pieces = 6
+    stats = screen.chat_stats(100.33, ClusterScreen.Piece("", done=True))
+    screen.query_one("#chat-stats").update(stats)  # type: ignore[attr-defined]
+    await _settle(pilot)
+
+
 Scene = Callable[[Pilot], Awaitable[None]]
 SCENES: dict[str, tuple[tuple[int, int], Scene]] = {
     "fleet": ((120, 40), fleet),
@@ -700,6 +839,10 @@ SCENES: dict[str, tuple[tuple[int, int], Scene]] = {
     "tunnels-view": ((120, 40), tunnels_view),
     "tunnel-inspector": ((120, 40), tunnel_inspector),
     "tunnel-inspector-80x24": ((80, 24), tunnel_inspector),
+    "clusters-view": ((120, 40), clusters_view),
+    "cluster-form": ((120, 40), cluster_form),
+    "cluster-topology": ((120, 40), cluster_topology),
+    "cluster-topology-80x24": ((80, 24), cluster_topology),
 }
 
 

@@ -48,6 +48,10 @@ _spec.loader.exec_module(screenshots)
         "tunnels-view",
         "tunnel-inspector",
         "tunnel-inspector-80x24",
+        "clusters-view",
+        "cluster-form",
+        "cluster-topology",
+        "cluster-topology-80x24",
     ],
 )
 def test_snapshot(snap_compare, scene: str) -> None:

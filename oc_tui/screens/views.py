@@ -78,6 +78,12 @@ def _show_tunnels(app: App[Any]) -> None:
     open_tunnels(app)
 
 
+def _show_clusters(app: App[Any]) -> None:
+    from oc_tui.screens.clusters import open_clusters
+
+    open_clusters(app)
+
+
 def _show_hosts(app: App[Any]) -> None:
     action = getattr(app, "action_show_hosts", None)
     if callable(action):
@@ -87,7 +93,7 @@ def _show_hosts(app: App[Any]) -> None:
 VIEWS: Sequence[View] = (
     View("hosts", "The fleet view", _show_hosts, aliases=("host", "fleet")),
     View("tunnels", "Every tunnel of the fleet", _show_tunnels),
-    View("clusters", "Inference clusters"),
+    View("clusters", "Inference clusters: list, create, topology, chat", _show_clusters),
     View("secrets", "Secrets"),
 )
 """Every top-level view, in the order ``?`` lists them."""
