@@ -466,3 +466,58 @@ async def test_ollama_pull_progress(server: Server, start_agent: Any) -> None:
             assert (answer.choices[0].message.content or "").startswith("o0")
     finally:
         engine.stop()
+
+
+# --- the TUI ---------------------------------------------------------------------------------------------
+
+
+async def test_tui_create_topology_and_chat(fleet: Fleet) -> None:
+    """``:clusters`` against the real server: the form finds the hosts' engines and creates a cluster over
+    both, the topology shows them ready, and the chat box streams an answer with its tokens/s."""
+    from conftest import make_app, wait_until
+    from textual.widgets import Input, Select, SelectionList, Static
+
+    from oc_tui.screens.cluster_topology import ClusterScreen, HostCard
+    from oc_tui.screens.clusters import ClusterForm, ClustersScreen
+
+    app = make_app(fleet.server)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("colon", *"clusters", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ClustersScreen), ":clusters")
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, ClusterForm), "the form")
+        form = app.screen
+        assert isinstance(form, ClusterForm)
+        await wait_until(pilot, lambda: len(form.hosts) >= 2, "the hosts and their engines")
+        found = {host.id: engines for host, engines in form.hosts}
+        assert fleet.engines[0].port not in [e.port for e in found[fleet.a]]  # not a usual port: not probed
+        await pilot.press(*"tui chat", "tab", *MODEL)
+        form.query_one("#engine", Select).value = "openai"
+        picker = form.query_one("#hosts", SelectionList)
+        picker.select(fleet.a)
+        picker.select(fleet.b)
+        ports = " ".join(f"gpu-{x}={engine.port}" for x, engine in zip("ab", fleet.engines, strict=True))
+        form.query_one("#ports", Input).value = ports
+        form.query_one("#ports", Input).focus()
+        await pilot.press("enter")
+        screen = app.screen
+        await wait_until(pilot, lambda: isinstance(app.screen, ClustersScreen), "the form closed")
+        assert isinstance(screen, ClustersScreen)
+        await wait_until(pilot, lambda: any(c.name == "tui chat" for c in screen.table.items), "the new row")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ClusterScreen), "the topology")
+        topology = app.screen
+        assert isinstance(topology, ClusterScreen)
+
+        def cards() -> dict[str, str]:
+            return {card.host.host_id: card.host.health for card in topology.query(HostCard)}
+
+        await wait_until(pilot, lambda: cards() == {fleet.a: "ready", fleet.b: "ready"}, "both hosts ready")
+        await pilot.press("c", *"hello", "enter")
+        stats = topology.query_one("#chat-stats", Static)
+        await wait_until(pilot, lambda: "done · 5 tokens" in str(stats.render()), "the answer", timeout=15)
+        answer = str(topology.query_one("#chat-answer", Static).render())
+        assert answer.startswith(("a0", "b0")) and "tok/s" in str(stats.render())
+        await wait_until(
+            pilot, lambda: sum(c.host.completed for c in topology.query(HostCard)) == 1, "the counters"
+        )

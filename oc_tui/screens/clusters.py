@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import Input, Label, Select, SelectionList
+from textual.widgets import DataTable, Input, Label, Select, SelectionList
 from textual.widgets.selection_list import Selection
 
 from oc_tui.api import errors
@@ -110,6 +110,12 @@ class ClustersScreen(ResourceScreen):
                 self.action_reload()
 
         self.app.push_screen(ClusterForm(client_of(self), live=self.live), made)
+
+    @on(DataTable.RowSelected)
+    def _row_chosen(self, event: DataTable.RowSelected) -> None:
+        """``enter`` on a row (the table takes the key): open that cluster."""
+        event.stop()
+        self.action_open_cluster()
 
     def action_open_cluster(self) -> None:
         """Show the selected cluster's topology and chat box."""
