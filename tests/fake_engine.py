@@ -5,7 +5,9 @@ Ollama does. It answers ``--tokens`` tokens, ``--delay`` seconds apart.
 
 The test steers it with ``POST /_control`` (``ready``: answer 503 "loading" while false; ``fail``: the
 next N completions answer 500 before their first byte; ``delay``, ``tokens``) and reads ``GET /_stats``
-(requests, completed, cancelled: streams whose client went away before the end).
+(requests, completed, cancelled: streams whose client went away before the end). ``--slots N`` lets
+only N answers be generated at once, the others wait (as llama-server's ``--parallel``): then the
+engine is the bottleneck, as a real one is.
 
 Usage: python tests/fake_engine.py PORT [--kind openai|ollama] [--model NAME] [--no-model]
 """
@@ -35,7 +37,20 @@ STATE: dict[str, Any] = {
     "completed": 0,
     "cancelled": 0,
     "name": "engine",
+    "slots": None,  # an asyncio.Semaphore, or None: no limit
 }
+
+
+class _NoLimit:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+def _slot() -> Any:
+    return STATE["slots"] or _NoLimit()
 
 
 def _loading() -> Response | None:
@@ -108,7 +123,8 @@ async def completion(request: Request) -> Response:
     kind = "chat.completion" if chat else "text_completion"
     usage = {"prompt_tokens": 3, "completion_tokens": n, "total_tokens": 3 + n}
     if not body.get("stream"):
-        await asyncio.sleep(STATE["delay"] * n)
+        async with _slot():
+            await asyncio.sleep(STATE["delay"] * n)
         text = "".join(_word(i) for i in range(n))
         choice: dict[str, Any] = {"index": 0, "finish_reason": "length", "logprobs": None}
         choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
@@ -127,13 +143,14 @@ async def completion(request: Request) -> Response:
     async def events() -> AsyncIterator[bytes]:
         done = False
         try:
-            for i in range(n):
-                await asyncio.sleep(STATE["delay"])
-                delta: dict[str, Any] = {"index": 0, "finish_reason": None, "logprobs": None}
-                delta.update({"delta": {"content": _word(i)}} if chat else {"text": _word(i)})
-                chunk = {"id": ident, "object": f"{kind}.chunk", "created": created, "model": model}
-                chunk["choices"] = [delta]
-                yield f"data: {json.dumps(chunk)}\n\n".encode()
+            async with _slot():
+                for i in range(n):
+                    await asyncio.sleep(STATE["delay"])
+                    delta: dict[str, Any] = {"index": 0, "finish_reason": None, "logprobs": None}
+                    delta.update({"delta": {"content": _word(i)}} if chat else {"text": _word(i)})
+                    chunk = {"id": ident, "object": f"{kind}.chunk", "created": created, "model": model}
+                    chunk["choices"] = [delta]
+                    yield f"data: {json.dumps(chunk)}\n\n".encode()
             last = {
                 "id": ident,
                 "object": f"{kind}.chunk",
@@ -141,11 +158,8 @@ async def completion(request: Request) -> Response:
                 "model": model,
                 "usage": usage,
             }
-            last["choices"] = [
-                {"index": 0, "finish_reason": "length", "delta": {}}
-                if chat
-                else {"index": 0, "text": "", "finish_reason": "length"}
-            ]
+            end = {"index": 0, "finish_reason": "length"}
+            last["choices"] = [{**end, "delta": {}} if chat else {**end, "text": ""}]
             yield f"data: {json.dumps(last)}\n\n".encode()
             yield b"data: [DONE]\n\n"
             done = True
@@ -194,10 +208,13 @@ def main() -> None:
     parser.add_argument("--name", default="engine")
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--tokens", type=int, default=5)
+    parser.add_argument("--slots", type=int, default=0, help="answers generated at once (0: no limit)")
     args = parser.parse_args()
     STATE.update(
         models=[] if args.no_model else [args.model], name=args.name, delay=args.delay, tokens=args.tokens
     )
+    if args.slots:
+        STATE["slots"] = asyncio.Semaphore(args.slots)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
