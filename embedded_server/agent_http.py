@@ -251,17 +251,23 @@ class AgentPool:
         new one); returns once the response head is in, its body still to read (``aiter_stream``,
         then ``aclose``).
 
+        A kept-alive stream the app closed just as it was reused ("disconnected without sending a
+        response": the app's keep-alive expired) is tried once more on a new stream when the body is
+        bytes (a streamed body cannot be sent twice).
+
         Raises:
             One of :data:`UPSTREAM_ERRORS`.
         """
-        request = httpcore.Request(
-            method,
-            httpcore.URL(scheme="http", host=key, port=port, target=target),
-            headers=headers,
-            content=content,
-            extensions={"timeout": NO_TIMEOUTS},
-        )
-        return await self.pool.handle_async_request(request)
+        url = httpcore.URL(scheme="http", host=key, port=port, target=target)
+        extensions = {"timeout": NO_TIMEOUTS}
+        request = httpcore.Request(method, url, headers=headers, content=content, extensions=extensions)
+        try:
+            return await self.pool.handle_async_request(request)
+        except httpcore.RemoteProtocolError:
+            if not isinstance(content, bytes):
+                raise
+            request = httpcore.Request(method, url, headers=headers, content=content, extensions=extensions)
+            return await self.pool.handle_async_request(request)
 
     async def close(self) -> None:
         """Close the pool (server stopping)."""

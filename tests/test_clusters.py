@@ -500,8 +500,8 @@ async def test_tui_create_topology_and_chat(fleet: Fleet) -> None:
         form.query_one("#ports", Input).value = ports
         form.query_one("#ports", Input).focus()
         await pilot.press("enter")
-        screen = app.screen
         await wait_until(pilot, lambda: isinstance(app.screen, ClustersScreen), "the form closed")
+        screen = app.screen
         assert isinstance(screen, ClustersScreen)
         await wait_until(pilot, lambda: any(c.name == "tui chat" for c in screen.table.items), "the new row")
         await pilot.press("enter")

@@ -345,7 +345,6 @@ class ClusterRouter:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(self.health_interval)
             for row in self.store.running():
                 try:
                     await self.check(row)
@@ -353,9 +352,9 @@ class ClusterRouter:
                     log.exception("health round of cluster %s failed", row["id"])
                 if row["status"] == "provisioning":
                     continue
-                state = self.state(row)
-                if row["status"] == "active" and not state.hosts:
+                if row["status"] == "active" and not self.state(row).hosts:
                     self._set_status(row["id"], "error", "no hosts")
+            await asyncio.sleep(self.health_interval)
 
     async def host_down(self, host_id: str) -> None:
         """Hub hook: a host's agent left (or the host was revoked): its engine is not routed to."""
@@ -369,10 +368,10 @@ class ClusterRouter:
 
         async def later() -> None:
             await asyncio.sleep(0.2)
-            for cluster_id, state in list(self._states.items()):
-                row = self.store.by_id(cluster_id)
-                if row is not None and host_id in state.hosts and row["status"] in ("provisioning", "active"):
-                    await self._check_host(row, state.hosts[host_id])
+            for row in self.store.running():
+                host = self.state(row).hosts.get(host_id)
+                if host is not None:
+                    await self._check_host(row, host)
 
         self._spawn(later())
 

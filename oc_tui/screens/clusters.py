@@ -14,6 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import DataTable, Input, Label, Select, SelectionList
 from textual.widgets.selection_list import Selection
 
@@ -208,6 +209,7 @@ class ClusterForm(FormDialog[Cluster]):
         super().__init__(client)
         self.live = live
         self.hosts: list[tuple[Host, list[DetectedEngine]]] = []
+        self._refind: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog -wide"):
@@ -229,11 +231,35 @@ class ClusterForm(FormDialog[Cluster]):
             yield from self.compose_footer("Create")
 
     def on_mount(self) -> None:
+        self.find_engines()
+
+    def find_engines(self) -> None:
+        """Look for the engines on every host again: the usual ports and those typed in the form."""
         self.query_one("#hosts", SelectionList).border_title = "looking for engines…" if self.live else ""
         if self.live and self.client is not None:
-            self.run_worker(self._find(self.client), name="find engines", group="find", exit_on_error=False)
+            ports = self.typed_ports()
+            self.run_worker(
+                self._find(self.client, ports),
+                name="find engines",
+                group="find",
+                exclusive=True,
+                exit_on_error=False,
+            )
 
-    async def _find(self, client: OpenComputersClient) -> None:
+    def typed_ports(self) -> list[int]:
+        """The ports typed in the port and per-host port fields (for the engine search)."""
+        texts = [self.query_one("#port", Input).value]
+        texts += [pair.partition("=")[2] for pair in self.query_one("#ports", Input).value.split()]
+        return sorted({int(t) for t in texts if t.strip().isdigit() and 1 <= int(t) <= 65535})
+
+    @on(Input.Changed, "#port, #ports")
+    def _ports_typed(self) -> None:
+        """A port was typed: look for engines there too, once the typing pauses."""
+        if self._refind is not None:
+            self._refind.stop()
+        self._refind = self.set_timer(0.6, self.find_engines)
+
+    async def _find(self, client: OpenComputersClient, ports: list[int]) -> None:
         try:
             hosts = [h for h in await client.all_hosts() if h.status != "revoked"]
         except errors.OpenComputersError as exc:
@@ -244,7 +270,7 @@ class ClusterForm(FormDialog[Cluster]):
             if host.status != "online":
                 return []
             try:
-                return await client.host_engines(host.id)
+                return await client.host_engines(host.id, ports)
             except errors.OpenComputersError:
                 return []
 
@@ -256,10 +282,14 @@ class ClusterForm(FormDialog[Cluster]):
         """List the hosts to pick from (the online ones with an engine first)."""
         self.hosts = sorted(message.hosts, key=lambda item: (item[0].status != "online", not item[1]))
         picker = self.query_one("#hosts", SelectionList)
+        picked = set(picker.selected)
+        highlighted = picker.highlighted
         picker.clear_options()
         for host, engines in self.hosts:
             label = f"{host_markup(host.name)}  ({host.status})  {host_markup(engine_summary(engines))}"
-            picker.add_option(Selection(label, host.id, False))
+            picker.add_option(Selection(label, host.id, host.id in picked))
+        if picker.option_count:
+            picker.highlighted = min(highlighted or 0, picker.option_count - 1)
         picker.border_title = f"{len(self.hosts)} hosts"
 
     def fields(self) -> ClusterFields | None:
