@@ -9,7 +9,8 @@ next N completions answer 500 before their first byte; ``delay``, ``tokens``) an
 only N answers be generated at once, the others wait (as llama-server's ``--parallel``): then the
 engine is the bottleneck, as a real one is.
 
-Usage: python tests/fake_engine.py PORT [--kind openai|ollama] [--model NAME] [--no-model]
+Usage: python tests/fake_engine.py PORT [--kind openai|ollama] [--model NAME] [--no-model] [--slots N];
+from Python: :func:`launch`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -197,6 +201,23 @@ app = Starlette(
         Route("/_stats", stats),
     ]
 )
+
+
+def launch(port: int, *args: str, timeout: float = 20.0) -> subprocess.Popen[bytes]:
+    """Run this engine on 127.0.0.1:``port`` (``args``: the command-line options) in a process of its
+    own; returns once it answers. The caller kills it."""
+    child = subprocess.Popen(
+        [sys.executable, __file__, str(port), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/_stats", timeout=1)
+            return child
+        except httpx.TransportError:
+            time.sleep(0.05)
+    child.kill()
+    raise RuntimeError(f"the fake engine did not start on port {port}")
 
 
 def main() -> None:

@@ -8,7 +8,6 @@ build): ``pip install -e '.[engine]'`` installs it. Without it the test is skipp
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Server, api, online_host_id
+from test_clusters import wait_cluster
 
 llama_cpp = pytest.importorskip(
     "llama_cpp", reason="llama-cpp-python is not installed (pip install -e '.[engine]' builds it)"
@@ -144,10 +144,7 @@ async def test_real_llama_cpp_engine(server: Server, start_agent: Any, llama_ser
                 },
             )
         ).json()
-        deadline = time.monotonic() + 20
-        while (cluster := (await http.get(f"/clusters/{made['id']}")).json())["status"] != "active":
-            assert time.monotonic() < deadline, cluster
-            await asyncio.sleep(0.05)
+    cluster = await wait_cluster(server, made["id"], lambda c: c["status"] == "active", "active")
     assert cluster["hosts"][0]["models"] == [MODEL]
     async with openai.AsyncOpenAI(api_key=server.token, base_url=made["inference_url"], max_retries=0) as llm:
         assert [m.id for m in (await llm.models.list()).data] == [MODEL]

@@ -5,7 +5,6 @@ fleet, each shown with the LLM engines and models found on it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -31,8 +30,6 @@ if TYPE_CHECKING:
     from textual.app import App
 
     from oc_tui.api import OpenComputersClient
-
-Call = Callable[["OpenComputersClient"], Awaitable[Any]]
 
 ENGINES: tuple[tuple[str, EngineKind], ...] = (
     ("Ollama (11434)", "ollama"),
@@ -84,24 +81,6 @@ class ClustersScreen(ResourceScreen):
         chosen = self.table.selected_id
         return next((c for c in self.table.items if c.id == chosen), None)
 
-    def cluster_call(self, action: str, call: Call) -> None:
-        """Run a change in a worker, then list again (an API error is a notification)."""
-
-        async def run() -> None:
-            client = client_of(self)
-            try:
-                if client is None:
-                    raise errors.ConnectionFailed("not connected yet")
-                await call(client)
-            except errors.OpenComputersError as exc:
-                self.notify(
-                    f"{action}: {host_markup(describe_error(exc))}", title="Request failed", severity="error"
-                )
-                return
-            self.action_reload()
-
-        self.run_worker(run(), name=action, group="change", exit_on_error=False)
-
     def action_new_cluster(self) -> None:
         """Open the form for a new cluster."""
 
@@ -130,13 +109,13 @@ class ClustersScreen(ResourceScreen):
         """Start the selected cluster (its hosts' engines are checked again)."""
         cluster = self.selected
         if cluster is not None:
-            self.cluster_call("start cluster", lambda client: client.start_cluster(cluster.id))
+            self.change("start cluster", lambda client: client.start_cluster(cluster.id))
 
     def action_stop_cluster(self) -> None:
         """Stop routing to the selected cluster."""
         cluster = self.selected
         if cluster is not None:
-            self.cluster_call("stop cluster", lambda client: client.stop_cluster(cluster.id))
+            self.change("stop cluster", lambda client: client.stop_cluster(cluster.id))
 
     def action_delete_cluster(self) -> None:
         """Ask, then delete the selected cluster."""
@@ -146,7 +125,7 @@ class ClustersScreen(ResourceScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.cluster_call("delete cluster", lambda client: client.delete_cluster(cluster.id))
+                self.change("delete cluster", lambda client: client.delete_cluster(cluster.id))
 
         text = f"{host_markup(cluster.inference_url)} stops answering. The engines on the hosts keep running."
         self.app.push_screen(

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 Lister = Callable[["OpenComputersClient"], Awaitable[Sequence[Any]]]
 """Lists a view's resources (all pages) with the client."""
+Change = Callable[["OpenComputersClient"], Awaitable[Any]]
+"""A change to a resource, made with the client (start, delete …)."""
 
 
 class ResourceScreen(Screen[None]):
@@ -98,6 +100,25 @@ class ResourceScreen(Screen[None]):
             )
         else:
             self.post_message(self.Loaded(items))
+
+    def change(self, action: str, call: Change) -> None:
+        """Run ``call(client)`` in a worker, then list again; an API error is a notification that
+        names ``action``."""
+
+        async def run() -> None:
+            client = client_of(self)
+            try:
+                if client is None:
+                    raise errors.ConnectionFailed("not connected yet")
+                await call(client)
+            except errors.OpenComputersError as exc:
+                self.notify(
+                    f"{action}: {host_markup(describe_error(exc))}", title="Request failed", severity="error"
+                )
+                return
+            self.action_reload()
+
+        self.run_worker(run(), name=action, group="change", exit_on_error=False)
 
     def on_resource_screen_loaded(self, message: Loaded) -> None:
         self.table.loading = False

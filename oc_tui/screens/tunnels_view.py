@@ -7,12 +7,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.binding import BindingType
 
-from oc_tui.api import errors
-from oc_tui.screens.host_tab import client_of
 from oc_tui.screens.resource import ResourceScreen
 from oc_tui.screens.tunnel_actions import Call, TunnelActions
 from oc_tui.screens.tunnels import FLEET_COLUMNS, all_tunnels
-from oc_tui.widgets.formatting import describe_error, host_markup
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -29,21 +26,7 @@ class TunnelsScreen(ResourceScreen, TunnelActions):
 
     def tunnel_call(self, action: str, call: Call) -> None:
         """Run a change in a worker, then list again (an API error is a notification)."""
-
-        async def run() -> None:
-            client = client_of(self)
-            try:
-                if client is None:
-                    raise errors.ConnectionFailed("not connected yet")
-                await call(client)
-            except errors.OpenComputersError as exc:
-                self.notify(
-                    f"{action}: {host_markup(describe_error(exc))}", title="Request failed", severity="error"
-                )
-                return
-            self.action_reload()
-
-        self.run_worker(run(), name=action, group="change", exit_on_error=False)
+        self.change(action, call)
 
 
 def open_tunnels(app: App[Any]) -> None:
