@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Server, api, online_host_id
-from test_clusters import wait_cluster
+from test_clusters import create, wait_cluster
 
 llama_cpp = pytest.importorskip(
     "llama_cpp", reason="llama-cpp-python is not installed (pip install -e '.[engine]' builds it)"
@@ -132,18 +132,8 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 async def test_real_llama_cpp_engine(server: Server, start_agent: Any, llama_server: int) -> None:
     host_id = await online_host_id(server, start_agent, "llama-box")
-    async with api(server) as http:
-        made = (
-            await http.post(
-                "/clusters",
-                json={
-                    "name": "real",
-                    "model": MODEL,
-                    "host_ids": [host_id],
-                    "engine": {"kind": "openai", "port": llama_server},
-                },
-            )
-        ).json()
+    engine = {"kind": "openai", "port": llama_server}
+    made = await create(server, name="real", model=MODEL, host_ids=[host_id], engine=engine)
     cluster = await wait_cluster(server, made["id"], lambda c: c["status"] == "active", "active")
     assert cluster["hosts"][0]["models"] == [MODEL]
     async with openai.AsyncOpenAI(api_key=server.token, base_url=made["inference_url"], max_retries=0) as llm:
