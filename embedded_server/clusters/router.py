@@ -238,8 +238,10 @@ class ClusterRouter:
         for queue in list(self._readers.get(cluster_id, ())):
             try:
                 queue.put_nowait(frame)
-            except asyncio.QueueFull:
+            except asyncio.QueueFull:  # too far behind: its stream ends (the client reconnects)
                 self._readers[cluster_id].discard(queue)
+                queue.get_nowait()
+                queue.put_nowait(None)
 
     async def events(self, row: dict[str, Any]) -> AsyncGenerator[str, None]:
         """The cluster's events for :func:`durable.sse`: its status and every host's health now, then
