@@ -3,8 +3,9 @@
 ``gguf`` package (random weights: the test checks the wire, not the prose), driven by the official
 ``openai`` client through the cluster's endpoint, the server and the host's agent.
 
-llama-cpp-python is built from source by pip (a few minutes on two cores; pip's wheel cache keeps the
-build): ``pip install -e '.[engine]'`` installs it. Without it the test is skipped and says so."""
+llama-cpp-python is built from source by pip (15 CPU-minutes; pip's wheel cache keeps the build):
+``pip install -e '.[engine]'`` installs it, as scripts/test does. Without it the test is skipped and
+says so."""
 
 from __future__ import annotations
 
@@ -141,7 +142,9 @@ async def test_real_llama_cpp_engine(server: Server, start_agent: Any, llama_ser
         messages = [{"role": "user", "content": "hello"}]
         answer = await llm.chat.completions.create(model=MODEL, messages=messages, max_tokens=4)
         assert answer.object == "chat.completion" and answer.usage is not None
-        assert 1 <= answer.usage.completion_tokens <= 4
+        # 4 tokens generated; llama-cpp-python counts the usage by tokenizing the text again, which for
+        # random byte tokens can be more.
+        assert answer.choices[0].finish_reason == "length" and answer.usage.completion_tokens >= 1
         stream = await llm.chat.completions.create(model=MODEL, messages=messages, max_tokens=4, stream=True)
         chunks = [chunk async for chunk in stream]
         assert chunks and all(chunk.object == "chat.completion.chunk" for chunk in chunks)
