@@ -24,6 +24,7 @@ import httpx
 import websockets
 
 from bench.service import Service
+from embedded_server.identity import Identity
 
 API = "/api/v1/opencomputers"
 
@@ -144,6 +145,7 @@ class SimulatedAgents:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.welcomed = 0
+        self.stream_keys: dict[str, str] = {}  # host key -> the stream key its welcome gave
         self.tasks: list[asyncio.Task[None]] = []
         self.streams: set[asyncio.Future[None]] = set()
 
@@ -169,8 +171,11 @@ class SimulatedAgents:
                 self.url, additional_headers={"Authorization": f"Bearer {key}"}, ping_interval=None,
                 max_queue=4, open_timeout=60,
             )  # fmt: skip
-            await ws.send(json.dumps(self._hello()))
+            challenge = json.loads(await ws.recv())
+            proof = Identity.generate().proof(challenge["nonce"])  # each simulated host: its own machine
+            await ws.send(json.dumps(self._hello() | {"identity": proof}))
             welcome = json.loads(await ws.recv())
+            self.stream_keys[key] = welcome["stream_key"]
             self.welcomed += 1
         interval = float(welcome.get("heartbeat_interval", 3))
         try:
@@ -205,8 +210,9 @@ class SimulatedAgents:
     async def _job_stream(self, key: str, job_id: str) -> None:
         """Dial the job's stream (docs/protocol.md): after ``resume``, the exit frame; then ``done``."""
         url = self.url + f"/stream?job_id={job_id}"
+        bearer = {"Authorization": f"Bearer {self.stream_keys[key]}"}  # a stream takes the welcome's key
         async with websockets.connect(
-            url, additional_headers={"Authorization": f"Bearer {key}"}, ping_interval=None, open_timeout=60
+            url, additional_headers=bearer, ping_interval=None, open_timeout=60
         ) as ws:
             first = json.loads(await ws.recv())
             if first.get("type") != "resume":

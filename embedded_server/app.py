@@ -15,7 +15,7 @@ from types import ModuleType
 from fastapi import FastAPI
 from pydantic.warnings import UnsupportedFieldAttributeWarning
 
-from . import __version__, clusters, errors, fs, hosts, idempotency, jobs, sessions, tunnels
+from . import __version__, clusters, errors, fs, hosts, idempotency, jobs, openapi, sessions, tunnels
 from .db import Database
 from .hosts.events import EventLog
 from .hosts.store import HostStore
@@ -61,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.hub = hub
     app.state.lifecycle = lifecycle
     errors.install(app)
+    openapi.install(app)
     hub.install(app)
     for section in SECTIONS:
         section.install(app)

@@ -15,6 +15,7 @@ from .crypto import hash_secret, new_token, same_hash
 from .db import Database
 from .errors import ApiProblem
 from .ids import new_id
+from .openapi import raises
 
 TOKEN_PREFIX = "oc_"
 HOST_KEY_PREFIX = "hk_"
@@ -93,6 +94,7 @@ def bearer(header: str | None) -> str | None:
     return value.strip() or None if scheme.lower() == "bearer" else None
 
 
+@raises(401)
 async def current_tenant(request: Request) -> str:
     """FastAPI dependency: the tenant of the request's bearer token, else 401 UNAUTHORIZED."""
     token = bearer(request.headers.get("authorization"))

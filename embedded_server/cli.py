@@ -16,6 +16,7 @@ from types import FrameType
 
 import uvicorn
 
+from . import http_limits
 from .app import create_app
 from .auth import create_tenant, ensure_admin
 from .db import Database
@@ -90,6 +91,7 @@ class _Server(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        self._loop.set_exception_handler(http_limits.REPEATED.loop_handler)
         await super().startup(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -109,8 +111,15 @@ def serve(settings: Settings) -> int:
         return 1
     settings.port = sock.getsockname()[1]
     app = create_app(settings)
+    fd_limit = http_limits.raise_fd_limit()
     config = uvicorn.Config(
-        app, log_level="warning", ws="websockets-sansio", timeout_graceful_shutdown=3, access_log=False
+        app,
+        log_level="warning",
+        ws="websockets-sansio",
+        http=http_limits.BoundedH11Protocol,
+        limit_concurrency=http_limits.connection_cap(fd_limit),
+        timeout_graceful_shutdown=3,
+        access_log=False,
     )
 
     server = _Server(config, on_exit=app.state.lifecycle.stop)

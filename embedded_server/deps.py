@@ -7,18 +7,21 @@ the database connection, the hub and the live streams belong to the event loop's
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from oc_tui.api.errors import ErrorCode
 from oc_tui.api.models import Host, is_valid_id
 
+from . import protocol
 from .auth import current_tenant
 from .errors import ApiProblem
 from .hub import HostOffline, Hub
+from .openapi import raises
 
 API_PREFIX = "/api/v1/opencomputers"  # where every section's routes are mounted
 
@@ -31,8 +34,10 @@ def hub_of(request: Request) -> Hub:
     return hub
 
 
-def path_id(kind: str, label: str) -> Callable[[Request], Coroutine[Any, Any, str]]:
+def path_id(kind: str, label: str) -> Callable[..., Coroutine[Any, Any, str]]:
     """A dependency that checks the path's ``{kind}_id`` has the shape of a ``kind`` ID.
+
+    The path parameter is declared in the dependency's signature, so the OpenAPI document names it.
 
     Args:
         kind: the ID kind (``host``, ``job`` …; see ``oc_tui.api.models.ID_PREFIXES``).
@@ -41,19 +46,28 @@ def path_id(kind: str, label: str) -> Callable[[Request], Coroutine[Any, Any, st
     Returns:
         The dependency; it answers the path parameter's value, or raises 400 INVALID_ID.
     """
+    name = f"{kind}_id"
 
-    async def check(request: Request) -> str:
-        value: str = request.path_params[f"{kind}_id"]
+    @raises(400)
+    async def check(**values: str) -> str:
+        value = values[name]
         if not is_valid_id(kind, value):
             raise ApiProblem(400, ErrorCode.INVALID_ID, f"{value!r} is not a valid {label} ID")
         return value
 
+    parameter = inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        annotation=Annotated[str, Path(description=f"the {label} ID")],
+    )
+    check.__signature__ = inspect.Signature([parameter], return_annotation=str)  # type: ignore[attr-defined]
     return check
 
 
 valid_host_id = path_id("host", "host (host_…)")
 
 
+@raises(404)
 async def tenant_host(
     request: Request, tenant_id: Tenant, host_id: Annotated[str, Depends(valid_host_id)]
 ) -> Host:
@@ -75,6 +89,14 @@ def require_online(request: Request, host: Host) -> None:
         raise HostOffline()
 
 
+AGENT_ERRORS = (409, 502, *protocol.AGENT_ERROR_STATUS.values())
+"""What a route that asks the host's agent can answer: offline/revoked (409), unreachable (502) and every
+status an agent error maps to."""
+uses_agent = raises(*AGENT_ERRORS)
+"""Mark an endpoint that asks the host's agent (for the OpenAPI document)."""
+
+
+@uses_agent
 async def online_host(request: Request, host: TenantHost) -> Host:
     """The path's host (as :func:`tenant_host`) whose agent is connected now (409 otherwise)."""
     require_online(request, host)
@@ -84,12 +106,18 @@ async def online_host(request: Request, host: TenantHost) -> Host:
 OnlineHost = Annotated[Host, Depends(online_host)]
 
 
+MAX_PAGE = 2**31 - 1
+"""The highest ``?page=`` (400 above it): the page's offset must stay within SQLite's 64-bit integers."""
+MAX_EVENT_ID = 2**63 - 1
+"""The highest ``Last-Event-ID`` (400 above it): event ids are SQLite's 64-bit integers."""
+
+
 class Paging:
     """``?page=&per_page=`` as the reference's hosts list has them, for every list."""
 
     def __init__(
         self,
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
         per_page: Annotated[int, Query(ge=1, le=100)] = 20,
     ) -> None:
         self.page, self.per_page = page, per_page
@@ -106,9 +134,17 @@ PageQuery = Annotated[Paging, Depends()]
 
 
 def last_event_id(request: Request) -> int | None:
-    """The SSE ``Last-Event-ID`` to resume after; anything that is not ours (not an integer) starts live."""
+    """The SSE ``Last-Event-ID`` to resume after; anything that is not ours (not ASCII digits) starts live.
+
+    Raises:
+        ApiProblem: 400 VALIDATION_ERROR for digits above :data:`MAX_EVENT_ID` (no id of ours is).
+    """
     value = request.headers.get("last-event-id", "").strip()
-    return int(value) if value.isdigit() else None
+    if not (value.isascii() and value.isdigit()):
+        return None
+    if len(value) > len(str(MAX_EVENT_ID)) or int(value) > MAX_EVENT_ID:
+        raise ApiProblem(400, ErrorCode.VALIDATION_ERROR, f"Last-Event-ID must be at most {MAX_EVENT_ID}")
+    return int(value)
 
 
 def keepalive_of(request: Request) -> float:

@@ -28,11 +28,12 @@ import bisect
 import contextlib
 import json
 import logging
+import os
 import re
 import struct
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -161,6 +162,13 @@ class Reader:
         self.queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(4)
 
 
+def private_append(path: Path) -> BinaryIO:
+    """``path`` opened unbuffered for appending, created readable by this user only (0600): output
+    may hold what a job printed, which is nobody else's business even inside the 0700 data dir."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    return open(fd, "ab", buffering=0)
+
+
 class OutputLog:
     """One owner's output log (a job's stdout and stderr …) and its live state.
 
@@ -212,9 +220,9 @@ class OutputLog:
 
     def _append(self, stream: int, data: memoryview) -> None:
         if self._data is None:
-            self.data_path.parent.mkdir(parents=True, exist_ok=True)
-            self._data = open(self.data_path, "ab", buffering=0)  # noqa: SIM115
-            self._runs_file = open(self.runs_path, "ab", buffering=0)  # noqa: SIM115
+            self.data_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._data = private_append(self.data_path)
+            self._runs_file = private_append(self.runs_path)
         if not self.runs or self.runs[-1][1] != stream:
             self._runs_file.write(RUN.pack(self.stored, stream))
             self.runs.append((self.stored, stream))

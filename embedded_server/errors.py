@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from oc_tui.api.errors import ErrorCode
 
@@ -49,8 +50,26 @@ _QUIET_CUTS = _QuietCuts()
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    """The one error body: ``{"error": {"code", "message"}}`` with ``status``."""
+    """The one error body: ``{"error": {"code", "message"}}`` with ``status``.
+
+    A message naming a file whose name is not UTF-8 (the agent hands such names on surrogate-escaped)
+    shows each such byte as ``\\xNN``: JSON text must be UTF-8.
+    """
+    message = printable_utf8(message)
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def printable_utf8(text: str) -> str:
+    """``text`` with every lone surrogate (a byte that was not UTF-8, escaped by ``surrogateescape``)
+    written as ``\\xNN``, so it encodes as UTF-8; other text unchanged."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a surrogate that no byte escapes to: as Python writes it
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def problem_of(exc: ApiProblem | RequestValidationError) -> tuple[str, str]:
@@ -101,6 +120,20 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[str, str]:
     return ErrorCode.VALIDATION_ERROR, "; ".join(parts)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at the request's path, for 405's ``Allow``
+    (RFC 9110 §15.5.6). Starlette names only the first route matching the path; a path has several."""
+    methods = set()
+    for method in _METHODS:  # asked of each route, so routers included in routers answer too
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            methods.add(method)
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Make every error of ``app`` answer with the one error body."""
 
@@ -109,12 +142,15 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status, exc.code, exc.message)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _CODE_BY_STATUS.get(exc.status_code, ErrorCode.INTERNAL_ERROR)
         detail = exc.detail if isinstance(exc.detail, str) else ""
         if exc.status_code in _MESSAGE_BY_STATUS:
             detail = _MESSAGE_BY_STATUS[exc.status_code]
-        return error_response(exc.status_code, code, detail or "request failed", dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return error_response(exc.status_code, code, detail or "request failed", headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -25,15 +25,22 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from oc_tui.api.errors import ErrorCode
 from oc_tui.api.models import format_timestamp, utcnow
 
-from . import __version__, protocol
+from . import __version__, identity, protocol
 from .auth import bearer
+from .crypto import hash_secret, new_token
 from .errors import ApiProblem
 from .ids import new_id
 from .settings import Settings
 
 log = logging.getLogger("oc_server.hub")
+STREAM_KEY_PREFIX = "sk_"
+"""The stream key a welcome hands the agent: its stream dials' bearer token while its channel lives."""
 
 AGENT_INFO_FIELDS = ("hostname", "os", "os_release", "arch", "agent_version", "python")
+MAX_FACT = 256
+"""Characters kept of each agent fact (hostname, os, …): every host read carries them."""
+MAX_HELLO = 1 << 20
+"""Bytes of the hello message above which the agent is refused (4400): facts plus the jobs it has."""
 LAST_SEEN_WRITE_EVERY = 30.0  # seconds: heartbeats refresh last_seen_at in the DB at most this often
 
 HelloHook = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -65,6 +72,11 @@ class HostRegistry(Protocol):
         """Store the host's last-seen time."""
         ...
 
+    def pin_identity(self, host_id: str, public_key: str, remote_addr: str | None) -> bool:
+        """Pin ``public_key`` as the host's identity if it has none yet; whether ``public_key`` is the
+        host's identity now (False: another machine's key is pinned, and the refusal is recorded)."""
+        ...
+
 
 class HostOffline(ApiProblem):
     """409 HOST_OFFLINE: the host's agent is not connected."""
@@ -90,6 +102,7 @@ class AgentChannel:
         self.last_heard = time.monotonic()
         self.last_written = time.monotonic()
         self.seen_at = format_timestamp(utcnow())
+        self.stream_key_hash = ""
         self._send_lock = asyncio.Lock()
 
     def heard(self) -> bool:
@@ -215,6 +228,7 @@ class Hub:
         self._disconnect_hooks: list[HostHook] = []
         self._revoke_hooks: list[HostHook] = []
         self._stream_handlers: dict[str, StreamHandler] = {}
+        self._stream_keys: dict[str, str] = {}  # hash of a connected channel's stream key -> host id
 
     # --- what sections register ------------------------------------------------------------------------
 
@@ -345,15 +359,30 @@ class Hub:
         if row["status"] == "revoked":
             await ws.close(protocol.CLOSE_REVOKED)
             return
+        nonce = identity.new_nonce()
         try:
+            await ws.send_text(protocol.encode(protocol.CHALLENGE, nonce=nonce))
             async with asyncio.timeout(protocol.HELLO_TIMEOUT):
-                hello = protocol.decode(await ws.receive_text())
+                text = await ws.receive_text()
+            if len(text) > MAX_HELLO:
+                raise ValueError("hello too large")
+            hello = protocol.decode(text)
             if hello["type"] != protocol.HELLO:
                 raise ValueError("first frame is not a hello")
-        except WebSocketDisconnect:
+        except (WebSocketDisconnect, RuntimeError, OSError):
             return
         except (TimeoutError, ValueError, KeyError):
             await ws.close(protocol.CLOSE_BAD_HELLO)
+            return
+        public_key = identity.verify(hello.get("identity"), nonce)
+        if public_key is None:
+            await ws.close(protocol.CLOSE_BAD_HELLO, "no valid identity proof in the hello")
+            return
+        remote_addr = ws.client.host if ws.client else None
+        if not self.hosts.pin_identity(row["id"], public_key, remote_addr):
+            log.warning("refused an agent of %s from %s: its host key is enrolled on another machine",
+                        row["id"], remote_addr)  # fmt: skip
+            await ws.close(protocol.CLOSE_OTHER_MACHINE)
             return
         await self._attach(ws, row["id"], hello)
 
@@ -365,8 +394,11 @@ class Hub:
         channel = AgentChannel(ws, host_id)
         previous = self._channels.get(host_id)
         self._channels[host_id] = channel
+        stream_key = new_token(STREAM_KEY_PREFIX)
+        channel.stream_key_hash = hash_secret(stream_key)
+        self._stream_keys[channel.stream_key_hash] = host_id
         agent: dict[str, str | None] = {
-            k: str(hello[k]) for k in AGENT_INFO_FIELDS if hello.get(k) is not None
+            k: str(hello[k])[:MAX_FACT] for k in AGENT_INFO_FIELDS if hello.get(k) is not None
         }
         agent["remote_addr"] = ws.client.host if ws.client else None
         self.hosts.set_status(host_id, "online", agent=agent, seen_at=channel.seen_at)
@@ -383,6 +415,7 @@ class Hub:
                     heartbeat_interval=self.settings.heartbeat_interval,
                     server_version=__version__,
                     plane_id=self.settings.plane_id,
+                    stream_key=stream_key,
                 )
             )
             await self._receive(channel)
@@ -390,6 +423,7 @@ class Hub:
             pass
         finally:
             channel.fail_pending("its connection closed before it answered")
+            self._stream_keys.pop(channel.stream_key_hash, None)
             if self._channels.get(host_id) is channel:
                 del self._channels[host_id]
                 self.hosts.set_status(host_id, "offline", seen_at=channel.seen_at)
@@ -425,9 +459,13 @@ class Hub:
         """A stream WebSocket dialled by an agent: a request's (``?stream_id=``), or a durable stream
         whose owner a section handles (``?job_id=`` …, see :meth:`handle_streams`)."""
         await ws.accept()
-        host = self.hosts.by_key(bearer(ws.headers.get("authorization")) or "")
-        if host is None or host["status"] == "revoked":
-            await ws.close(protocol.CLOSE_UNKNOWN_KEY if host is None else protocol.CLOSE_REVOKED)
+        host_id = self._stream_keys.get(hash_secret(bearer(ws.headers.get("authorization")) or ""))
+        host = self.hosts.row(host_id) if host_id is not None else None
+        if host is None:  # not (or no longer) a connected agent's key: redial after the next welcome
+            await ws.close(protocol.CLOSE_STALE_STREAM_KEY)
+            return
+        if host["status"] == "revoked":
+            await ws.close(protocol.CLOSE_REVOKED)
             return
         query = ws.query_params
         if "stream_id" in query:

@@ -17,6 +17,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from oc_tui.api.errors import ErrorCode
 
+from . import openapi
 from .errors import error_response
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,8 +40,16 @@ def unlimited_body(endpoint: F) -> F:
 class LimitedRoute(APIRoute):
     """An API route that refuses bodies over ``settings.max_body`` with 413 PAYLOAD_TOO_LARGE.
 
-    Content-Length is checked up front; a streamed (chunked) body is counted as it is read.
+    Content-Length is checked up front; a streamed (chunked) body is counted as it is read. Its
+    ``responses`` (the OpenAPI document) get every error status its dependencies declare
+    (:func:`embedded_server.openapi.declared_errors`).
     """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        limited = not getattr(endpoint, _UNLIMITED, False)
+        declared = openapi.error_responses(openapi.declared_errors(self.dependant, limited_body=limited))
+        self.responses = {**declared, **self.responses}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the route with its body limited (unless the endpoint is :func:`unlimited_body`)."""

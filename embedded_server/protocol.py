@@ -19,6 +19,7 @@ HELLO_TIMEOUT = 10.0  # seconds the server waits for the agent's hello
 MISSED_HEARTBEATS = 3  # silence for this many intervals drops the connection
 
 # Message types
+CHALLENGE = "challenge"  # server -> agent, first frame: {"nonce"} to sign (embedded_server/identity.py)
 HELLO = "hello"
 WELCOME = "welcome"
 PING = "ping"
@@ -33,7 +34,9 @@ JOB_DONE = "done"  # server -> agent: nothing more is needed (exit stored, or th
 # Close codes: those in REFUSALS mean "do not retry"; any other close means "redial with backoff".
 CLOSE_BAD_HELLO = 4400
 CLOSE_UNKNOWN_KEY = 4401
+CLOSE_OTHER_MACHINE = 4402  # the host key is enrolled on another machine (another identity is pinned)
 CLOSE_REVOKED = 4403
+CLOSE_STALE_STREAM_KEY = 4408  # a stream dialled with a key no connected channel has: redial later
 CLOSE_REPLACED = 4409
 CLOSE_HEARTBEAT_LOST = 4000
 CLOSE_UNKNOWN_JOB = 4404  # stream for a job the server does not know (for this host)
@@ -60,7 +63,9 @@ def refusing_plane(reason: str) -> str | None:
 
 REFUSALS = {
     CLOSE_BAD_HELLO: "the server refused the handshake (protocol mismatch: update oc-agent)",
-    CLOSE_UNKNOWN_KEY: "the server does not know this host key; check --host-key or register the host again",
+    CLOSE_UNKNOWN_KEY: "the server does not know this host key; check the key file or register the host again",
+    CLOSE_OTHER_MACHINE: "this host key is already enrolled on another machine: register this machine as a "
+    "host of its own (or revoke the other)",
     CLOSE_REVOKED: "host key was revoked; register the host again",
     CLOSE_REPLACED: "another oc-agent connected with this host key and replaced this one",
 }

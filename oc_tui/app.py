@@ -140,6 +140,8 @@ class OcTuiApp(App[None]):
         """False in tests and screenshots: screens then do no network work of their own."""
         self.histories: dict[str, list[str]] = {}
         """Command-line history per host id (and one for fan-out), for this run of the app."""
+        self.places: dict[str, dict[str, str]] = {}
+        """Where each host's tabs were left (the Files tab's directory), per host id, for this run."""
         self._local: LocalControlPlane | None = None
         loaded = themes if themes is not None else load_themes()
         self._themes = loaded.themes

@@ -102,20 +102,24 @@ def _environ(**extra: str) -> dict[str, str]:
 class ServerProcess:
     """The real ``oc-server`` on a temporary data dir; restartable on the same port."""
 
-    def __init__(self, data_dir: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, log: Path, env: dict[str, str] | None = None, bind: str = "127.0.0.1"
+    ) -> None:
         self.data_dir = data_dir
         self.log = log
         self.env = env or {}
+        self.bind = bind
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.bind}:{self.port}"
 
     def start(self, timeout: float = 20.0) -> None:
         offset = self.log.stat().st_size if self.log.exists() else 0
         args = ["-m", "embedded_server", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)]
+        args += ["--bind", self.bind]
         self.process = _spawn(args, _environ(**self.env), self.log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

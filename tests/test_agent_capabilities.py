@@ -20,7 +20,7 @@ UNUSED_URL = "ws://127.0.0.1:9/opencomputers/ws/agent/stream"  # nothing here di
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Registry:
-    streams = StreamDialer(UNUSED_URL, "hk_test")
+    streams = StreamDialer(UNUSED_URL)
     jobs = JobManager(tmp_path / "state", streams)
     target = vnc.VncTarget.parse(None, None)
     return Registry(
@@ -43,7 +43,7 @@ def test_hello_lists_the_methods_the_capabilities_serve(registry: Registry) -> N
 def test_a_method_served_twice_is_refused() -> None:
     again = Capability("again", {protocol.SysInfo: system.sys_info})
     with pytest.raises(ValueError, match="sys.info"):
-        Registry([system.capability(), again], StreamDialer(UNUSED_URL, "hk_test"))
+        Registry([system.capability(), again], StreamDialer(UNUSED_URL))
 
 
 async def test_handlers_get_typed_calls(registry: Registry, tmp_path: Path) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +19,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+
+from embedded_server.identity import Identity
 
 
 async def sysinfo(server: Any, host_id: str) -> httpx.Response:
@@ -99,16 +104,41 @@ async def test_an_unknown_key_exits_2_with_a_clear_message(start_agent: Any) -> 
     assert "does not know this host key" in agent.output
 
 
-async def test_a_second_agent_with_the_same_key_replaces_the_first(server: Any, start_agent: Any) -> None:
+async def test_a_second_agent_of_the_same_machine_replaces_the_first(
+    server: Any, start_agent: Any, tmp_path: Any
+) -> None:
     host = server.register("twin")
-    first = start_agent(host["host_key"])
+    state = str(tmp_path / "twin-state")  # the same machine: the same identity key
+    first = start_agent(host["host_key"], OC_AGENT_STATE_DIR=state)
     await server.wait_for_status(host["id"], "online")
-    second = start_agent(host["host_key"])
+    second = start_agent(host["host_key"], OC_AGENT_STATE_DIR=state)
     assert await first.wait_exit() == 2
     assert "replaced" in first.output
     assert second.process.poll() is None
     assert server.get_host(host["id"])["status"] == "online"
     assert (await sysinfo(server, host["id"])).status_code == 200
+
+
+async def test_another_machine_with_a_leaked_host_key_is_refused(server: Any, start_agent: Any) -> None:
+    """The host key enrolls one machine; another machine presenting it is refused and the host says so,
+    while the real agent keeps serving (jobs, streams)."""
+    host = server.register("pinned")
+    real = start_agent(host["host_key"])
+    await server.wait_for_status(host["id"], "online")
+    impostor = start_agent(host["host_key"])  # a state dir of its own: another key pair
+    assert await impostor.wait_exit() == 2
+    assert "already enrolled on another machine" in impostor.output
+    assert real.process.poll() is None and server.get_host(host["id"])["status"] == "online"
+    async with httpx.AsyncClient(headers=server.headers(), timeout=15) as client:
+        job = await client.post(
+            f"{server.api_url}/hosts/{host['id']}/exec", params={"wait": 10}, json={"command": "echo real"}
+        )
+    assert job.json()["stdout"] == "real\n"
+    stored = sqlite3.connect(server.data_dir / "oc-server.db")
+    refused = stored.execute(
+        "SELECT data FROM events WHERE host_id = ? AND type = 'identity_refused'", (host["id"],)
+    ).fetchall()
+    assert len(refused) == 1 and json.loads(refused[0][0])["fingerprint"].startswith("SHA256:")
 
 
 async def test_sigterm_stops_the_agent_cleanly(server: Any, start_agent: Any) -> None:
@@ -153,7 +183,10 @@ def run_agent(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ((), "--server and --host-key (or OC_SERVER_URL and OC_HOST_KEY) are required"),
+        (
+            (),
+            "--server and --host-key-file (or OC_SERVER_URL and OC_HOST_KEY_FILE / OC_HOST_KEY) are required",
+        ),
         (("--server", "http://127.0.0.1:1", "--host-key", "nokey"), "a host key starts with hk_"),
         (("--server", "ftp://x", "--host-key", "hk_abc"), "server URL must start with http:// or https://"),
     ],
@@ -169,8 +202,11 @@ async def test_raw_protocol_refusals(server: Any) -> None:
 
     async def close_code(headers: dict[str, str], first: str | None) -> int | None:
         async with connect(url, additional_headers=headers) as ws:
+            with contextlib.suppress(ConnectionClosed):
+                assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "challenge"
             if first is not None:
-                await ws.send(first)
+                with contextlib.suppress(ConnectionClosed):
+                    await ws.send(first)
             with pytest.raises(ConnectionClosed) as info:
                 await asyncio.wait_for(ws.recv(), 5)
         return info.value.rcvd.code if info.value.rcvd else None
@@ -181,7 +217,34 @@ async def test_raw_protocol_refusals(server: Any) -> None:
     assert await close_code({"Authorization": "Bearer hk_unknown"}, None) == 4401
     assert await close_code(key, "not json") == 4400
     assert await close_code(key, json.dumps({"type": "ping"})) == 4400
+    assert await close_code(key, json.dumps({"type": "hello", "os": "linux"})) == 4400  # no identity proof
+    forged = {"public_key": Identity.generate().public_key, "signature": base64.b64encode(b"x" * 64).decode()}
+    assert await close_code(key, json.dumps({"type": "hello", "identity": forged})) == 4400
     assert server.get_host(host["id"])["status"] == "pending"
+    assert await close_code(key, json.dumps({"type": "hello", "hostname": "h" * (4 << 20)})) == 4400
+    assert server.get_host(host["id"])["status"] == "pending"
+
+    me = Identity.generate()
+    async with connect(url, additional_headers=key) as ws:  # a long fact is kept in part
+        nonce = json.loads(await asyncio.wait_for(ws.recv(), 5))["nonce"]
+        hello = {"type": "hello", "hostname": "n" * 5000, "os": "linux", "identity": me.proof(nonce)}
+        await ws.send(json.dumps(hello))
+        welcome = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert welcome["type"] == "welcome" and welcome["stream_key"].startswith("sk_")
+        assert server.get_host(host["id"])["agent"]["hostname"] == "n" * 256
+        stream = url + "/stream?job_id=job_abcdefabcdef"
+        for bearer in (host["host_key"], "sk_stale"):  # streams take the stream key, never the host key
+            async with connect(stream, additional_headers={"Authorization": f"Bearer {bearer}"}) as s:
+                with pytest.raises(ConnectionClosed) as info:
+                    await asyncio.wait_for(s.recv(), 5)
+                assert info.value.rcvd is not None and info.value.rcvd.code == 4408
+    other = Identity.generate()  # the key is pinned now: another machine's proof is refused
+    async with connect(url, additional_headers=key) as ws:
+        nonce = json.loads(await asyncio.wait_for(ws.recv(), 5))["nonce"]
+        await ws.send(json.dumps({"type": "hello", "identity": other.proof(nonce)}))
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 4402
 
 
 async def test_status_changes_stream_as_they_happen(server: Any, start_agent: Any) -> None:
@@ -199,6 +262,9 @@ async def test_status_changes_stream_as_they_happen(server: Any, start_agent: An
                 raise AssertionError("stream ended")
 
             agent = start_agent(host["host_key"])
+            enrolled = await next_change()  # its first connection: the machine's identity is pinned
+            assert (enrolled["type"], enrolled["host_id"]) == ("identity_enrolled", host["id"])
+            assert enrolled["data"]["fingerprint"].startswith("SHA256:")
             online = await next_change()
             assert (online["type"], online["host_id"]) == ("status_change", host["id"])
             assert online["data"] == {"status": "online", "previous": "pending"}

@@ -222,7 +222,7 @@ async def test_a_password_protected_server_without_a_password(server, start_agen
             await client.open_desktop(host_id)
     assert caught.value.code == 4502
     assert "wants a password" in caught.value.reason
-    assert refusal_kind(caught.value.reason) == "vnc_auth_failed"
+    assert refusal_kind(caught.value.reason) == "vnc_no_password"
 
 
 async def test_no_vnc_server_is_refused_with_a_reason(server, start_agent) -> None:

@@ -589,6 +589,40 @@ async def test_upload_paths_fields_and_atomic_replace(server: Any, start_agent: 
         assert not leftovers(home) and not leftovers(home / "up loads")
 
 
+async def test_upload_form_fields_and_spool_are_bounded(
+    server: Any, start_agent: Any, tmp_path: Path
+) -> None:
+    """Many small fields, long part headers and a big file part before ``path`` are refused, not kept."""
+    from embedded_server.fs import upload as server_upload
+
+    host_id, home = await fs_host(server, start_agent, tmp_path)
+    url = f"/hosts/{host_id}/fs/upload"
+    async with api(server) as client:
+        head, tail = multipart(fields={f"f{n}": "v" for n in range(server_upload.MAX_FIELDS + 1)})
+        many = await client.post(
+            url, params={"path": "many"}, content=head + b"x" + tail, headers=form_headers()
+        )
+        assert error(many) == (400, "VALIDATION_ERROR") and "form fields" in many.json()["error"]["message"]
+        long_header = (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="a"\r\nX-Pad: {"p" * 20000}\r\n\r\nv\r\n'
+        ).encode()
+        head, tail = multipart()
+        padded = await client.post(
+            url, params={"path": "pad"}, content=long_header + head + b"x" + tail, headers=form_headers()
+        )
+        assert error(padded) == (400, "VALIDATION_ERROR")  # python-multipart's own header size limit
+        assert "header size" in padded.json()["error"]["message"]
+        head, tail = multipart(fields={"path": "late.bin"}, after=True)
+        body = head + b"z" * (server_upload.MAX_SPOOL + 1) + tail
+        late = await client.post(url, content=body, headers=form_headers())
+        assert error(late) == (413, "PAYLOAD_TOO_LARGE") and "?path=" in late.json()["error"]["message"]
+        assert (
+            not (home / "many").exists() and not (home / "pad").exists() and not (home / "late.bin").exists()
+        )
+        spool = server.data_dir / "spool"
+        assert not spool.exists() or not any(spool.iterdir())
+
+
 async def test_interrupted_upload_leaves_no_file(server: Any, start_agent: Any, tmp_path: Path) -> None:
     """A client that goes away mid-body: the target keeps its old content and no temp file stays."""
     host_id, home = await fs_host(server, start_agent, tmp_path)
@@ -619,6 +653,77 @@ async def test_interrupted_upload_leaves_no_file(server: Any, start_agent: Any, 
         assert not leftovers(home)
     assert (home / "keep.bin").read_bytes() == b"original"
     assert not (home / "new.bin").exists()
+
+
+async def test_agent_killed_mid_upload_cleans_up_when_it_starts(
+    server: Any, start_agent: Any, tmp_path: Path
+) -> None:
+    """The temporary file of an upload the agent died in is hidden from listings and deleted on restart."""
+    home, state = tmp_path / "home-killed", tmp_path / "state-killed"
+    home.mkdir()
+    host = server.register("killed")
+    agent = start_agent(host["host_key"], HOME=str(home), OC_AGENT_STATE_DIR=str(state))
+    await server.wait_for_status(host["id"], "online")
+    head, tail = multipart()
+    request = (
+        f"POST /api/v1/opencomputers/hosts/{host['id']}/fs/upload?path=big.bin HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nAuthorization: Bearer {server.token}\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+        f"Content-Length: {len(head) + 8 * 1024 * 1024 + len(tail)}\r\n\r\n"
+    ).encode()
+    sock = socket.create_connection(("127.0.0.1", int(server.base_url.rsplit(":", 1)[1])))
+    try:
+        sock.sendall(request + head + os.urandom(1024 * 1024))
+        deadline = time.monotonic() + 5
+        while not written(home) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert written(home), "the upload's bytes never reached the agent"
+        async with api(server) as client:
+            listing = await client.get(f"/hosts/{host['id']}/fs/list", params={"path": "~"})
+            assert listing.status_code == 200 and listing.json()["entries"] == []  # the temp file is hidden
+        agent.stop(signal.SIGKILL)
+    finally:
+        sock.close()
+    assert leftovers(home), "kill -9 leaves the temporary file (nothing could delete it)"
+    start_agent(host["host_key"], HOME=str(home), OC_AGENT_STATE_DIR=str(state))
+    await server.wait_for_status(host["id"], "online")
+    assert not leftovers(home) and not (home / "big.bin").exists()
+
+
+async def test_deep_trees_and_planted_symlinks(server: Any, start_agent: Any, tmp_path: Path) -> None:
+    """1,200 levels are created and deleted (no recursion); an upload never writes through another
+    user's symlink (Linux's protected_symlinks rule), but does through the agent user's own."""
+    host_id, home = await fs_host(server, start_agent, tmp_path)
+    deep = "/".join(["d"] * 1200)
+    async with api(server) as client:
+        made = await client.post(f"/hosts/{host_id}/fs/mkdir", json={"path": f"~/tree/{deep}"})
+        assert made.status_code == 201, made.text
+        uploaded = await upload(client, host_id, f"~/tree/{deep}/leaf.txt", b"leaf")
+        assert uploaded.status_code == 201, uploaded.text
+        gone = await client.delete(f"/hosts/{host_id}/fs", params={"path": "~/tree", "recursive": "true"})
+        assert gone.status_code == 204, gone.text
+        assert not (home / "tree").exists()
+
+        if os.geteuid() != 0:
+            pytest.skip("planting another user's symlink needs root (lchown)")
+        secret = home / "root-only"
+        secret.write_text("untouched")
+        secret.chmod(0o600)
+        shared = home / "shared"
+        shared.mkdir(mode=0o1777)
+        os.chown(shared, 0, 0)
+        (shared / "planted").symlink_to(secret)
+        os.lchown(shared / "planted", 4242, 4242)  # another user's link in a directory of root's
+        refused = await upload(client, host_id, "shared/planted", b"pwned")
+        assert (
+            error(refused) == (403, "FORBIDDEN")
+            and "symlink of another user" in refused.json()["error"]["message"]
+        )
+        assert secret.read_text() == "untouched" and (shared / "planted").is_symlink()
+        assert not leftovers(shared)
+        os.lchown(shared / "planted", 0, 0)  # the agent user's own link is followed, as cp does
+        followed = await upload(client, host_id, "shared/planted", b"mine")
+        assert followed.status_code == 201 and secret.read_text() == "mine"
 
 
 # --- 1 GiB both ways, bounded memory -----------------------------------------------------------------

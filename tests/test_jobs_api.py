@@ -177,6 +177,22 @@ async def test_env_and_cwd(server: Any, start_agent: Any, tmp_path: Path) -> Non
         assert home["stdout"] == os.path.expanduser("~") + "\n"
 
 
+async def test_args_env_and_cwd_arrive_exactly_as_given(
+    server: Any, start_agent: Any, tmp_path: Path
+) -> None:
+    """Whitespace is data: leading, trailing and lone newlines reach the process unchanged."""
+    spaced = tmp_path / " spaced dir "
+    spaced.mkdir()
+    host_id = await online_host(server, start_agent)
+    script = "import json, os, sys; print(json.dumps([sys.argv[1:], os.environ['A'], os.getcwd()]))"
+    args = ["-c", script, "  lead", "trail  ", "\n"]
+    async with api(server) as client:
+        job = await run(client, host_id, command="python3", args=args, env=["A=  padded  "], cwd=str(spaced))
+        assert job["status"] == "completed", job
+        assert json.loads(job["stdout"]) == [["  lead", "trail  ", "\n"], "  padded  ", str(spaced)]
+        assert job["args"] == args and job["env"] == ["A=  padded  "] and job["cwd"] == str(spaced)
+
+
 async def test_the_agents_own_settings_never_reach_a_job(server: Any, start_agent: Any) -> None:
     """The host key (and any other OC_* setting of the agent) stays with the agent."""
     host = server.register("keeper")
@@ -214,6 +230,10 @@ async def test_answers_at_once_without_wait(server: Any, start_agent: Any) -> No
         ({}, {}, "command: is required"),
         ({"command": "true"}, {"wait": 301}, "wait"),
         ({"command": "true"}, {"wait": 0}, "wait"),
+        ({"command": "echo a\0b"}, {}, "command: must not contain a NUL"),
+        ({"command": "echo", "args": ["a\0b"]}, {}, "args: must not contain a NUL"),
+        ({"command": "true", "env": ["A=x\0y"]}, {}, "env: must not contain a NUL"),
+        ({"command": "true", "cwd": "/tmp\0x"}, {}, "cwd: must not contain a NUL"),
     ],
 )
 async def test_validation_errors(
@@ -351,6 +371,8 @@ async def test_stream_keeps_order_binary_bytes_and_ends_with_exit(server: Any, s
         assert ids == sorted(ids) and ids[-2:] == [len(out["all"]), len(out["all"]) + 1]  # offsets; exit: +1
         record = await get_job(client, host_id, job["id"])
         assert record["stderr"] == "\ufffd\ufffd\x00raw" and record["output_bytes"] == len(out["all"])
+        stored = list(server.data_dir.rglob(f"{job['id']}.*"))  # the output log: this user's only
+        assert stored and all(path.stat().st_mode & 0o777 == 0o600 for path in stored), stored
         # a late subscriber gets all of it again; resuming after the exit gives only [DONE]
         again, _ = await collect(client, host_id, job["id"])
         assert again == out

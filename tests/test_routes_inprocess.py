@@ -4,6 +4,7 @@ The wire (real server + real agent) is tested by the other server modules."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,30 @@ def test_a_section_migrates_its_own_tables(tmp_path: Path) -> None:
     assert db.one("SELECT * FROM widgets") == {"id": "w1", "size": 3}
     assert db.one("SELECT version FROM section_schema WHERE section = 'widgets'") == {"version": 2}
     db.close()
+
+
+async def test_numbers_and_headers_the_client_controls_are_range_checked(inprocess: InProcess) -> None:
+    """A page past SQLite's integers and a Last-Event-ID no id of ours can have are 400, not 500."""
+    api = inprocess.api
+    assert error(await api.get("/hosts", params={"page": 2**62})) == (400, "VALIDATION_ERROR")
+    assert (await api.get("/hosts", params={"page": 2**31 - 1})).json()["data"] == []
+    host = await register(api, "events")
+    stream = f"/hosts/{host['id']}/events"
+    for bad in ("9" * 5000, str(2**63)):
+        response = await api.get(stream, headers={"Last-Event-ID": bad})
+        assert error(response) == (400, "VALIDATION_ERROR")
+        assert "Last-Event-ID" in response.json()["error"]["message"]
+
+
+async def test_405_names_every_method_of_the_path(inprocess: InProcess) -> None:
+    response = await inprocess.api.put("/hosts")
+    assert error(response) == (405, "METHOD_NOT_ALLOWED")
+    assert set(response.headers["allow"].split(", ")) >= {"GET", "POST"}
+
+
+def test_an_error_naming_a_non_utf8_file_name_is_still_json() -> None:
+    """The agent hands names that are not UTF-8 on surrogate-escaped; the error body shows the bytes."""
+    from embedded_server.errors import error_response
+
+    response = error_response(409, "CONFLICT", "directory not empty: /tmp/caf\udce9")
+    assert json.loads(response.body)["error"]["message"] == "directory not empty: /tmp/caf\\xe9"

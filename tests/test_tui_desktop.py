@@ -10,10 +10,11 @@ import pytest
 import vnc_support
 from conftest import SIZE, make_app, notifications, rows, wait_until
 from textual.app import App, ComposeResult
-from textual.widgets import TabbedContent
+from textual.widgets import Input, TabbedContent
 
 from oc_tui.screens.desktop_tab import DesktopTab
 from oc_tui.screens.host import HostScreen
+from oc_tui.screens.save_picture import SavePictureDialog
 from oc_tui.widgets.desktop_view import DesktopView, HalfBlocks, remote_key
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
@@ -122,9 +123,14 @@ async def test_desktop_tab_shows_the_screen_and_forwards_input(
 
         await pilot.press("ctrl+right_square_bracket")
         await wait_until(pilot, lambda: tab.has_focus, "focus back on the tab")
-        await pilot.press("s")
+        await pilot.press("s")  # asks where, proposing ~/Pictures; a directory keeps the proposed name
+        await wait_until(pilot, lambda: isinstance(app.screen, SavePictureDialog), "the save dialog")
+        assert app.screen.query_one("#path", Input).value.startswith(str(tmp_path / "Pictures"))
+        app.screen.query_one("#path", Input).value = str(tmp_path / "shots")
+        (tmp_path / "shots").mkdir()
+        await pilot.press("enter")
         await wait_until(pilot, lambda: any("screenshot" in m for _, m in notifications(app)), "saved note")
-        saved = list((tmp_path / "Pictures").glob("*.png"))
+        saved = list((tmp_path / "shots").glob("*-desktop-*.png"))
         assert len(saved) == 1
         from PIL import Image
 

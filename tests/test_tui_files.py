@@ -17,7 +17,7 @@ from oc_tui.screens.confirm import ConfirmScreen
 from oc_tui.screens.file_dialogs import DownloadDialog, MkdirDialog, UploadDialog
 from oc_tui.screens.files_tab import FilesTab
 from oc_tui.screens.host import HostScreen
-from oc_tui.widgets.file_preview import ImageView
+from oc_tui.widgets.file_preview import ImageView, describe_type
 
 MiB = 1024 * 1024
 
@@ -89,8 +89,10 @@ async def test_browse_preview_sort_and_jump(server, start_agent, tmp_path: Path)
         await wait_until(pilot, lambda: bool(tab.preview.query(ImageView)), "pic.png drawn")
 
         # sort: size (biggest first), time (newest first), reversed; directories stay first
+        assert "sort: name A→Z" in str(tab.query_one("#files-info").render())
         await pilot.press("s")
         assert names(tab)[1:] == ["zeta dir", "big.bin", "pic.png", "alpha.py", "beta.txt"]
+        assert "sort: size, largest first" in str(tab.query_one("#files-info").render())
         await pilot.press("s")
         assert names(tab)[-1] == "beta.txt"
         await pilot.press("S")
@@ -280,3 +282,35 @@ async def test_a_big_directory_lists_without_stalling(server, start_agent, tmp_p
         # a frame of this screen takes ~40 ms; the bound leaves room for a busy 2-core test machine and
         # is still under what Textual's DataTable alone spends on 5,000 new rows (~0.75 s)
         assert max(gaps) < 0.6, f"the event loop stalled for {max(gaps):.3f} s"
+
+
+async def test_the_tab_remembers_its_directory_and_names_what_entries_are(
+    server, start_agent, tmp_path: Path
+) -> None:
+    """Leaving the host and opening it again lists the directory the Files tab was in; a FIFO is called
+    one; an upload into the listed directory is named without a double slash."""
+    await online_host(server, start_agent, "files-places")
+    root = tmp_path / "places"
+    root.mkdir()
+    os.mkfifo(root / "pipe")
+    (tmp_path / "local.txt").write_text("up")
+    app = make_app(server)
+    async with app.run_test(size=SIZE) as pilot:
+        tab = await open_files_tab(pilot, app, "files-places")
+        await go_to(pilot, tab, root)
+        tab.file_list.move_cursor(row=names(tab).index("pipe"))
+        assert tab.file_list.selected is not None
+        assert describe_type(tab.file_list.selected) == "named pipe (FIFO)"  # what the details pane says
+
+        await pilot.press("u")
+        await wait_until(pilot, lambda: isinstance(app.screen, UploadDialog), "the upload dialog")
+        app.screen.query_one("#local", Input).value = str(tmp_path / "local.txt")
+        await pilot.press("enter")  # the remote field keeps "<dir>/": the file keeps its name
+        await wait_until(pilot, lambda: any("Upload complete" in m for _, m in notes(app)), "uploaded")
+        assert (root / "local.txt").read_text() == "up"
+        assert not any("//" in m for _, m in notes(app)), notes(app)
+
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.fleet, "back on the fleet")
+        tab = await open_files_tab(pilot, app, "files-places")
+        await wait_until(pilot, lambda: tab.path == str(root), "the same directory again")

@@ -1,4 +1,7 @@
-"""``oc-agent --server URL --host-key hk_…``: run the host agent until stopped or refused.
+"""``oc-agent --server URL --host-key-file FILE``: run the host agent until stopped or refused.
+
+The host key is read from a file (``--host-key-file``, ``OC_HOST_KEY_FILE``) or the environment
+(``OC_HOST_KEY``). ``--host-key`` still works but is not advertised: argv is visible to every user.
 
 Exit status: 0 when stopped by SIGTERM/SIGINT, 2 when the server refuses the key (or the arguments
 are wrong), so supervisors can tell "restart me" from "fix me".
@@ -28,14 +31,18 @@ def _parser() -> argparse.ArgumentParser:
         "--server", default=os.environ.get("OC_SERVER_URL"), help="server root URL (env OC_SERVER_URL)"
     )
     parser.add_argument(
-        "--host-key",
-        default=os.environ.get("OC_HOST_KEY"),
-        help="the host key hk_… from registration (env OC_HOST_KEY; prefer the env: argv is visible to others)",
+        "--host-key-file",
+        metavar="FILE",
+        default=os.environ.get("OC_HOST_KEY_FILE"),
+        help="a file holding the host key hk_… from registration (env OC_HOST_KEY_FILE, or the key itself "
+        "in OC_HOST_KEY); after the first connection this machine proves itself with its own key pair",
     )
+    parser.add_argument("--host-key", default=os.environ.get("OC_HOST_KEY"), help=argparse.SUPPRESS)
     parser.add_argument(
         "--state-dir",
         default=os.environ.get("OC_AGENT_STATE_DIR"),
-        help="where running jobs spool their output (env OC_AGENT_STATE_DIR; default: the user cache dir)",
+        help="this machine's identity key and running jobs' output spools (env OC_AGENT_STATE_DIR; "
+        "default: the user state dir)",
     )
     parser.add_argument(
         "--vnc",
@@ -87,9 +94,16 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("websockets").setLevel(logging.WARNING)
+    if args.host_key_file and not args.host_key:
+        try:
+            args.host_key = Path(args.host_key_file).read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"oc-agent: cannot read the host key file: {exc}", file=sys.stderr)
+            return EXIT_REFUSED
     if not args.server or not args.host_key:
         print(
-            "oc-agent: --server and --host-key (or OC_SERVER_URL and OC_HOST_KEY) are required",
+            "oc-agent: --server and --host-key-file (or OC_SERVER_URL and OC_HOST_KEY_FILE / OC_HOST_KEY) "
+            "are required",
             file=sys.stderr,
         )
         return EXIT_REFUSED

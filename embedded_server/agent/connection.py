@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from oc_tui.api.backoff import backoff_delay
 
 from .. import protocol
+from ..identity import Identity
 from . import fs, system, tunnels, vnc
 from .capabilities import Capability, Registry
 from .dial import agent_url, dial
@@ -71,8 +72,9 @@ class Agent:
     ) -> None:
         self.url = agent_url(server)
         self.host_key = host_key
-        self.streams = StreamDialer(agent_url(server, protocol.STREAM_PATH), host_key)
+        self.streams = StreamDialer(agent_url(server, protocol.STREAM_PATH))
         state_dir = state_dir or system.default_state_dir()
+        self.identity = Identity.load_or_create(state_dir)
         self.jobs = JobManager(state_dir, self.streams)
         self._plane_file = state_dir / "control-plane"
         try:
@@ -82,7 +84,7 @@ class Agent:
         capabilities: list[Capability] = [
             system.capability(),
             self.jobs.capability(),
-            fs.capability(),
+            fs.capability(state_dir),
             vnc.capability(vnc_target or vnc.VncTarget.from_env()),
             tunnels.capability(),
         ]
@@ -117,13 +119,21 @@ class Agent:
         welcomed = False
         try:
             async with dial(self.url, self.host_key, max_size=MAX_FRAME, compress=True) as ws:
+                async with asyncio.timeout(protocol.HELLO_TIMEOUT):
+                    challenge = protocol.decode(await ws.recv())
+                if challenge["type"] != protocol.CHALLENGE:
+                    raise ValueError(f"expected a challenge, got {challenge['type']!r}")
                 hello = system.hello(self.registry.methods())
-                await ws.send(protocol.encode(protocol.HELLO, **hello, jobs=self.jobs.known()))
+                proof = self.identity.proof(str(challenge.get("nonce", "")))
+                await ws.send(
+                    protocol.encode(protocol.HELLO, **hello, jobs=self.jobs.known(), identity=proof)
+                )
                 async with asyncio.timeout(protocol.HELLO_TIMEOUT):
                     welcome = protocol.decode(await ws.recv())
                 if welcome["type"] != protocol.WELCOME:
                     raise ValueError(f"expected a welcome, got {welcome['type']!r}")
                 welcomed = True
+                self.streams.key = str(welcome.get("stream_key") or "") or None
                 self._learn_plane(welcome.get("plane_id"))
                 log.info("connected to %s as %s", self.url, welcome.get("host_id"))
                 await self._serve(ws, float(welcome.get("heartbeat_interval") or 3.0))

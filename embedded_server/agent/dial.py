@@ -46,17 +46,18 @@ def agent_url(server: str, path: str = protocol.AGENT_PATH) -> str:
 
 def dial(
     url: str,
-    host_key: str,
+    key: str,
     *,
     max_size: int = MAX_FRAME,
     write_limit: int = WRITE_LIMIT,
     compress: bool = False,
 ) -> connect:
-    """Connect to ``url`` with the host key as bearer token; use as ``async with dial(…) as ws``.
+    """Connect to ``url`` with ``key`` as bearer token; use as ``async with dial(…) as ws``.
 
     Args:
         url: a ``ws(s)://`` URL from :func:`agent_url` (with its query, for a stream).
-        host_key: the ``hk_…`` key sent in the ``Authorization`` header.
+        key: the ``Authorization`` bearer: the host key (``hk_…``) for the control connection, the
+            current stream key (``sk_…``) for a stream.
         max_size: the largest frame accepted from the server, in bytes.
         write_limit: bytes buffered for sending before ``send`` waits (the stream's back pressure).
         compress: offer permessage-deflate (the control connection's small JSON frames); bulk streams
@@ -69,7 +70,7 @@ def dial(
     """
     return connect(
         url,
-        additional_headers={"Authorization": f"Bearer {host_key}"},
+        additional_headers={"Authorization": f"Bearer {key}"},
         open_timeout=DIAL_TIMEOUT,
         ping_interval=None,
         max_size=max_size,

@@ -19,10 +19,10 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import stat
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
@@ -31,6 +31,8 @@ from websockets.exceptions import ConnectionClosed
 from .. import protocol
 from ..protocol import AgentError
 from .capabilities import Capability, StreamReply
+from .fs_tree import make_parents, remove_tree
+from .upload_journal import UPLOAD_MARK, UploadJournal, is_upload_temp
 
 log = logging.getLogger("oc_agent.fs")
 
@@ -38,7 +40,6 @@ MAX_PATH = 4096  # bytes, as PATH_MAX
 READ_CHUNK = 256 * 1024  # bytes per download frame
 MAX_ENTRIES = 100_000  # a listing longer than this is cut (``truncated: true``)
 MAX_NAME_BYTES = 8 * 1024 * 1024  # … and so is one whose names add up to more (the answer is one frame)
-UPLOAD_MARK = ".oc-upload-"
 
 _ERRNO_CODES = {
     errno.ENOENT: ("NOT_FOUND", "no such file or directory"),
@@ -140,11 +141,12 @@ def list_dir(call: protocol.FsList) -> dict[str, Any]:
     """``{path, entries: [[name, size, is_dir, mtime, is_symlink, mode], …], truncated}``, sorted by name.
 
     Rows are compact (the server expands them into the API's entry objects) so a huge directory still
-    fits in one answer; past MAX_ENTRIES (or MAX_NAME_BYTES of names) the rest is left out.
+    fits in one answer; past MAX_ENTRIES (or MAX_NAME_BYTES of names) the rest is left out. Upload
+    temporary files (``.<name>.oc-upload-<12 hex>``) are never listed.
     """
     path = resolve(call.path, default_home=True)
     try:
-        names = sorted(os.listdir(path))
+        names = sorted(name for name in os.listdir(path) if not is_upload_temp(name))
     except OSError as exc:
         raise fs_error(exc, path) from None
     truncated, budget = False, MAX_NAME_BYTES
@@ -195,7 +197,7 @@ def make_dir(call: protocol.FsMkdir) -> dict[str, Any]:
         raise AgentError("ALREADY_EXISTS", f"already exists: {path}")
     try:
         if parents:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            make_parents(os.path.dirname(path))
         os.mkdir(path)
     except FileNotFoundError:
         parent = os.path.dirname(path)
@@ -222,7 +224,7 @@ def delete(call: protocol.FsDelete) -> dict[str, Any]:
         if not stat.S_ISDIR(st.st_mode):
             os.unlink(path)
         elif recursive:
-            shutil.rmtree(path)
+            remove_tree(path)
         else:
             os.rmdir(path)
     except OSError as exc:
@@ -348,6 +350,8 @@ async def send_file(fd: int, path: str, opened: os.stat_result, ws: ClientConnec
 
 # --- uploads -----------------------------------------------------------------------------------------
 
+MAX_LINKS = 40  # symlinks followed to an upload's target, as the kernel's own limit
+
 
 def _temp_name(name: str) -> str:
     suffix = UPLOAD_MARK + secrets.token_hex(6)
@@ -356,18 +360,109 @@ def _temp_name(name: str) -> str:
     return f".{base}{suffix}"
 
 
-def prepare_upload(path: str, mkdir: bool) -> tuple[int, str, str]:
-    """Check the target and create the temporary file beside it: ``(fd, temp path, final path)``.
+def upload_target(path: str) -> str:
+    """The file an upload to ``path`` replaces: ``path``, or where its symlinks lead.
 
-    A target that is a symlink is followed: the file it points to is replaced and the link stays (as
-    ``cp`` does). A replaced file keeps its permission bits (and, as root, its owner).
+    A final symlink is followed (the file it points to is replaced, the link stays, as ``cp`` does) only
+    when it belongs to the agent's user or to the owner of the directory holding it: Linux's
+    ``fs.protected_symlinks`` rule, so a link another user planted (``/tmp/x -> /etc/shadow``) is never
+    written through. Parent directories that are symlinks are followed, as for any path.
+
+    Raises:
+        AgentError: FORBIDDEN for a link of another user; VALIDATION_ERROR past MAX_LINKS links.
     """
-    final = os.path.realpath(path) if os.path.islink(path) else path
+    current = path
+    for _ in range(MAX_LINKS):
+        try:
+            st = os.lstat(current)
+        except OSError:
+            return current
+        if not stat.S_ISLNK(st.st_mode):
+            return current
+        parent = os.path.realpath(os.path.dirname(current))
+        try:
+            parent_owner = os.stat(parent).st_uid
+            target = os.readlink(current)
+        except OSError as exc:
+            raise fs_error(exc, current) from None
+        if st.st_uid not in (os.geteuid(), parent_owner):
+            raise AgentError(
+                "FORBIDDEN",
+                f"not writing through {current}: a symlink of another user (uid {st.st_uid}) "
+                "in a directory that user does not own",
+            )
+        current = os.path.normpath(os.path.join(parent, target))
+    raise AgentError("VALIDATION_ERROR", f"too many levels of symbolic links: {path}")
+
+
+class PendingUpload:
+    """An upload's temporary file, created in the target's directory and written there; then renamed
+    over the target (:meth:`commit`) or removed (:meth:`discard`).
+
+    The directory is opened once: the temporary file is created (``O_EXCL``, so never through a link)
+    and renamed relative to that descriptor, so swapping a parent directory meanwhile redirects nothing.
+    The journal records the temporary file while it exists.
+    """
+
+    def __init__(self, dir_fd: int, directory: str, final: str, journal: UploadJournal | None) -> None:
+        self.dir_fd, self.directory, self.final = dir_fd, directory, final
+        self.name = os.path.basename(final)
+        self.temp = _temp_name(self.name)
+        self.journal, self.token = journal, None
+        if journal is not None:
+            self.token = journal.add(os.path.join(directory, self.temp))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+        self.fd = os.open(self.temp, flags, 0o666, dir_fd=dir_fd)
+
+    def write(self, data: bytes) -> None:
+        """Append ``data`` to the temporary file."""
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+
+    def commit(self) -> None:
+        """Make the upload durable, then put it under the real name in one step (and that durable too)."""
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        os.replace(self.temp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        with contextlib.suppress(OSError):
+            os.fsync(self.dir_fd)
+        self._release()
+
+    def discard(self) -> None:
+        """Close and remove the temporary file (errors ignored)."""
+        if self.fd >= 0:
+            _close_quietly(self.fd)
+            self.fd = -1
+            with contextlib.suppress(OSError):
+                os.unlink(self.temp, dir_fd=self.dir_fd)
+        self._release()
+
+    def _release(self) -> None:
+        if self.token is not None and self.journal is not None:
+            self.journal.remove(self.token)
+            self.token = None
+        if self.dir_fd >= 0:
+            _close_quietly(self.dir_fd)
+            self.dir_fd = -1
+
+
+def prepare_upload(path: str, mkdir: bool, journal: UploadJournal | None = None) -> PendingUpload:
+    """Check the target and create the temporary file beside it.
+
+    The target is :func:`upload_target` of ``path``. A replaced file keeps its permission bits (and, as
+    root, its owner).
+
+    Raises:
+        AgentError: NOT_FOUND (no parent, without ``mkdir``), NOT_A_DIRECTORY, IS_A_DIRECTORY, FORBIDDEN.
+    """
+    final = upload_target(path)
     parent = os.path.dirname(final)
     try:
         if mkdir:
-            os.makedirs(parent, exist_ok=True)
-        parent_st = os.stat(parent)
+            make_parents(parent)
+        dir_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileExistsError as exc:
         raise AgentError("NOT_A_DIRECTORY", f"not a directory: {exc.filename or parent}") from None
     except OSError as exc:
@@ -375,55 +470,29 @@ def prepare_upload(path: str, mkdir: bool) -> tuple[int, str, str]:
         if error.code == "NOT_FOUND" and not mkdir:
             error.message = f"no such directory: {parent} (pass mkdir=true to create it)"
         raise error from None
-    if not stat.S_ISDIR(parent_st.st_mode):
-        raise AgentError("NOT_A_DIRECTORY", f"not a directory: {parent}")
     try:
-        existing: os.stat_result | None = os.stat(final)
-    except OSError:
-        existing = None
-    if existing is not None and stat.S_ISDIR(existing.st_mode):
-        raise AgentError("IS_A_DIRECTORY", f"is a directory: {final}")
-    temp = os.path.join(parent, _temp_name(os.path.basename(final)))
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    except OSError as exc:
-        raise fs_error(exc, parent) from None
+        try:
+            existing: os.stat_result | None = os.stat(os.path.basename(final), dir_fd=dir_fd)
+        except OSError:
+            existing = None
+        if existing is not None and stat.S_ISDIR(existing.st_mode):
+            raise AgentError("IS_A_DIRECTORY", f"is a directory: {final}")
+        try:
+            upload = PendingUpload(dir_fd, parent, final, journal)
+        except OSError as exc:
+            raise fs_error(exc, parent) from None
+    except BaseException:
+        _close_quietly(dir_fd)
+        raise
     if existing is not None:
         with contextlib.suppress(OSError):
-            os.fchmod(fd, stat.S_IMODE(existing.st_mode))
+            os.fchmod(upload.fd, stat.S_IMODE(existing.st_mode))
             if os.geteuid() == 0:
-                os.fchown(fd, existing.st_uid, existing.st_gid)
-    return fd, temp, final
+                os.fchown(upload.fd, existing.st_uid, existing.st_gid)
+    return upload
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _commit(fd: int, temp: str, final: str) -> None:
-    """Make the upload durable, then put it under the real name in one step."""
-    os.fsync(fd)
-    os.close(fd)
-    os.replace(temp, final)
-    with contextlib.suppress(OSError):  # the rename itself durable too
-        dir_fd = os.open(os.path.dirname(final), os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def discard(fd: int, temp: str) -> None:
-    """Close and remove an unfinished upload's temporary file (errors ignored)."""
-    with contextlib.suppress(OSError):
-        os.close(fd)
-    with contextlib.suppress(OSError):
-        os.unlink(temp)
-
-
-async def receive_file(fd: int, temp: str, final: str, shown: str, ws: ClientConnection) -> None:
+async def receive_file(upload: PendingUpload, shown: str, ws: ClientConnection) -> None:
     """Binary frames are written in order; ``{"type": "end", "size"}`` commits and answers
     ``{"type": "done", "stat"}``; ``abort``, a lost stream or a write error removes the temporary file."""
     written = 0
@@ -431,7 +500,7 @@ async def receive_file(fd: int, temp: str, final: str, shown: str, ws: ClientCon
     try:
         async for frame in ws:
             if isinstance(frame, bytes):
-                await asyncio.to_thread(_write_all, fd, frame)
+                await asyncio.to_thread(upload.write, frame)
                 written += len(frame)
                 continue
             message = json.loads(frame)
@@ -439,7 +508,7 @@ async def receive_file(fd: int, temp: str, final: str, shown: str, ws: ClientCon
                 size = message.get("size")
                 if size is not None and size != written:
                     raise AgentError("CONFLICT", f"upload incomplete: got {written} of {size} bytes")
-                await asyncio.to_thread(_commit, fd, temp, final)
+                await asyncio.to_thread(upload.commit)
                 committed = True
                 info = await asyncio.to_thread(describe, shown)
                 await ws.send(json.dumps({"type": "done", "stat": info}))
@@ -447,14 +516,14 @@ async def receive_file(fd: int, temp: str, final: str, shown: str, ws: ClientCon
             if message.get("type") == "abort":
                 return
     except OSError as exc:
-        await _report(ws, fs_error(exc, final))
+        await _report(ws, fs_error(exc, upload.final))
     except AgentError as exc:
         await _report(ws, exc)
     except (ValueError, AttributeError):
         await _report(ws, AgentError("VALIDATION_ERROR", "malformed upload control message"))
     finally:
         if not committed:
-            discard(fd, temp)
+            upload.discard()
 
 
 async def _report(ws: ClientConnection, error: AgentError) -> None:
@@ -482,18 +551,29 @@ async def read(call: protocol.FsRead) -> StreamReply:
     return StreamReply(result, partial(send_file, fd, path, st), release=partial(_close_quietly, fd))
 
 
-async def write(call: protocol.FsWrite) -> StreamReply:
+async def write(call: protocol.FsWrite, journal: UploadJournal | None = None) -> StreamReply:
     """``fs.write``: create the temporary file beside the target; the body comes in on the stream."""
     path = resolve(call.path)
-    fd, temp, final = await asyncio.to_thread(prepare_upload, path, call.mkdir)
-    serve = partial(receive_file, fd, temp, final, path)
-    return StreamReply(
-        {"path": path, "temp": os.path.basename(temp)}, serve, release=partial(discard, fd, temp)
-    )
+    upload = await asyncio.to_thread(prepare_upload, path, call.mkdir, journal)
+    serve = partial(receive_file, upload, path)
+    return StreamReply({"path": path, "temp": upload.temp}, serve, release=upload.discard)
 
 
-def capability() -> Capability:
-    """The file methods: list, stat, mkdir and delete in worker threads; read and write open a stream."""
+def capability(state_dir: Path | None = None) -> Capability:
+    """The file methods: list, stat, mkdir and delete in worker threads; read and write open a stream.
+
+    Args:
+        state_dir: the agent's state dir, for the journal of uploads in progress: the temporary files an
+            earlier run left (killed mid-upload) are deleted now. None: no journal (tests).
+    """
+    journal = None
+    if state_dir is not None:
+        journal = UploadJournal(state_dir)
+        journal.sweep()
+
+    async def write_with_journal(call: protocol.FsWrite) -> StreamReply:
+        return await write(call, journal)
+
     return Capability(
         "fs",
         {
@@ -502,7 +582,7 @@ def capability() -> Capability:
             protocol.FsMkdir: make_dir,
             protocol.FsDelete: delete,
             protocol.FsRead: read,
-            protocol.FsWrite: write,
+            protocol.FsWrite: write_with_journal,
         },
     )
 

@@ -194,11 +194,15 @@ class JobManager:
                 cwd=cwd,
                 start_new_session=True,
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: what the OS cannot take (a NUL byte)
             job.spool.close(delete=True)
-            what = exc.strerror or str(exc)
-            where = f": {exc.filename}" if exc.filename else ""
+            what = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+            filename = exc.filename if isinstance(exc, OSError) else None
+            where = f": {filename}" if filename else ""
             return {"started": False, "error": f"could not start: {what}{where}"}
+        except BaseException:  # cancelled, or a failure of ours: the spool file is not left behind
+            job.spool.close(delete=True)
+            raise
         job.transport = transport
         job.pid = transport.get_pid()
         for fd in (1, 2):

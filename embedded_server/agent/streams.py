@@ -30,23 +30,32 @@ ServeStream = Callable[[ClientConnection], Awaitable[None]]
 class StreamDialer:
     """Dials ``/opencomputers/ws/agent/stream?<key>=<id>`` for request streams and durable streams.
 
+    Stream dials carry the stream key of the agent's current control connection (``welcome``'s
+    ``stream_key``), never the host key: only the machine that proved its identity opens streams.
+
     Args:
         url: the stream endpoint, ``ws(s)://…/opencomputers/ws/agent/stream``.
-        host_key: the agent's ``hk_…`` key.
     """
 
-    def __init__(self, url: str, host_key: str) -> None:
+    def __init__(self, url: str) -> None:
         self.url = url
-        self.host_key = host_key
+        self.key: str | None = None
+        """The stream key of the last welcome (None before the first): set by the connection."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     def open(
         self, key: str, owner_id: str, *, max_size: int = MAX_FRAME, write_limit: int = WRITE_LIMIT
     ) -> connect:
-        """The connector for the stream of ``owner_id`` (query ``?key=owner_id``); see :func:`.dial.dial`."""
+        """The connector for the stream of ``owner_id`` (query ``?key=owner_id``); see :func:`.dial.dial`.
+
+        Raises:
+            ConnectionError: no welcome yet (no stream key): retried like any failed dial.
+        """
+        if self.key is None:
+            raise ConnectionError("not connected to the control plane yet")
         return dial(
             f"{self.url}?{urlencode({key: owner_id})}",
-            self.host_key,
+            self.key,
             max_size=max_size,
             write_limit=write_limit,
         )

@@ -75,13 +75,14 @@ def work_env() -> dict[str, str]:
 
 
 def default_state_dir() -> Path:
-    """``$OC_AGENT_STATE_DIR``, else the per-user cache dir of oc-tui + ``/agent`` (job output spools)."""
+    """``$OC_AGENT_STATE_DIR``, else the per-user state dir of oc-tui + ``/agent``: the machine's identity
+    key (which must outlive cache cleaning), job output spools, the upload journal."""
     env = os.environ.get("OC_AGENT_STATE_DIR")
     if env:
         return Path(env)
-    from platformdirs import user_cache_dir
+    from platformdirs import user_state_dir
 
-    return Path(user_cache_dir("oc-tui")) / "agent"
+    return Path(user_state_dir("oc-tui")) / "agent"
 
 
 def hello(capabilities: list[str]) -> dict[str, Any]:

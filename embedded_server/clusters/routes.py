@@ -15,6 +15,7 @@ from oc_tui.api.models import ClusterCreate, is_valid_id
 from .. import durable, limits
 from ..deps import Tenant, TenantHost, keepalive_of, path_id, sse_response
 from ..errors import ApiProblem
+from ..openapi import raises
 from .router import ClusterRouter
 from .store import ClusterStore
 
@@ -54,6 +55,7 @@ async def list_clusters(request: Request, tenant_id: Tenant) -> dict[str, Any]:
 
 
 @router.post("/clusters", status_code=201)
+@raises(404, 409)
 async def create_cluster(request: Request, tenant_id: Tenant, spec: ClusterCreate) -> dict[str, Any]:
     """A new cluster over the tenant's hosts, started at once (``provisioning``, then ``active``)."""
     host_ids = list(dict.fromkeys(spec.host_ids))
@@ -70,12 +72,14 @@ async def create_cluster(request: Request, tenant_id: Tenant, spec: ClusterCreat
 
 
 @router.get("/clusters/{cluster_id}")
+@raises(404)
 async def get_cluster(request: Request, tenant_id: Tenant, cluster_id: ClusterId) -> dict[str, Any]:
     """One cluster, with each host's health and counters (``hosts``)."""
     return _body(request, cluster_row(request, tenant_id, cluster_id))
 
 
 @router.post("/clusters/{cluster_id}/start")
+@raises(404)
 async def start_cluster(request: Request, tenant_id: Tenant, cluster_id: ClusterId) -> dict[str, Any]:
     """Check every host's engine serves the model (Ollama pulls it when missing) and route again;
     answers the cluster (``provisioning`` until the check is done)."""
@@ -84,6 +88,7 @@ async def start_cluster(request: Request, tenant_id: Tenant, cluster_id: Cluster
 
 
 @router.post("/clusters/{cluster_id}/stop")
+@raises(404)
 async def stop_cluster(request: Request, tenant_id: Tenant, cluster_id: ClusterId) -> dict[str, Any]:
     """Stop routing: the endpoint answers 503 CLUSTER_STOPPED until the cluster is started again."""
     row = cluster_row(request, tenant_id, cluster_id)
@@ -91,6 +96,7 @@ async def stop_cluster(request: Request, tenant_id: Tenant, cluster_id: ClusterI
 
 
 @router.delete("/clusters/{cluster_id}", status_code=204)
+@raises(404)
 async def delete_cluster(request: Request, tenant_id: Tenant, cluster_id: ClusterId) -> Response:
     """Destroy the cluster: its URL answers 404 from now on, its event streams end with ``destroyed``."""
     row = cluster_row(request, tenant_id, cluster_id)
@@ -100,6 +106,7 @@ async def delete_cluster(request: Request, tenant_id: Tenant, cluster_id: Cluste
 
 
 @router.get("/clusters/{cluster_id}/events")
+@raises(404)
 async def cluster_events(request: Request, tenant_id: Tenant, cluster_id: ClusterId) -> StreamingResponse:
     """The cluster's status and per-host health now, then every change (SSE): ``status_change``,
     ``host_health``, ``pull_progress``; the stream ends after ``destroyed``."""

@@ -19,9 +19,10 @@ from oc_tui.api.errors import ErrorCode
 from oc_tui.api.models import FsMkdir, Host, format_timestamp
 
 from .. import limits, protocol
-from ..deps import TenantHost, hub_of, require_online
+from ..deps import TenantHost, hub_of, require_online, uses_agent
 from ..errors import ApiProblem
 from ..hub import AgentUnreachable
+from ..openapi import raises
 from .download import (
     FileInfo,
     StreamedFile,
@@ -145,6 +146,7 @@ def stat_result(result: Any, method: str) -> dict[str, Any]:
 
 
 @router.get("/{host_id}/fs/list")
+@uses_agent
 async def list_dir(request: Request, host: TenantHost, path: PathQuery = None) -> Response:
     """The directory's entries sorted by name; no path = the agent user's home."""
     result = await ask(request, host, protocol.FsList(path=check_path(path, empty_ok=True)))
@@ -156,12 +158,14 @@ async def list_dir(request: Request, host: TenantHost, path: PathQuery = None) -
 
 
 @router.get("/{host_id}/fs")
+@uses_agent
 async def list_dir_alias(request: Request, host: TenantHost, path: PathQuery = None) -> Response:
     """``GET /hosts/{id}/fs?path=``: the same as ``fs/list``."""
     return await list_dir(request, host, path)
 
 
 @router.get("/{host_id}/fs/stat")
+@uses_agent
 async def stat_path(request: Request, host: TenantHost, path: PathQuery = None) -> Response:
     """The path itself (a symlink is reported as one, with its target)."""
     result = await ask(request, host, protocol.FsStat(path=check_path(path)))
@@ -169,6 +173,7 @@ async def stat_path(request: Request, host: TenantHost, path: PathQuery = None) 
 
 
 @router.post("/{host_id}/fs/mkdir", status_code=201)
+@uses_agent
 async def make_dir(request: Request, host: TenantHost, spec: FsMkdir) -> Response:
     """``{"path", "parents": true}`` → 201 with the new directory's stat; 409 if it exists."""
     path = check_path(spec.path, where="path")
@@ -177,6 +182,7 @@ async def make_dir(request: Request, host: TenantHost, spec: FsMkdir) -> Respons
 
 
 @router.delete("/{host_id}/fs/delete", status_code=204)
+@uses_agent
 async def delete_path(
     request: Request, host: TenantHost, path: PathQuery = None, recursive: bool = False
 ) -> Response:
@@ -186,6 +192,7 @@ async def delete_path(
 
 
 @router.delete("/{host_id}/fs", status_code=204)
+@uses_agent
 async def delete_path_alias(
     request: Request, host: TenantHost, path: PathQuery = None, recursive: bool = False
 ) -> Response:
@@ -197,6 +204,8 @@ async def delete_path_alias(
 
 
 @router.get("/{host_id}/fs/download")
+@uses_agent
+@raises(416)
 async def download(request: Request, host: TenantHost, path: PathQuery = None) -> Response:
     """The file's bytes, streamed; one HTTP Range (206, 416) for resuming."""
     target = check_path(path)
@@ -240,6 +249,8 @@ async def download(request: Request, host: TenantHost, path: PathQuery = None) -
 
 
 @router.post("/{host_id}/fs/upload", status_code=201)
+@uses_agent
+@raises(413)
 @limits.unlimited_body
 async def upload(request: Request, host: TenantHost, path: PathQuery = None, mkdir: bool = False) -> Response:
     """A multipart body's file part written to ``path`` atomically; 201 with the file's stat.

@@ -33,6 +33,8 @@ from ..hub import AgentStream, AgentUnreachable, Hub
 
 FRAME = 1024 * 1024  # bytes of file data per frame to the agent
 MAX_FIELD = 64 * 1024  # bytes of a non-file form field
+MAX_FIELDS = 32  # non-file form fields in one body
+MAX_SPOOL = 64 * 1024 * 1024  # bytes of a file part kept on the server's disk while no path is known
 DRAIN_LIMIT = 256 * 1024 * 1024  # bytes of a refused upload's body read (and dropped) before hanging up
 STREAM_ERRORS = (WebSocketDisconnect, RuntimeError, OSError)
 
@@ -58,6 +60,7 @@ class Parts:
         self._kind = ""  # "file", "field" or "skip"
         self._name = ""
         self._value = bytearray()
+        self._field_count = 0
 
     def callbacks(self) -> dict[str, Any]:
         """The callbacks for python-multipart's parser."""
@@ -93,6 +96,11 @@ class Parts:
                 return
             self.file_started, self._kind = True, "file"
         else:
+            self._field_count += 1
+            if self._field_count > MAX_FIELDS:
+                self.error = f"more than {MAX_FIELDS} form fields"
+                self._kind = "skip"
+                return
             self._kind = "field"
             self._name = options.get(b"name", b"").decode("utf-8", "replace")
 
@@ -176,9 +184,22 @@ class Spool:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.file: IO[bytes] | None = None
+        self.size = 0
 
     async def write(self, data: bytes) -> None:
-        """Add file bytes to the spool."""
+        """Add file bytes to the spool.
+
+        Raises:
+            ApiProblem: 413 PAYLOAD_TOO_LARGE past :data:`MAX_SPOOL` bytes.
+        """
+        self.size += len(data)
+        if self.size > MAX_SPOOL:
+            raise ApiProblem(
+                413,
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"a file part sent before the 'path' field may be at most {MAX_SPOOL} bytes: "
+                "give the path as ?path= or as a form field before the file",
+            )
         if self.file is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             self.file = await asyncio.to_thread(self._open)

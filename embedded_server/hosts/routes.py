@@ -15,9 +15,19 @@ from oc_tui.api.errors import ErrorCode
 from oc_tui.api.models import HostCreate, HostRegistration, HostSysInfo, HostUpdate
 
 from .. import limits, protocol
-from ..deps import PageQuery, Tenant, TenantHost, hub_of, keepalive_of, last_event_id, sse_response
+from ..deps import (
+    PageQuery,
+    Tenant,
+    TenantHost,
+    hub_of,
+    keepalive_of,
+    last_event_id,
+    sse_response,
+    uses_agent,
+)
 from ..errors import ApiProblem
 from ..hub import AgentUnreachable
+from ..openapi import raises
 from .events import EventLog
 from .store import HostStore
 
@@ -65,6 +75,7 @@ async def get_host(host: TenantHost) -> dict[str, Any]:
 
 
 @router.patch("/{host_id}")
+@raises(409)
 async def update_host(request: Request, host: TenantHost, change: HostUpdate) -> dict[str, Any]:
     """Change a host's name, region or labels; a revoked host is 409."""
     for name in ("name", "labels"):
@@ -91,6 +102,7 @@ async def host_events(request: Request, host: TenantHost) -> StreamingResponse:
 
 
 @router.get("/{host_id}/sysinfo")
+@uses_agent
 async def host_sysinfo(request: Request, host: TenantHost) -> dict[str, Any]:
     """Live facts from the agent (extension)."""
     if host.status == "revoked":

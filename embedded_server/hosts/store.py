@@ -17,8 +17,20 @@ from oc_tui.api.models import (
 from ..auth import HOST_KEY_PREFIX, host_for_key
 from ..crypto import hash_secret, new_token
 from ..db import Database, from_row, to_row
+from ..identity import fingerprint
 from ..ids import new_id
 from .events import EventLog
+
+IDENTITY_SCHEMA = [
+    """
+    CREATE TABLE host_identities (
+        host_id TEXT PRIMARY KEY REFERENCES hosts(id),
+        public_key TEXT NOT NULL,
+        enrolled_at TEXT NOT NULL
+    )
+    """
+]
+"""The identity each host's agent enrolled with (embedded_server/identity.py): its Ed25519 public key."""
 
 
 def host_json(host: Host) -> dict[str, Any]:
@@ -32,6 +44,7 @@ class HostStore:
     def __init__(self, db: Database, events: EventLog) -> None:
         self.db = db
         self.events = events
+        db.migrate_section("host_identity", IDENTITY_SCHEMA)
 
     def get(self, tenant_id: str, host_id: str) -> Host | None:
         """The tenant's host, or None (also when it is another tenant's)."""
@@ -121,6 +134,32 @@ class HostStore:
         if row["status"] != status:
             data = {"status": status, "previous": row["status"]}
             self.events.append(row["tenant_id"], host_id, "status_change", data)
+
+    def pin_identity(self, host_id: str, public_key: str, remote_addr: str | None) -> bool:
+        """Pin ``public_key`` as the host's identity when it has none (its first connection: an
+        ``identity_enrolled`` event); whether ``public_key`` is the host's identity now. Another key
+        is refused: an ``identity_refused`` event names where it came from and its fingerprint."""
+        row = self.row(host_id)
+        if row is None:
+            return False
+        now = format_timestamp(utcnow())
+        inserted = (
+            self.db.execute(
+                "INSERT OR IGNORE INTO host_identities (host_id, public_key, enrolled_at) VALUES (?, ?, ?)",
+                (host_id, public_key, now),
+            ).rowcount
+            == 1
+        )
+        pinned = self.db.one("SELECT public_key FROM host_identities WHERE host_id = ?", (host_id,))
+        if pinned is None:
+            return False
+        data = {"fingerprint": fingerprint(public_key), "remote_addr": remote_addr}
+        if pinned["public_key"] != public_key:
+            self.events.append(row["tenant_id"], host_id, "identity_refused", data)
+            return False
+        if inserted:
+            self.events.append(row["tenant_id"], host_id, "identity_enrolled", data)
+        return True
 
     def touch(self, host_id: str, seen_at: str) -> None:
         """Store the host's last-seen time (no event)."""

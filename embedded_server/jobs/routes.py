@@ -31,6 +31,7 @@ from ..deps import (
     path_id,
     require_online,
     sse_response,
+    uses_agent,
 )
 from ..errors import ApiProblem, problem_of
 from ..hub import AgentUnreachable, HostOffline
@@ -132,6 +133,7 @@ async def wait_end(request: Request, job_id: str, seconds: float) -> None:
 
 
 @router.post("/{host_id}/exec", status_code=201, response_model=None)
+@uses_agent
 async def run_job(
     request: Request, _tenant: Tenant, host: TenantHost, body: Body_, wait: Wait = None
 ) -> dict[str, Any] | JSONResponse | StreamingResponse:
@@ -170,6 +172,7 @@ async def run_job(
 
 
 @router.post("/{host_id}/jobs", status_code=202)
+@uses_agent
 async def dispatch_job(request: Request, _tenant: Tenant, host: TenantHost, body: Body_) -> dict[str, Any]:
     """MIOSA's durable dispatch: start the job (either dialect, no ``stream``) and answer 202 at once
     with the job and ``links`` to its record and its stream."""
@@ -207,6 +210,7 @@ async def get_job(request: Request, host: TenantHost, job_id: JobId) -> dict[str
 
 
 @router.delete("/{host_id}/exec/{job_id}", status_code=204)
+@uses_agent
 async def cancel_job(request: Request, host: TenantHost, job_id: JobId) -> Response:
     """Kill the job's process tree; status ``cancelled``. A finished job: 204, nothing changes."""
     jobs = jobs_of(request)

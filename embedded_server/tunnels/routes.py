@@ -16,6 +16,7 @@ from oc_tui.api.models import Host, TunnelCreate, TunnelUpdate
 from .. import durable, limits
 from ..deps import PageQuery, TenantHost, keepalive_of, path_id, sse_response
 from ..errors import ApiProblem
+from ..openapi import raises
 from .proxy import Proxy
 from .store import TunnelStore
 
@@ -55,6 +56,7 @@ async def list_tunnels(request: Request, host: TenantHost, paging: PageQuery) ->
 
 
 @router.post("/{host_id}/tunnels", status_code=201)
+@raises(409)
 async def create_tunnel(request: Request, host: TenantHost, spec: TunnelCreate) -> dict[str, Any]:
     """A new tunnel to the host's ``target_port`` (the host may be offline: its URL answers 502 then)."""
     if host.status == "revoked":
@@ -70,6 +72,7 @@ async def get_tunnel(request: Request, host: TenantHost, tunnel_id: TunnelId) ->
 
 
 @router.patch("/{host_id}/tunnels/{tunnel_id}")
+@raises(409)
 async def update_tunnel(
     request: Request, host: TenantHost, tunnel_id: TunnelId, spec: TunnelUpdate
 ) -> dict[str, Any]:
@@ -111,6 +114,7 @@ async def stream_requests(request: Request, host: TenantHost, tunnel_id: TunnelI
 
 
 @router.post("/{host_id}/tunnels/{tunnel_id}/requests/{request_id}/replay", status_code=201)
+@raises(409, 502, 503)
 async def replay_request(
     request: Request, host: TenantHost, tunnel_id: TunnelId, request_id: int
 ) -> dict[str, Any]:

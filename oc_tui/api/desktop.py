@@ -39,8 +39,10 @@ from .sessions import open_session_socket
 
 HANDSHAKE_TIMEOUT = 15.0  # seconds the RFB handshake may take
 FPS_WINDOW = 2.0  # seconds of updates the frame rate is averaged over
+ECHO_WINDOW = 2.0  # seconds after an input within which an update counts as the screen's answer to it
 NO_VNC_SERVER = "no VNC server"  # how the agent's NO_VNC_SERVER reason begins (docs/api.md)
-VNC_AUTH_FAILED = ("VNC password refused", "the VNC server wants a password")
+VNC_AUTH_FAILED = "VNC password refused"  # … the agent's password was wrong
+VNC_NO_PASSWORD = "the VNC server wants a password"  # … and the agent has none
 
 ENCODING_RAW = 0
 ENCODING_ZLIB = 6
@@ -99,7 +101,10 @@ class DesktopStats:
     bytes_received: int = 0
     fps: float = 0.0  # updates per second over the last FPS_WINDOW seconds
     update_ms: float | None = None  # first byte to last byte of the latest update (transfer + decode)
-    input_ms: float | None = None  # from an input event to the end of the first update after it
+    # From an input event to the end of the first update after it: the screen's answer to the input.
+    # An update more than ECHO_WINDOW after the input was not its answer (nothing changed on the screen):
+    # it is not counted, and the figure stays the last real one.
+    input_ms: float | None = None
     encoding: str = ""
 
 
@@ -110,13 +115,15 @@ def refusal_kind(reason: str) -> str | None:
         reason: the ``SessionRefused.reason`` of a 4502 close.
 
     Returns:
-        ``"no_vnc_server"`` (the host runs no VNC server), ``"vnc_auth_failed"`` (its password is
-        missing or wrong), else None.
+        ``"no_vnc_server"`` (the host runs no VNC server), ``"vnc_auth_failed"`` (the agent's password
+        is wrong), ``"vnc_no_password"`` (the server asks for one and the agent has none), else None.
     """
     if reason.startswith(NO_VNC_SERVER):
         return "no_vnc_server"
     if reason.startswith(VNC_AUTH_FAILED):
         return "vnc_auth_failed"
+    if reason.startswith(VNC_NO_PASSWORD):
+        return "vnc_no_password"
     return None
 
 
@@ -371,7 +378,8 @@ class DesktopSession:
         stats.update_ms = (now - started) * 1000
         stats.bytes_received = self.pipe.bytes_received
         if self._input_at is not None:
-            stats.input_ms = (now - self._input_at) * 1000
+            if now - self._input_at <= ECHO_WINDOW:
+                stats.input_ms = (now - self._input_at) * 1000
             self._input_at = None
         self._times.append(now)
         if rect is not None:

@@ -106,9 +106,13 @@ class StreamEvent(ApiModel):
 
 
 class RequestModel(BaseModel):
-    """Base of request bodies: unknown fields are an error."""
+    """Base of request bodies: unknown fields are an error, and text arrives as given.
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
+    No text field is stripped or otherwise altered here: args, env values, paths, file names, label values
+    and secret values are data. Fields that are identifiers (a host's name and region) say so themselves.
+    """
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 T = TypeVar("T")
@@ -142,6 +146,8 @@ MAX_NAME = 64
 
 
 def _check_name(value: str) -> str:
+    """A host name: surrounding whitespace dropped (an identifier, not data), 1-MAX_NAME characters."""
+    value = value.strip()
     if not value:
         raise ValueError("must not be empty")
     if len(value) > MAX_NAME:
@@ -152,6 +158,7 @@ def _check_name(value: str) -> str:
 
 
 def _check_region(value: str | None) -> str | None:
+    value = None if value is None else value.strip()
     if value is None or value == "":
         return None
     if not REGION_RE.match(value):
@@ -296,8 +303,15 @@ class JobCreate(RequestModel):
     @field_validator("command")
     @classmethod
     def _command(cls, value: str) -> str:
-        if not value:
+        if not value.strip():
             raise ValueError("must not be empty")
+        return _no_nul(value)
+
+    @field_validator("args")
+    @classmethod
+    def _args(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or []:
+            _no_nul(item)
         return value
 
     @field_validator("env")
@@ -307,7 +321,21 @@ class JobCreate(RequestModel):
             key, sep, _ = item.partition("=")
             if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
                 raise ValueError(f"{item!r} is not KEY=VALUE")
+            _no_nul(item)
         return value
+
+    @field_validator("cwd")
+    @classmethod
+    def _cwd(cls, value: str | None) -> str | None:
+        return None if value is None else _no_nul(value)
+
+
+def _no_nul(value: str) -> str:
+    """``value`` unchanged; a NUL byte is refused: no operating system passes one in an argument, an
+    environment variable or a path (``execve(2)`` ends each string at the first NUL)."""
+    if "\0" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
 
 
 # The reference's job status of each ``state`` of MIOSA's hosted vocabulary.
@@ -411,8 +439,6 @@ class FsStat(ApiModel):
 
 
 class FsMkdir(RequestModel):
-    model_config = ConfigDict(str_strip_whitespace=False)  # " x" is a valid directory name
-
     path: str
     parents: bool = True
 
@@ -474,8 +500,6 @@ class Tunnel(HostResource):
 class TunnelCreate(RequestModel):
     """``POST /hosts/{id}/tunnels``; ``password`` (extension) is required with ``auth_mode: password``."""
 
-    model_config = ConfigDict(str_strip_whitespace=False)
-
     target_port: int = Field(ge=1, le=65535, strict=True)
     auth_mode: TunnelAuthMode = "public"
     slug: str | None = None
@@ -487,8 +511,6 @@ class TunnelCreate(RequestModel):
 
 class TunnelUpdate(RequestModel):
     """``PATCH /hosts/{id}/tunnels/{tunnel_id}``: the fields given change (``password``: extension)."""
-
-    model_config = ConfigDict(str_strip_whitespace=False)
 
     target_port: int | None = Field(default=None, ge=1, le=65535, strict=True)
     auth_mode: TunnelAuthMode | None = None

@@ -16,7 +16,6 @@ still picture instead (``live=False``, :meth:`DesktopTab.show_picture`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
@@ -48,12 +47,14 @@ Start one on the host, for example:
   • Windows: a VNC server such as TightVNC or UltraVNC
 
 oc-agent looks at 127.0.0.1:5900. Elsewhere, or with a password, start it with
-  [b]oc-agent --vnc HOST:PORT --vnc-password-file FILE[/b]   (or OC_VNC_ADDR, OC_VNC_PASSWORD)
+  [b]oc-agent --vnc HOST:PORT --vnc-password-file FILE[/b]   (or OC_VNC_ADDR, OC_VNC_PASSWORD_FILE)
+This machine's own host (its agent started by oc-tui): set those variables before starting oc-tui,
+  e.g. [b]OC_VNC_ADDR=127.0.0.1:5901 OC_VNC_PASSWORD_FILE=~/.vnc/passwd oc-tui[/b]
 
 Press [b]r[/b] to try again."""
 
 AUTH_FAILED = """\
-[b]The host's VNC server refused oc-agent's password.[/b]
+[b]{heading}[/b]
 {reason}
 
 Give oc-agent the VNC server's password: [b]oc-agent --vnc-password-file FILE[/b] (a text file, or a
@@ -186,8 +187,15 @@ class DesktopTab(HostTab, can_focus=True):
             kind = refusal_kind(error.reason)
             if kind == "no_vnc_server":
                 self._message(ENABLE_VNC.format(reason=host_markup(error.reason)), "-refused")
-            elif kind == "vnc_auth_failed":
-                self._message(AUTH_FAILED.format(reason=host_markup(error.reason)), "-refused")
+            elif kind in ("vnc_auth_failed", "vnc_no_password"):
+                heading = (
+                    "The host's VNC server asks for a password, and oc-agent has none."
+                    if kind == "vnc_no_password"
+                    else "The host's VNC server refused oc-agent's password."
+                )
+                self._message(
+                    AUTH_FAILED.format(heading=heading, reason=host_markup(error.reason)), "-refused"
+                )
             else:
                 self._message(
                     f"The desktop session was refused: {host_markup(error.reason)}\n\nPress r to retry."
@@ -240,20 +248,18 @@ class DesktopTab(HostTab, can_focus=True):
     # --- screenshots -------------------------------------------------------------------------------
 
     def action_save(self) -> None:
+        """Ask where to save the screen as it is now (a PNG; the default in ~/Pictures), then save it."""
         image = self.session.image() if self.session is not None else self._picture
         if image is None:
             self.notify("Nothing to save yet: the desktop is not showing.", severity="warning")
             return
-        self._save(image, screenshot_path(self.host_id))
+        from oc_tui.screens.save_picture import SavePictureDialog
 
-    @work(group="desktop-save", exit_on_error=False)
-    async def _save(self, image: Any, path: Path) -> None:
-        try:
-            await asyncio.to_thread(image.save, path, "PNG")
-        except OSError as exc:
-            self.notify(f"Could not save the screenshot: {exc.strerror or exc}", severity="error")
-            return
-        self.notify(f"Saved {image.width}×{image.height} screenshot to {path}", title="Desktop")
+        def saved(path: Path | None) -> None:
+            if path is not None:
+                self.notify(f"Saved {image.width}×{image.height} screenshot to {path}", title="Desktop")
+
+        self.app.push_screen(SavePictureDialog(image, screenshot_path(self.host_id)), saved)
 
     # --- still pictures (tests, screenshots) -------------------------------------------------------
 
@@ -288,7 +294,7 @@ class DesktopTab(HostTab, can_focus=True):
                 f"● {session.width}×{session.height} @{view.scale:.0%}",
                 f"{session.current_fps():.1f} fps",
                 f"update {_ms(stats.update_ms)}",
-                f"input {_ms(stats.input_ms)}",
+                f"input→screen {_ms(stats.input_ms)}",
             ]
             readout.update(" · ".join(parts) + f"   {hint}")
         elif self._state == "picture" and self._picture is not None:

@@ -154,7 +154,10 @@ class UploadDialog(FormDialog[UploadRequest]):
         if not remote:
             self.show_error("a remote path is required")
             return None
-        return local, remote_join(self._directory, remote) + ("/" if remote.endswith("/") else "")
+        joined = remote_join(self._directory, remote)
+        if remote.endswith("/") and not joined.endswith("/"):
+            joined += "/"  # a directory: the file keeps its name (checked in check_upload)
+        return local, joined
 
     async def send(self, fields: tuple[str, str]) -> UploadRequest:
         return await asyncio.to_thread(check_upload, *fields)

@@ -42,7 +42,7 @@ from oc_tui.screens.file_dialogs import (
     remote_join,
 )
 from oc_tui.screens.host_tab import HostTab, HostTabContext
-from oc_tui.widgets.file_list import PARENT, SORTS, FileList
+from oc_tui.widgets.file_list import PARENT, SORTS, FileList, sort_words
 from oc_tui.widgets.file_preview import (
     FileDetails,
     FilePreview,
@@ -187,10 +187,10 @@ class FilesTab(HostTab):
 
     def activate(self) -> bool:
         """The tab was shown: the listing (or the message in its place) takes the focus; the first
-        time, the home is listed."""
+        time, the directory this host's Files tab was left in this run (else the home) is listed."""
         (self.query_one("#files-message") if self.has_class("-message") else self.file_list).focus()
         if self.live and self.path is None and not self._loading:
-            self.load("")
+            self.load(self.tab_context.places.get(self.TAB_ID, ""))
         return True
 
     @property
@@ -304,6 +304,7 @@ class FilesTab(HostTab):
     def on_files_tab_listed(self, message: Listed) -> None:
         listing = message.listing
         self.path = listing.path
+        self.tab_context.places[self.TAB_ID] = listing.path
         self._truncated = bool(getattr(listing, "truncated", False))  # the host stopped listing early
         self._show_message("")
         self.file_list.show(listing.entries, parent_row=listing.path not in ("/", ""), select=message.select)
@@ -612,9 +613,8 @@ class FilesTab(HostTab):
 
     def _update_info(self) -> None:
         lst = self.file_list
-        arrow = "↓" if lst.reverse else "↑"
         count = f"{len(lst.entries):,} entries" + (" (the host listed no more)" if self._truncated else "")
-        parts: list[Any] = [count, f"sort {lst.sort_by} {arrow}"]
+        parts: list[Any] = [count, f"sort: {sort_words(lst.sort_by, lst.reverse)}"]
         prefix = lst.jump_prefix or ("/" if lst.jump_forced else "")
         if prefix:
             parts.insert(0, f"jump: {host_markup(prefix)}")

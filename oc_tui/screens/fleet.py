@@ -393,6 +393,10 @@ class FleetScreen(Screen[None]):
         histories = getattr(self.app, "histories", None)
         return histories.setdefault(key, []) if isinstance(histories, dict) else []
 
+    def _places(self, host_id: str) -> dict[str, str]:
+        places = getattr(self.app, "places", None)
+        return places.setdefault(host_id, {}) if isinstance(places, dict) else {}
+
     def action_open_host(self, tab: str = "overview") -> None:
         host = self._selected()
         if host is None:
@@ -401,7 +405,9 @@ class FleetScreen(Screen[None]):
         from oc_tui.screens.host import HostScreen
         from oc_tui.screens.host_tab import HostTabContext
 
-        context = HostTabContext(host.id, self._history(host.id), self._clock, live=self._networked)
+        context = HostTabContext(
+            host.id, self._history(host.id), self._clock, live=self._networked, places=self._places(host.id)
+        )
         self.app.push_screen(HostScreen(host, context, tab=tab, updates=self.host_updated))
 
     def action_toggle_mark(self) -> None:

@@ -23,8 +23,9 @@ from oc_tui.widgets.formatting import host_markup
 
 
 def agent_command(base_url: str, host_key: str) -> str:
-    """The exact command to run on the new machine."""
-    return f"oc-agent --server {shlex.quote(base_url)} --host-key {shlex.quote(host_key)}"
+    """The exact command to run on the new machine: the key in the agent's environment, never in its
+    argv (which every user of that machine can read with ``ps``)."""
+    return f"OC_HOST_KEY={shlex.quote(host_key)} oc-agent --server {shlex.quote(base_url)}"
 
 
 def loopback_hint(base_url: str) -> str | None:

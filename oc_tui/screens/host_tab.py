@@ -35,13 +35,16 @@ class HostTabContext:
 
     ``host_id``: the host; ``history``: its command-line history (kept by the app for this run);
     ``clock``: the time relative times are shown against (fixed in tests and screenshots);
-    ``live``: False in tests and screenshots, where tabs do no network work of their own.
+    ``live``: False in tests and screenshots, where tabs do no network work of their own;
+    ``places``: where each tab was on this host (the Files tab's directory), kept by the app for this
+    run, so a host opened again shows the tabs where they were left.
     """
 
     host_id: str
     history: list[str] = field(default_factory=list)
     clock: Callable[[], datetime] = utcnow
     live: bool = True
+    places: dict[str, str] = field(default_factory=dict)
 
 
 def client_of(node: object) -> OpenComputersClient | None:

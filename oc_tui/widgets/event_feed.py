@@ -47,6 +47,11 @@ class EventFeed(RichLog):
             previous = event.data.get("previous")
             if previous:
                 line.append(f" (was {host_text(previous)})", style=self._style("time"))
+        elif event.type == "identity_refused":  # a leaked host key used from another machine
+            where = host_text(str(event.data.get("remote_addr") or "an unknown address"))
+            line.append(
+                f"refused another machine using this host key (from {where})", style=self._style("error")
+            )
         else:
             line.append(host_text(event.type.replace("_", " ")), style=self._style("note"))
         self.write(line)

@@ -59,6 +59,22 @@ def format_modified(when: datetime | None, now: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%d")
 
 
+SORT_WORDS = {
+    ("name", False): "name A→Z",
+    ("name", True): "name Z→A",
+    ("size", False): "size, largest first",
+    ("size", True): "size, smallest first",
+    ("time", False): "time, newest first",
+    ("time", True): "time, oldest first",
+}
+"""How the Files tab says an order (an arrow alone meant opposite things for name and size)."""
+
+
+def sort_words(by: str, reverse: bool) -> str:
+    """The order ``by`` (``name``/``size``/``time``), reversed or not, in words."""
+    return SORT_WORDS.get((by, reverse), by)
+
+
 def sort_entries(entries: Iterable[FsEntry], by: str, reverse: bool = False) -> list[FsEntry]:
     """Directories first, then files, each in the order ``by``: ``name`` A→Z, ``size`` biggest
     first, ``time`` newest first; ``reverse`` turns the order within each group around."""

@@ -11,6 +11,7 @@ scaling it to the pane is cheap and done when drawn, so a resize redraws it at t
 from __future__ import annotations
 
 import io
+import stat
 from datetime import UTC
 from typing import Literal
 
@@ -148,12 +149,26 @@ class ImageView(Widget):
         return strips[y] if y < len(strips) else Strip.blank(size[0], self.rich_style)
 
 
-def describe_type(stat: FsStat | FsEntry) -> str:
-    if stat.is_symlink:
-        target = getattr(stat, "symlink_target", None)
-        kind = "link to a directory" if stat.is_dir else "symbolic link"
+FILE_TYPES = {
+    stat.S_IFIFO: "named pipe (FIFO)",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+}
+"""What ``ls -l`` tells apart beyond files, directories and links, by the mode's file-type bits."""
+
+
+def describe_type(entry: FsStat | FsEntry) -> str:
+    """The entry's kind in words: ``file``, ``directory``, ``symbolic link → target``, ``named pipe
+    (FIFO)``, … (from its mode when the server sent one)."""
+    if entry.is_symlink:
+        target = getattr(entry, "symlink_target", None)
+        kind = "link to a directory" if entry.is_dir else "symbolic link"
         return f"{kind} → {host_text(target)}" if target else kind
-    return "directory" if stat.is_dir else "file"
+    if entry.is_dir:
+        return "directory"
+    mode = getattr(entry, "mode", None)
+    return FILE_TYPES.get(stat.S_IFMT(mode), "file") if mode is not None else "file"
 
 
 def details_table(stat: FsStat | FsEntry, key_style: Style, *, compact: bool = False) -> Table:
