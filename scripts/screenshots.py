@@ -693,30 +693,25 @@ def demo_clusters() -> list[Cluster]:
             **more,
         }
 
+    def serving(
+        number: int, name: str, busy: int, done: int, errors: int, rate: float, ttft: float
+    ) -> dict[str, object]:
+        return host(
+            number,
+            name,
+            "ready",
+            in_flight=busy,
+            completed=done,
+            errors=errors,
+            tokens_per_s=rate,
+            ttft_ms=ttft,
+            tokens_per_s_history=history(rate, 30),
+            ttft_ms_history=history(ttft, 30),
+        )
+
     hosts = [
-        host(
-            2,
-            "web-1",
-            "ready",
-            in_flight=3,
-            completed=1284,
-            errors=2,
-            tokens_per_s=41.7,
-            ttft_ms=182,
-            tokens_per_s_history=history(41, 30),
-            ttft_ms_history=history(180, 30),
-        ),
-        host(
-            4,
-            "db-primary",
-            "ready",
-            in_flight=2,
-            completed=1190,
-            tokens_per_s=38.2,
-            ttft_ms=205,
-            tokens_per_s_history=history(38, 30),
-            ttft_ms_history=history(205, 30),
-        ),
+        serving(2, "web-1", 3, 1284, 2, 41.7, 182),
+        serving(4, "db-primary", 2, 1190, 0, 38.2, 205),
         host(
             7,
             "gpu-rig",
