@@ -18,6 +18,7 @@ from pydantic.warnings import UnsupportedFieldAttributeWarning
 from . import (
     __version__,
     ai_agents,
+    clusters,
     errors,
     fs,
     hosts,
@@ -35,7 +36,7 @@ from .hub import Hub
 from .lifecycle import Lifecycle
 from .settings import Settings
 
-SECTIONS: tuple[ModuleType, ...] = (hosts, jobs, fs, sessions, tunnels, secrets, ai_agents)
+SECTIONS: tuple[ModuleType, ...] = (hosts, jobs, fs, sessions, tunnels, secrets, ai_agents, clusters)
 """The API's sections, installed in this order (each module has ``install(app)``)."""
 
 

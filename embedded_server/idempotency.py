@@ -10,7 +10,8 @@ query, body) and the answer (status, content type, body), in SQLite, so a restar
 - an answer of 5xx is not kept (the request may be retried); an event stream (``stream: true`` exec) is
   not replayable: its key is kept, and a retry is answered 409 so the job does not run twice.
 
-Requests without a key, other methods, requests without a valid token (the route answers 401) and
+Requests outside the API (``/t/…`` tunnels, ``/inference/…`` clusters), requests without a key, other
+methods, requests without a valid token (the route answers 401) and
 bodies over :data:`MAX_BODY` (uploads: writing the same bytes again is harmless) pass through untouched.
 """
 
@@ -28,6 +29,7 @@ from oc_tui.api.errors import ErrorCode
 
 from .auth import bearer, tenant_for_token
 from .db import Database
+from .deps import API_PREFIX
 
 TTL = 24 * 3600  # seconds a key is remembered
 STALE = 600  # seconds after which a request still "running" (a crash) no longer holds its key
@@ -70,7 +72,9 @@ class IdempotencyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI call: replay, refuse, or run and remember a keyed POST."""
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith(API_PREFIX):
+            # Only the API's own POSTs: a tunnel's app and a cluster's engine (OpenAI clients send a key
+            # with every POST) answer for themselves.
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

@@ -36,6 +36,10 @@ class Settings:
     # SSE comment keep-alives, so proxies and clients can tell a quiet stream from a dead one.
     keepalive_interval: float = field(default_factory=lambda: _env_float("OC_SSE_KEEPALIVE", 15.0))
     max_body: int = 1024 * 1024
+    # Seconds between two health rounds of the running inference clusters' engines (tests shorten it).
+    cluster_health_interval: float = field(
+        default_factory=lambda: _env_float("OC_CLUSTER_HEALTH_INTERVAL", 5.0)
+    )
     # Seconds a terminal/desktop ticket stays valid (tests shorten it).
     ticket_ttl: float = field(default_factory=lambda: _env_float("OC_TICKET_TTL", 30.0))
     # Output bytes (stdout + stderr) stored per job; beyond it output is only streamed live (truncated).

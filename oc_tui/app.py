@@ -248,6 +248,8 @@ class OcTuiApp(App[None]):
     def _key_sections(self) -> list[KeySection]:
         # The host screens load on first use, not at start-up (first frame); so here.
         from oc_tui.screens import host
+        from oc_tui.screens.cluster_topology import ClusterScreen
+        from oc_tui.screens.clusters import ClustersScreen
         from oc_tui.screens.fanout import FanoutScreen
 
         def rows(bindings: Sequence[BindingType]) -> list[tuple[str, str]]:
@@ -275,6 +277,11 @@ class OcTuiApp(App[None]):
             ),
             *host.help_sections(rows),
             ("Fan-out results", [*rows(FanoutScreen.BINDINGS), ("↑ ↓", "Pick the host whose output shows")]),
+            (":clusters", rows(ClustersScreen.BINDINGS)),
+            (
+                "A cluster's topology",
+                [*rows(ClusterScreen.BINDINGS), ("enter", "Send the chat box's question")],
+            ),
             (
                 "Dialogs",
                 [

@@ -22,6 +22,8 @@ from oc_tui.api.models import (
     AgentEvent,
     AgentInfo,
     AgentSession,
+    Cluster,
+    DetectedEngine,
     FsEntry,
     FsList,
     FsStat,
@@ -39,6 +41,8 @@ from oc_tui.config import Profile
 from oc_tui.screens.agent_session import AgentSessionScreen
 from oc_tui.screens.agents import DispatchForm
 from oc_tui.screens.agents_tab import AgentsTab
+from oc_tui.screens.cluster_topology import ClusterScreen
+from oc_tui.screens.clusters import ClusterForm
 from oc_tui.screens.fanout import FanoutScreen
 from oc_tui.screens.files_tab import FilesTab
 from oc_tui.screens.fleet import FleetScreen
@@ -886,6 +890,135 @@ async def agents_view(pilot: Pilot) -> None:
     assert isinstance(screen, ResourceScreen)
     sessions = demo_sessions("host_demo0004", "db-primary")[:2] + demo_sessions("host_demo0001", "web-1")[2:]
     screen.post_message(ResourceScreen.Loaded(sessions))
+
+
+def demo_clusters() -> list[Cluster]:
+    """Two clusters: llama3 over three GPU boxes (one pulling the model, one down), and a stopped one."""
+
+    def history(base: float, n: int) -> list[float]:
+        return [round(base + ((i * 7) % 5) - 2, 1) for i in range(n)]
+
+    def host(number: int, name: str, health: str, **more: object) -> dict[str, object]:
+        return {
+            "host_id": f"host_demo000{number}",
+            "name": name,
+            "port": 11434,
+            "health": health,
+            "models": ["llama3:8b"] if health == "ready" else [],
+            **more,
+        }
+
+    def serving(
+        number: int, name: str, busy: int, done: int, errors: int, rate: float, ttft: float
+    ) -> dict[str, object]:
+        return host(
+            number,
+            name,
+            "ready",
+            in_flight=busy,
+            completed=done,
+            errors=errors,
+            tokens_per_s=rate,
+            ttft_ms=ttft,
+            tokens_per_s_history=history(rate, 30),
+            ttft_ms_history=history(ttft, 30),
+        )
+
+    hosts = [
+        serving(2, "web-1", 3, 1284, 2, 41.7, 182),
+        serving(4, "db-primary", 2, 1190, 0, 38.2, 205),
+        host(
+            7,
+            "gpu-rig",
+            "pulling",
+            detail="pulling llama3:8b",
+            pull={
+                "status": "pulling sha256:6a0746a1ec1a",
+                "completed": 2_950_000_000,
+                "total": 4_661_000_000,
+            },
+        ),
+        host(3, "web-2", "offline", detail="the host's agent is not connected", errors=5, completed=310),
+    ]
+
+    def cluster(number: int, name: str, status: str, model: str, members: list[dict[str, object]]) -> Cluster:
+        at = NOW - timedelta(days=number)
+        slug = name
+        return Cluster.model_validate(
+            {
+                "id": f"cl_demo{number:04d}",
+                "name": name,
+                "model": model,
+                "slug": slug,
+                "status": status,
+                "host_ids": [h["host_id"] for h in members],
+                "inference_url": f"{BASE_URL}/inference/{slug}/v1",
+                "engine": {"kind": "ollama", "port": 11434},
+                "hosts": members,
+                "created_at": at,
+                "updated_at": at,
+            }
+        )
+
+    return [
+        cluster(1, "llama-pool", "active", "llama3:8b", hosts),
+        cluster(2, "embeddings", "stopped", "nomic-embed-text", [host(2, "web-1", "unknown")]),
+    ]
+
+
+async def _clusters_view(pilot: Pilot) -> None:
+    await fleet(pilot)
+    await pilot.press("colon", *"clusters", "enter")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, ResourceScreen)
+    screen.post_message(ResourceScreen.Loaded(demo_clusters()))
+    await pilot.pause()
+
+
+async def clusters_view(pilot: Pilot) -> None:
+    """``:clusters``: an active cluster over four hosts and a stopped one."""
+    await _clusters_view(pilot)
+    await _settle(pilot)
+
+
+async def cluster_form(pilot: Pilot) -> None:
+    """The new-cluster form: hosts from the fleet with the engines found on each, two picked."""
+    await _clusters_view(pilot)
+    form = ClusterForm(None, live=False)
+    await pilot.app.push_screen(form)
+    await pilot.pause()
+    hosts = demo_hosts()
+    found = {
+        "web-1": [DetectedEngine(kind="ollama", port=11434, ready=True, models=["llama3:8b", "qwen2:7b"])],
+        "db-primary": [
+            DetectedEngine(kind="ollama", port=11434, ready=True, models=["llama3:8b"]),
+            DetectedEngine(kind="openai", port=8080, ready=False),
+        ],
+    }
+    form.post_message(ClusterForm.HostsFound([(h, found.get(h.name, [])) for h in hosts]))
+    await pilot.press(*"llama-pool", "tab", *"llama3:8b")
+    await pilot.pause()
+    picker = form.query_one("#hosts")
+    for host in hosts:
+        if host.name in found:
+            picker.select(host.id)  # type: ignore[attr-defined]
+    await _settle(pilot)
+
+
+async def cluster_topology(pilot: Pilot) -> None:
+    """llama-pool's topology: two hosts serving, one pulling the model, one down; a chat answer."""
+    await _clusters_view(pilot)
+    screen = ClusterScreen(demo_clusters()[0], live=False)
+    await pilot.app.push_screen(screen)
+    await pilot.pause()
+    screen._asked_at, screen._first_at = 100.0, 100.18
+    for piece in ("Tunnels ", "carry ", "HTTP ", "through ", "the ", "agent."):
+        screen.post_message(ClusterScreen.Piece(piece))
+    await pilot.pause()
+    screen._pieces = 6
+    stats = screen.chat_stats(100.33, ClusterScreen.Piece("", done=True))
+    screen.query_one("#chat-stats").update(stats)  # type: ignore[attr-defined]
     await _settle(pilot)
 
 
@@ -926,6 +1059,10 @@ SCENES: dict[str, tuple[tuple[int, int], Scene]] = {
     "agent-session": ((120, 40), agent_session),
     "agent-session-80x24": ((80, 24), agent_session),
     "agents-view": ((120, 40), agents_view),
+    "clusters-view": ((120, 40), clusters_view),
+    "cluster-form": ((120, 40), cluster_form),
+    "cluster-topology": ((120, 40), cluster_topology),
+    "cluster-topology-80x24": ((80, 24), cluster_topology),
 }
 
 

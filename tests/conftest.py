@@ -60,6 +60,7 @@ TEST_ENV = {
     "OC_HEARTBEAT_INTERVAL": "0.5",  # silence for 1.5 s drops an agent
     "OC_CALL_TIMEOUT": "3",
     "OC_SSE_KEEPALIVE": "1",
+    "OC_CLUSTER_HEALTH_INTERVAL": "0.3",  # inference clusters re-check their hosts' engines this often
     "PYTHONUNBUFFERED": "1",
 }
 

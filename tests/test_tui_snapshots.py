@@ -56,6 +56,10 @@ _spec.loader.exec_module(screenshots)
         "agent-dispatch",
         "agent-session-80x24",
         "agents-view",
+        "clusters-view",
+        "cluster-form",
+        "cluster-topology",
+        "cluster-topology-80x24",
     ],
 )
 def test_snapshot(snap_compare, scene: str) -> None:

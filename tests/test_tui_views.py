@@ -34,14 +34,14 @@ def make_app() -> OcTuiApp:
 
 
 def test_commands_and_help_come_from_the_registry() -> None:
-    assert views.command_names() == ["hosts", "tunnels", "agents", "secrets", "quit", "q", "clusters"]
+    assert views.command_names() == ["hosts", "tunnels", "agents", "clusters", "secrets", "quit", "q"]
     assert views.help_rows() == [
         (":hosts", "The fleet view"),
         (":tunnels", "Every tunnel of the fleet"),
         (":agents", "AI agent sessions of the fleet"),
+        (":clusters", "Inference clusters: list, create, topology, chat"),
         (":secrets", "The tenant's secrets (encrypted; for jobs)"),
         (":q  :quit", "Quit oc-tui"),
-        (":clusters", "Not yet available"),
     ]
     hosts = views.find_view("Fleet")
     assert hosts is not None and hosts.name == "hosts" and hosts.available
@@ -87,7 +87,7 @@ async def test_resource_view_shows_its_resources() -> None:
 async def test_coming_view_says_so() -> None:
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("colon", *"clusters", "enter")
+        await pilot.press("colon", *"secrets", "enter")
         await pilot.pause()
         assert any("not yet available" in n.message for n in app._notifications)
         await pilot.press("colon", *"hosts", "enter")

@@ -7,6 +7,7 @@ from bench.cases import (
     fanout,
     file_transfer,
     idle_agents,
+    inference_cluster,
     output_throughput,
     terminal_echo,
     terminal_render,
@@ -31,4 +32,5 @@ ALL = [
     control_round_trip,
     tui_stall,
     tunnel_http,
+    inference_cluster,
 ]

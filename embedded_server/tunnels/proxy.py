@@ -1,13 +1,9 @@
 """The tunnel proxy: every request under ``/t/<slug>/…`` goes through the host's agent to
 ``127.0.0.1:<target_port>`` on the host.
 
-HTTP: the control plane speaks HTTP/1.1 to the app itself (httpcore) over a byte stream the agent relays
-(``tunnel.connect``): httpcore's connection pool runs on :class:`AgentBackend`, whose "TCP connections"
-are agent request streams. Each stream is a WebSocket of its own, so every request has its own flow
-control (a big download never holds up the others) and an idle stream is kept for the next request to
-the same tunnel and port, which saves the agent round trip and the stream's dial. Request and response
-bodies flow chunk by chunk with back pressure both ways (httpcore's writes wait for the stream, the
-stream waits for uvicorn's transport), so no body sits in memory.
+HTTP: the control plane speaks HTTP/1.1 to the app itself over agent request streams, through the pool
+of :mod:`embedded_server.agent_http` (keyed by tunnel ID): per-request flow control, idle streams reused,
+bodies streamed both ways with back pressure.
 
 WebSocket: the agent opens the app's WebSocket (``tunnel.websocket``) and relays messages.
 
@@ -30,21 +26,30 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs
 
-import anyio
 import httpcore
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
-from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.types import Scope
+from starlette.websockets import WebSocket
 
 from oc_tui.api.errors import ErrorCode
 
 from .. import protocol
+from ..agent_http import (
+    HOP_BY_HOP,
+    STREAM_ERRORS,
+    UPSTREAM_ERRORS,
+    AgentPool,
+    UpstreamResponse,
+    chunks,
+    response_headers,
+    why_failed,
+)
 from ..auth import bearer, tenant_for_token
 from ..errors import ApiProblem, error_response
 from ..hub import AgentStream, HostOffline, Hub
@@ -60,170 +65,13 @@ COOKIE = "oc_tunnel"
 COOKIE_TTL = 7 * 24 * 3600  # seconds a login cookie stays valid
 COOKIE_KEY_FILE = "tunnel-cookie-key"
 MAX_LOGIN_BODY = 4096  # bytes of the login form read at most
-QUEUED_FRAMES = 4  # frames read ahead from a stream before back pressure holds the agent
-POOL_CONNECTIONS = 1000  # streams open at once across all tunnels
-POOL_IDLE = 64  # idle streams kept for reuse
-IDLE_EXPIRY = 30.0  # seconds an idle stream is kept
 FAILURES_ALLOWED = 10  # wrong passwords per client address per window, then 429
 FAILURE_WINDOW = 60.0  # seconds
 
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "expect",  # 100-continue is between the client and the control plane
-    }
-)
-RESPONSE_DROPPED = (HOP_BY_HOP - {"host"}) | {"date", "server"}
 FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix"})
 WS_HANDSHAKE = frozenset(
     {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}
 )
-STREAM_ERRORS = (RuntimeError, OSError, WebSocketDisconnect)
-
-
-class Closable(Protocol):
-    """Something open on behalf of a tunnel that :meth:`Proxy.end` can close."""
-
-    async def aclose(self) -> None:
-        """Close it (closing twice is harmless)."""
-        ...
-
-
-# --- httpcore over agent streams ---------------------------------------------------------------------
-
-
-class AgentSocket(httpcore.AsyncNetworkStream):
-    """An agent request stream as httpcore's network stream: binary frames are the TCP bytes.
-
-    A reader task reads a few frames ahead (:data:`QUEUED_FRAMES`), so the pool can tell an idle stream
-    the app has closed (``is_readable``) from one it may reuse; past that the agent waits (back pressure).
-    """
-
-    def __init__(self, stream: AgentStream, on_close: Callable[[Closable], None]) -> None:
-        self.stream = stream
-        self._on_close = on_close
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUED_FRAMES)
-        self._buffer = memoryview(b"")
-        self._eof = False
-        self._reader = asyncio.get_running_loop().create_task(self._read_ahead())
-
-    async def _read_ahead(self) -> None:
-        try:
-            while (frame := await self.stream.receive_frame()) is not None:
-                if isinstance(frame, bytes) and frame:
-                    await self._queue.put(frame)
-        finally:
-            self._eof = True
-            with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(None)
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        """Up to ``max_bytes`` of the app's bytes; ``b""`` once the stream has ended."""
-        if not self._buffer:
-            try:
-                async with asyncio.timeout(timeout):
-                    frame = await self._queue.get() if not (self._eof and self._queue.empty()) else None
-            except TimeoutError:
-                raise httpcore.ReadTimeout("the app did not answer in time") from None
-            if frame is None:
-                self._eof = True
-                with contextlib.suppress(asyncio.QueueFull):
-                    self._queue.put_nowait(None)  # every later read sees the end too
-                return b""
-            self._buffer = memoryview(frame)
-        data, self._buffer = bytes(self._buffer[:max_bytes]), self._buffer[max_bytes:]
-        return data
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        """Send ``buffer`` to the app (waits while the stream is full)."""
-        if not buffer:
-            return
-        try:
-            async with asyncio.timeout(timeout):
-                await self.stream.send_bytes(buffer)
-        except TimeoutError:
-            raise httpcore.WriteTimeout("the app did not take the request in time") from None
-        except STREAM_ERRORS:
-            raise httpcore.WriteError("the tunnel's connection to the app closed") from None
-
-    async def aclose(self) -> None:
-        """Close the stream (the agent closes its connection to the app)."""
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
-        await self.stream.close()
-        self._on_close(self)
-
-    def get_extra_info(self, info: str) -> Any:
-        """``is_readable``: the app closed an idle stream (or sent something unasked): do not reuse it."""
-        if info == "is_readable":
-            return self._eof or not self._queue.empty()
-        return None
-
-
-class AgentBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network for tunnels: "connecting" to ``(tunnel id, port)`` opens an agent stream.
-
-    Args:
-        hub: the connected agents.
-        host_of: the host ID of a tunnel ID (None: the tunnel is gone).
-        track, forget: called with the tunnel ID and each socket it opens / once it closed (so the
-            proxy can end a tunnel's sockets).
-    """
-
-    def __init__(
-        self,
-        hub: Hub,
-        host_of: Callable[[str], str | None],
-        track: Callable[[str, Closable], None],
-        forget: Callable[[str, Closable], None],
-    ) -> None:
-        self.hub = hub
-        self.host_of = host_of
-        self.track = track
-        self.forget = forget
-        self.connects = 0  # streams opened so far (a reused one is not counted again)
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        """A new stream to ``127.0.0.1:port`` on the tunnel's host.
-
-        Raises:
-            ApiProblem: the hub's errors (host offline, the agent's NOT_LISTENING …), 404 tunnel gone.
-        """
-        host_id = self.host_of(host)
-        if host_id is None:
-            raise ApiProblem(404, ErrorCode.NOT_FOUND, "the tunnel was deleted")
-        _, stream = await self.hub.open_stream(host_id, protocol.TunnelConnect(port=port))
-        self.connects += 1
-        socket = AgentSocket(stream, lambda closed: self.forget(host, closed))
-        self.track(host, socket)
-        return socket
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        """Not used by tunnels."""
-        raise httpcore.ConnectError("tunnels connect to TCP ports only")
-
-    async def sleep(self, seconds: float) -> None:
-        """Sleep (httpcore's retry back-off)."""
-        await asyncio.sleep(seconds)
 
 
 # --- the proxy ---------------------------------------------------------------------------------------
@@ -249,42 +97,24 @@ class Proxy:
         self.hosts = hosts
         self.db = db
         self.public_scheme = public_scheme
-        self._open: dict[str, set[Closable]] = {}
         self._failures: dict[str, collections.deque[float]] = {}
         self._cookie_key = _cookie_key(data_dir)
         self.inspector = Inspector()
-        self.backend = AgentBackend(hub, self._host_of, self._track, self._forget)
-        self.pool = httpcore.AsyncConnectionPool(
-            network_backend=self.backend,
-            max_connections=POOL_CONNECTIONS,
-            max_keepalive_connections=POOL_IDLE,
-            keepalive_expiry=IDLE_EXPIRY,
-        )
+        self.agents = AgentPool(hub, self._host_of, "the tunnel was deleted")
+        self.backend = self.agents.backend
 
     def _host_of(self, tunnel_id: str) -> str | None:
         row = self.db.one("SELECT host_id FROM tunnels WHERE id = ?", (tunnel_id,))
         return None if row is None else str(row["host_id"])
 
-    def _track(self, tunnel_id: str, item: Closable) -> None:
-        self._open.setdefault(tunnel_id, set()).add(item)
-
-    def _forget(self, tunnel_id: str, item: Closable) -> None:
-        items = self._open.get(tunnel_id)
-        if items is not None:
-            items.discard(item)
-            if not items:
-                del self._open[tunnel_id]
-
     def open_count(self, tunnel_id: str) -> int:
         """Streams (HTTP, idle or busy, and WebSocket relays) open for the tunnel now."""
-        return len(self._open.get(tunnel_id, ()))
+        return self.agents.open_count(tunnel_id)
 
     async def end(self, tunnel_id: str) -> None:
         """End every connection of the tunnel: requests in flight break, WebSockets close.
         (Its inspector records stay, unless the tunnel is deleted: :meth:`forget`.)"""
-        for item in list(self._open.pop(tunnel_id, ())):
-            with contextlib.suppress(Exception):
-                await item.aclose()
+        await self.agents.end(tunnel_id)
 
     async def forget(self, tunnel_id: str) -> None:
         """The tunnel was deleted: end its connections and drop its inspector records and readers."""
@@ -298,7 +128,7 @@ class Proxy:
 
     async def close(self) -> None:
         """Close the pool (server stopping)."""
-        await self.pool.aclose()
+        await self.agents.close()
 
     # --- auth ----------------------------------------------------------------------------------------
 
@@ -490,13 +320,18 @@ class Proxy:
         content = _tee(request.stream(), record.request) if has_body else b""
         try:
             response = await self._send(tunnel, request.method, target, forwarded, content)
-        except (ApiProblem, httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as exc:
+        except UPSTREAM_ERRORS as exc:
             answer = self._failure(tunnel, exc, wants_html)
-            self.inspector.finished(record, error=_why(exc), status=answer.status_code)
+            self.inspector.finished(record, error=why_failed(exc), status=answer.status_code)
             return answer
-        headers_out = _response_headers(response)
+        headers_out = response_headers(response)
         self.inspector.answered(record, response.status, headers_out)
-        return UpstreamResponse(response, headers_out, self.inspector, record)
+        return UpstreamResponse(
+            response,
+            headers_out,
+            record.response.take,
+            lambda error: self.inspector.finished(record, error=error),
+        )
 
     async def _send(
         self,
@@ -508,14 +343,7 @@ class Proxy:
     ) -> httpcore.Response:
         """One request to the tunnel's app through the pool (a reused stream, or a new one); returns
         once the response head is in, its body still to read."""
-        upstream = httpcore.Request(
-            method,
-            httpcore.URL(scheme="http", host=tunnel["id"], port=tunnel["target_port"], target=target),
-            headers=headers,
-            content=content,
-            extensions={"timeout": {"connect": None, "read": None, "write": None, "pool": None}},
-        )
-        return await self.pool.handle_async_request(upstream)
+        return await self.agents.send(tunnel["id"], tunnel["target_port"], method, target, headers, content)
 
     async def replay(self, tunnel: dict[str, Any], original: Record, timeout: float) -> Record:
         """Send a kept request to the app again (same method, target, headers and body); its exchange is
@@ -542,20 +370,20 @@ class Proxy:
             headers.append(("content-length", str(len(body))))
         try:
             response = await self._send(tunnel, original.method, original.target, headers, body)
-        except (ApiProblem, httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as exc:
+        except UPSTREAM_ERRORS as exc:
             failure = self._failure(tunnel, exc, False)
-            self.inspector.finished(record, error=_why(exc), status=failure.status_code)
-            raise ApiProblem(failure.status_code, ErrorCode.AGENT_UNREACHABLE, _why(exc)) from None
-        self.inspector.answered(record, response.status, _response_headers(response))
+            self.inspector.finished(record, error=why_failed(exc), status=failure.status_code)
+            raise ApiProblem(failure.status_code, ErrorCode.AGENT_UNREACHABLE, why_failed(exc)) from None
+        self.inspector.answered(record, response.status, response_headers(response))
         error: str | None = None
         try:
             async with asyncio.timeout(timeout):
-                async for chunk in _chunks(response):
+                async for chunk in chunks(response):
                     record.response.take(chunk)
         except TimeoutError:
             error = f"still sending after {timeout:g} s: cut off"
         except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as exc:
-            error = _why(exc)
+            error = why_failed(exc)
         finally:
             await response.aclose()
         self.inspector.finished(record, error=error)
@@ -592,67 +420,12 @@ class Proxy:
             await ws.send_denial_response(self._failure(tunnel, exc, False))
             return
         relay = WebSocketRelay(ws, stream)
-        self._track(tunnel["id"], relay)
+        self.agents.track(tunnel["id"], relay)
         try:
             await ws.accept(subprotocol=(result or {}).get("subprotocol"))
             await relay.run()
         finally:
-            self._forget(tunnel["id"], relay)
-
-
-class UpstreamResponse(Response):
-    """The app's response, streamed to the client chunk by chunk as it arrives (SSE event by event).
-
-    The client going away ends the upstream request; the upstream breaking (the tunnel was deleted)
-    cuts the client's connection rather than pretending the body was complete.
-    """
-
-    def __init__(
-        self,
-        upstream: httpcore.Response,
-        headers: list[tuple[str, str]],
-        inspector: Inspector,
-        record: Record,
-    ) -> None:
-        super().__init__(status_code=upstream.status)
-        self.upstream = upstream
-        self.inspector = inspector
-        self.record = record
-        self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the status and headers, then the body; stop when either side is done."""
-        complete = False
-        why = "the client went away"
-        async with anyio.create_task_group() as group:
-
-            async def listen() -> None:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                group.cancel_scope.cancel()
-
-            async def stream() -> None:
-                nonlocal complete, why
-                await send(
-                    {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-                )
-                try:
-                    async for chunk in _chunks(self.upstream):
-                        self.record.response.take(chunk)
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    complete = True
-                except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as exc:
-                    why = _why(exc)
-                    log.info("a tunnel response broke off: %s", why)
-                if complete:
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
-                group.cancel_scope.cancel()
-
-            group.start_soon(listen)
-            group.start_soon(stream)
-        with anyio.CancelScope(shield=True):
-            await self.upstream.aclose()
-        self.inspector.finished(self.record, error=None if complete else why)
+            self.agents.forget(tunnel["id"], relay)
 
 
 class WebSocketRelay:
@@ -698,30 +471,11 @@ class WebSocketRelay:
 # --- helpers -----------------------------------------------------------------------------------------
 
 
-def _chunks(response: httpcore.Response) -> AsyncIterator[bytes]:
-    body: AsyncIterator[bytes] = response.aiter_stream()
-    return body
-
-
 async def _tee(body: AsyncIterator[bytes], capture: Body) -> AsyncIterator[bytes]:
     """``body`` passed through, counted and its head kept by the inspector."""
     async for chunk in body:
         capture.take(chunk)
         yield chunk
-
-
-def _why(exc: Exception) -> str:
-    return exc.message if isinstance(exc, ApiProblem) else str(exc) or type(exc).__name__
-
-
-def _response_headers(response: httpcore.Response) -> list[tuple[str, str]]:
-    """The app's response headers as the client gets them: hop-by-hop ones dropped, and ``Date`` and
-    ``Server``, which the control plane's own server sends (one of each)."""
-    return [
-        (k.decode("latin-1"), v.decode("latin-1"))
-        for k, v in response.headers
-        if k.decode("latin-1").lower() not in RESPONSE_DROPPED
-    ]
 
 
 def problem(status: int, code: str, message: str, wants_html: bool) -> Response:

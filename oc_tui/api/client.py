@@ -1388,13 +1388,23 @@ class OpenComputersClient:
         """
         return (await self._call(models.DataList[models.Cluster], "GET", "/clusters")).data
 
-    async def create_cluster(self, name: str, model: str, host_ids: list[str]) -> models.Cluster:
+    async def create_cluster(
+        self,
+        name: str,
+        model: str,
+        host_ids: list[str],
+        *,
+        engine: models.ClusterEngine | None = None,
+        host_ports: dict[str, int] | None = None,
+    ) -> models.Cluster:
         """Create an inference cluster serving ``model`` on some hosts.
 
         Args:
             name: the cluster's name.
             model: the model to serve.
             host_ids: the hosts that serve it.
+            engine: ours: the engine kind and port on the hosts (None: the server's default, Ollama).
+            host_ports: ours: hosts whose engine listens on another port than ``engine``'s.
 
         Returns:
             The cluster, usually ``provisioning``.
@@ -1404,7 +1414,11 @@ class OpenComputersClient:
             NotFoundError: 404, a host that does not exist.
             ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
         """
-        body = {"name": name, "model": model, "host_ids": host_ids}
+        body: dict[str, Any] = {"name": name, "model": model, "host_ids": host_ids}
+        if engine is not None:
+            body["engine"] = engine.model_dump(mode="json")
+        if host_ports:
+            body["host_ports"] = host_ports
         return await self._call(models.Cluster, "POST", "/clusters", json=body)
 
     async def get_cluster(self, cluster_id: str) -> models.Cluster:
@@ -1465,6 +1479,92 @@ class OpenComputersClient:
             ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
         """
         await self._request("DELETE", f"/clusters/{_segment(cluster_id)}")
+
+    def cluster_events(
+        self, cluster_id: str, *, reconnect: bool = True, on_state: StateCallback | None = None
+    ) -> EventStream[models.ClusterEvent]:
+        """A cluster's status and per-host health now, then each change (``status_change``,
+        ``host_health``, ``pull_progress``); the stream ends after ``destroyed``.
+
+        Args:
+            cluster_id: the cluster's ID (``cl_…``).
+            reconnect: reconnect after a drop with backoff (True), or end/raise at the first one.
+            on_state: hears every :class:`~streams.StreamState` change.
+
+        Returns:
+            An :class:`~streams.EventStream` of :class:`~models.ClusterEvent` (close it, or ``async with``).
+
+        Raises (when iterated):
+            NotFoundError: 404, no such cluster (at once, never retried).
+        """
+        return self._stream(
+            f"/clusters/{_segment(cluster_id)}/events",
+            models.ClusterEvent,
+            reconnect=reconnect,
+            on_state=on_state,
+        )
+
+    async def host_engines(self, host_id: str, ports: list[int] | None = None) -> list[models.DetectedEngine]:
+        """Ours: the LLM engines answering on a host (Ollama on 11434, OpenAI-compatible servers on 8080
+        and 8000, and on each of ``ports``), with the models they serve.
+
+        Args:
+            host_id: the host's ID.
+            ports: more ports to try (as OpenAI-compatible servers).
+
+        Returns:
+            The engines found (none for an offline host).
+
+        Raises:
+            NotFoundError: 404, no such host (or a server without this extension).
+        """
+        params = [("port", str(port)) for port in ports or []]
+        body = await self._call(
+            models.DataList[models.DetectedEngine], "GET", f"{_host_path(host_id)}/engines", params=params
+        )
+        return body.data
+
+    async def chat_stream(
+        self, inference_url: str, model: str, messages: list[dict[str, str]], *, max_tokens: int | None = None
+    ) -> AsyncIterator[str]:
+        """Stream a chat completion from a cluster's OpenAI-compatible endpoint, piece by piece.
+
+        Args:
+            inference_url: the cluster's ``inference_url`` (``…/inference/<slug>/v1``).
+            model: the model to ask.
+            messages: the conversation, ``[{"role": "user", "content": "…"}]``.
+            max_tokens: the most tokens to answer with (None: the engine's default).
+
+        Yields:
+            Each piece of the answer's text as it arrives (an empty piece is not yielded).
+
+        Raises:
+            ApiError: the endpoint refused (401, 404, 503 stopped or no ready host …).
+            ConnectionFailed: the server could not be reached, or the stream broke off.
+        """
+        import json
+
+        body: dict[str, Any] = {"model": model, "messages": messages, "stream": True}
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        url = inference_url.rstrip("/") + "/chat/completions"
+        try:
+            async with self._http.stream("POST", url, json=body, timeout=self._stream_timeout) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise errors.error_from_response(response.status_code, decode_body(response))
+                async for line in response.aiter_lines():
+                    if not line.startswith("data: ") or line == "data: [DONE]":
+                        continue
+                    try:
+                        choices = json.loads(line[6:]).get("choices") or [{}]
+                    except (ValueError, AttributeError):
+                        continue
+                    piece = (choices[0].get("delta") or {}).get("content") or choices[0].get("text") or ""
+                    if piece:
+                        yield str(piece)
+        except httpx.TransportError as exc:
+            raise errors.ConnectionFailed(f"the answer broke off: {describe_transport_error(exc)}") from exc
 
     # --- secrets -----------------------------------------------------------------------------------
 

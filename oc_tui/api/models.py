@@ -705,6 +705,49 @@ class AgentEvent(StreamEvent):
 ClusterStatus = Literal["provisioning", "active", "stopped", "error", "destroyed"]
 
 
+EngineKind = Literal["ollama", "openai"]
+"""The LLM engine a cluster routes to on each host: Ollama, or any OpenAI-compatible server (llama.cpp's
+``llama-server``, vLLM …)."""
+ENGINE_PORTS: dict[str, int] = {"ollama": 11434, "openai": 8080}
+"""Where each engine kind listens on a host by default."""
+HostHealth = Literal["ready", "not_ready", "no_model", "pulling", "unreachable", "offline", "unknown"]
+"""A cluster host's engine as the router sees it; only ``ready`` hosts are sent requests."""
+
+
+class ClusterEngine(ApiModel):
+    """Ours: the engine a cluster routes to on its hosts (``port`` on 127.0.0.1 of each host)."""
+
+    kind: EngineKind = "ollama"
+    port: int = Field(default=0, ge=0, le=65535)  # 0: the kind's default port
+
+
+class PullProgress(ApiModel):
+    """Ours: an Ollama pull of the cluster's model on one host (bytes)."""
+
+    status: str = ""
+    completed: int = 0
+    total: int = 0
+
+
+class ClusterHost(ApiModel):
+    """Ours: one host of a cluster as the router sees it, with its counters (extension)."""
+
+    host_id: str
+    name: str = ""
+    port: int = 0
+    health: HostHealth = "unknown"
+    detail: str = ""  # why it is not ready, in the engine's or agent's words (untrusted text)
+    models: list[str] = Field(default_factory=list)  # what the engine serves (untrusted text)
+    pull: PullProgress | None = None
+    in_flight: int = 0
+    completed: int = 0
+    errors: int = 0
+    tokens_per_s: float = 0.0  # of the last answer (usage fields, else counted stream chunks)
+    ttft_ms: float = 0.0  # time to the first byte of the last answer
+    tokens_per_s_history: list[float] = Field(default_factory=list)  # oldest first, last 30 answers
+    ttft_ms_history: list[float] = Field(default_factory=list)
+
+
 class Cluster(ApiModel):
     id: str
     name: str
@@ -715,12 +758,34 @@ class Cluster(ApiModel):
     inference_url: str
     created_at: datetime
     updated_at: datetime
+    engine: ClusterEngine | None = None  # ours
+    hosts: list[ClusterHost] = Field(default_factory=list)  # ours: per-host health and counters
+    status_reason: str | None = None  # ours: why the cluster is in ``error``
 
 
 class ClusterCreate(RequestModel):
-    name: str
-    model: str
-    host_ids: list[str] = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=64)
+    model: str = Field(min_length=1, max_length=200)
+    host_ids: list[str] = Field(min_length=1, max_length=64)
+    engine: ClusterEngine | None = None  # ours; default: Ollama on 11434
+    host_ports: dict[str, int] | None = None  # ours: a host's engine on another port than the cluster's
+
+
+class ClusterEvent(StreamEvent):
+    """One event of ``GET /clusters/{id}/events``: ``status_change`` ``{status}``, ``host_health``
+    ``{host_id, health, detail}``, ``pull_progress`` ``{host_id, status, completed, total}``."""
+
+    OWNER: ClassVar[str] = "cluster"
+    cluster_id: str
+
+
+class DetectedEngine(ApiModel):
+    """Ours: an LLM engine found listening on a host (``GET /hosts/{id}/engines``)."""
+
+    kind: EngineKind
+    port: int
+    ready: bool
+    models: list[str] = Field(default_factory=list)
 
 
 # --- secrets -----------------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 Lister = Callable[["OpenComputersClient"], Awaitable[Sequence[Any]]]
 """Lists a view's resources (all pages) with the client."""
+Change = Callable[["OpenComputersClient"], Awaitable[Any]]
+"""A change to a resource, made with the client (start, delete …)."""
 
 
 class ResourceScreen(Screen[None]):

@@ -90,6 +90,12 @@ def _show_secrets(app: App[Any]) -> None:
     open_secrets(app)
 
 
+def _show_clusters(app: App[Any]) -> None:
+    from oc_tui.screens.clusters import open_clusters
+
+    open_clusters(app)
+
+
 def _show_hosts(app: App[Any]) -> None:
     action = getattr(app, "action_show_hosts", None)
     if callable(action):
@@ -100,7 +106,7 @@ VIEWS: Sequence[View] = (
     View("hosts", "The fleet view", _show_hosts, aliases=("host", "fleet")),
     View("tunnels", "Every tunnel of the fleet", _show_tunnels),
     View("agents", "AI agent sessions of the fleet", _show_agents),
-    View("clusters", "Inference clusters"),
+    View("clusters", "Inference clusters: list, create, topology, chat", _show_clusters),
     View("secrets", "The tenant's secrets (encrypted; for jobs)", _show_secrets, aliases=("secret",)),
 )
 """Every top-level view, in the order ``?`` lists them."""
