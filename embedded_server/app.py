@@ -15,7 +15,7 @@ from types import ModuleType
 from fastapi import FastAPI
 from pydantic.warnings import UnsupportedFieldAttributeWarning
 
-from . import __version__, errors, fs, hosts, idempotency, jobs, sessions, tunnels
+from . import __version__, errors, fs, groups, hosts, idempotency, jobs, sessions, tunnels
 from .db import Database
 from .hosts.events import EventLog
 from .hosts.store import HostStore
@@ -23,7 +23,7 @@ from .hub import Hub
 from .lifecycle import Lifecycle
 from .settings import Settings
 
-SECTIONS: tuple[ModuleType, ...] = (hosts, jobs, fs, sessions, tunnels)
+SECTIONS: tuple[ModuleType, ...] = (hosts, jobs, fs, sessions, tunnels, groups)
 """The API's sections, installed in this order (each module has ``install(app)``)."""
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Body, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -33,7 +33,7 @@ from ..deps import (
     sse_response,
 )
 from ..errors import ApiProblem, problem_of
-from ..hub import AgentUnreachable, HostOffline
+from ..hub import AgentUnreachable, HostOffline, Hub
 from .dialects import ExecRequest
 from .store import FINAL, OWNER, JobStore
 
@@ -62,17 +62,19 @@ def job_row(request: Request, host: Host, job_id: str) -> dict[str, Any]:
 
 
 Body_ = Annotated[dict[str, Any], Body()]
+E = TypeVar("E", bound=ExecRequest)
 Wait = Annotated[float | None, Query(gt=0, le=300)]
 RESULT_SLACK = 10.0  # seconds ``stream: false`` waits past the job's timeout for its end to be stored
 
 
-def parse_exec(body: dict[str, Any]) -> ExecRequest:
-    """The exec body in either dialect, or the usual 400 VALIDATION_ERROR."""
+def parse_exec(body: dict[str, Any], model: type[E] = ExecRequest) -> E:  # type: ignore[assignment]
+    """The exec body in either dialect (as ``model``, an :class:`ExecRequest` or a subclass), or the usual
+    400 VALIDATION_ERROR."""
     if "command" not in body and "cmd" not in body:  # "command: is required", as the reference names it
         missing = {"type": "missing", "loc": ("body", "command"), "msg": "Field required", "input": body}
         raise RequestValidationError([missing])
     try:
-        return ExecRequest.model_validate(body)
+        return model.model_validate(body)
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
 
@@ -89,7 +91,22 @@ async def start_job(
     Raises:
         ApiProblem: 4xx, the agent's own verdict on the request (the job is failed with it).
     """
-    jobs = jobs_of(request)
+    await launch(hub_of(request), jobs_of(request), host.id, row, spec, wait)
+
+
+async def launch(
+    hub: Hub, jobs: JobStore, host_id: str, row: dict[str, Any], spec: JobCreate, wait: float | None
+) -> None:
+    """:func:`start_job` without a request (a fan-out starts its later batches on its own).
+
+    Args:
+        hub: the application's hub; jobs: its job store.
+        host_id: the job's host; row: the stored job (from ``JobStore.create``); spec: what it runs.
+        wait: seconds the agent may hold its answer for a job that ends at once (None: answer at once).
+
+    Raises:
+        ApiProblem: 4xx, the agent's own verdict on the request (the job is failed with it).
+    """
     call = protocol.JobStart(
         job_id=row["id"],
         command=spec.command,
@@ -101,7 +118,7 @@ async def start_job(
     )
     jobs.starting.add(row["id"])
     try:
-        result = await hub_of(request).call(host.id, call)
+        result = await hub.call(host_id, call)
     except HostOffline as exc:  # the agent went away before the request was sent: it never ran
         await jobs.fail(row, f"could not be started: {exc.message}")
         return
@@ -214,16 +231,26 @@ async def cancel_job(request: Request, host: TenantHost, job_id: JobId) -> Respo
     if row["status"] in FINAL:
         return Response(status_code=204)
     require_online(request, host)
+    await cancel(hub_of(request), jobs, host.id, job_id)
+    return Response(status_code=204)
+
+
+async def cancel(hub: Hub, jobs: JobStore, host_id: str, job_id: str) -> None:
+    """Kill a job's process tree on its (online) host and wait up to :data:`CANCEL_WAIT` seconds for its
+    exit report; a job the agent did not know, or whose report is late, is stored ``cancelled``.
+
+    Raises:
+        HostOffline, AgentUnreachable: the agent could not be asked.
+    """
     out = jobs.live.get(job_id)
-    result = await hub_of(request).call(host.id, protocol.JobCancel(job_id=job_id))
+    result = await hub.call(host_id, protocol.JobCancel(job_id=job_id))
     if out is not None and isinstance(result, dict) and result.get("known"):
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CANCEL_WAIT):
                 await out.done.wait()  # the exit report, after the last output byte
-    row = job_row(request, host, job_id)
-    if row["status"] not in FINAL:  # the agent did not know it, or its report is still on the way
+    row = jobs.row(host_id, job_id)
+    if row is not None and row["status"] not in FINAL:  # unknown to the agent, or its report is late
         await jobs.finish(row, "cancelled", None, None, {"reason": "cancelled"})
-    return Response(status_code=204)
 
 
 @router.get("/{host_id}/exec/{job_id}/stream")
