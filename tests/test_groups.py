@@ -90,7 +90,7 @@ async def test_fan_out_requests_are_validated(inprocess) -> None:
     assert error(await c.get("/fanouts/fo_nothere123")) == (404, "NOT_FOUND")
     # an offline member is reported at once, in the SDK's shape
     answer = (await c.post("/fanouts", json={"command": "true", "host_ids": [host]})).json()
-    assert answer["fan_out"] == [{"host_id": host, "host_name": "a", "error": "host offline — not run"}]
+    assert answer["fan_out"] == [{"host_id": host, "host_name": "a", "error": "offline — not run"}]
     assert error(await inprocess.other.get(f"/fanouts/{answer['id']}")) == (404, "NOT_FOUND")
 
 
@@ -126,7 +126,7 @@ async def test_fan_out_to_real_agents(server, start_agent) -> None:
         assert run.status_code == 201, run.text
         body = run.json()
         by_name = {entry["host_name"]: entry for entry in body["fan_out"]}
-        assert by_name["fo-d"] == {"host_id": gone["id"], "host_name": "fo-d", "error": "host offline — not run"}
+        assert by_name["fo-d"] == {"host_id": gone["id"], "host_name": "fo-d", "error": "offline — not run"}
         assert {by_name[n]["job_id"][:4] for n in ("fo-a", "fo-b")} == {"job_"}
         events = await read_stream(c, body["id"])
         out = {(e["host_id"], e["type"]): e for e in events if e["type"] != "fanout_end"}
@@ -135,7 +135,7 @@ async def test_fan_out_to_real_agents(server, start_agent) -> None:
             assert out[(hosts[name], "exec_result")]["exit_code"] == 3
         texts = sorted(e["data"] for e in events if e["type"] == "exec_chunk")
         assert texts == ["err\n", "err\n", "out-21\n", "out-21\n"]
-        assert out[(gone["id"], "member")]["error"] == "host offline — not run"
+        assert out[(gone["id"], "member")]["error"] == "offline — not run"
         end = events[-1]
         assert end["type"] == "fanout_end" and end["summary"] == {"exit 3": 2, "not run": 1}
         record = (await c.get(f"/fanouts/{body['id']}")).json()
@@ -185,6 +185,6 @@ def test_python_sdk_group_methods(server) -> None:
     assert oc.groups.update(tagged.id, description="A").description == "A"
     assert {g.name: g.member_count for g in oc.groups.list().groups} == {"sdk": 1, "tier-a": 1}
     fan = oc.groups.exec(group.id, cmd="true")
-    assert fan.fan_out == [{"host_id": a["id"], "host_name": "sdk-g1", "error": "host offline — not run"}]
+    assert fan.fan_out == [{"host_id": a["id"], "host_name": "sdk-g1", "error": "offline — not run"}]
     oc.groups.delete(tagged.id)
     assert [g.name for g in oc.groups.list().groups] == ["sdk"]

@@ -138,9 +138,9 @@ class FanOutRun:
         ready: list[Member] = []
         for member, host in zip(self.members, hosts, strict=True):
             if host.status == "revoked":
-                member.error = "host revoked — not run"
+                member.error = "revoked — not run"
             elif not self.hub.is_online(host.id):
-                member.error = "host offline — not run"
+                member.error = "offline — not run"
             else:
                 member.status = "pending"
                 ready.append(member)

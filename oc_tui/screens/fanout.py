@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
 from rich.text import Text
 from textual import on, work
@@ -26,8 +26,8 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from oc_tui.api import OpenComputersClient, errors
-from oc_tui.api.models import Host, Job
-from oc_tui.api.streams import JobExit, OutputChunk
+from oc_tui.api.models import FanOut, Host, Job, JobStatus
+from oc_tui.api.streams import FanOutEnd, JobExit, MemberNotRun, OutputChunk
 from oc_tui.jobs_model import exit_note
 from oc_tui.screens.host_tab import client_of
 from oc_tui.widgets.fanout_table import FIRST_LINE_CHARS, FanoutTable, HostRun
@@ -41,6 +41,7 @@ INLINE_WAIT = 1.0
 """``?wait=`` on each start: a short job comes back finished, with its output, and needs no stream.
 A server without the extension answers at once, and the output is streamed as usual."""
 
+JOB_STATUSES = get_args(JobStatus)
 KEEP_BYTES = 4 * 1024 * 1024
 """Output kept per host for the lower pane (the tail; the server has it all)."""
 
@@ -101,6 +102,8 @@ class FanoutScreen(Screen[None]):
         self.runs: dict[str, HostRun] = {host.id: HostRun(host) for host in hosts}
         self._shown: str | None = None
         self._starts = asyncio.Semaphore(STARTS_AT_ONCE)
+        self.fanout_id: str | None = None
+        """The server's fan-out record (None: per-host starts, or not started yet)."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="fanout-info")
@@ -113,11 +116,12 @@ class FanoutScreen(Screen[None]):
         table.border_title = f"$ {host_markup(self.command)}"
         table.set_runs(list(self.runs.values()))
         self.set_interval(1.0, self._tick)
-        for run in self.runs.values():
-            if run.host.status != "online":
-                self.post_message(self.Skipped(run.host.id, f"{run.host.status} — not run"))
-            elif self._live:
-                self.run_on(run.host)
+        if self._live:
+            self.run_all()
+        else:
+            for run in self.runs.values():
+                if run.host.status != "online":
+                    self.post_message(self.Skipped(run.host.id, f"{run.host.status} — not run"))
         self._update_info()
         table.focus()
         self._show_output(table.selected_host_id)
@@ -136,6 +140,72 @@ class FanoutScreen(Screen[None]):
         return self.query_one(JobOutput)
 
     # --- workers ------------------------------------------------------------------------------------
+
+    @work(group="fanout", exit_on_error=False)
+    async def run_all(self) -> None:
+        """Start the command on every host in one request (the server's fan-out) and follow the one
+        combined stream of their output; against a server without fan-outs, one request per host."""
+        client = self.client
+        if client is None:
+            for host_id in self.runs:
+                self.post_message(self.Failed(host_id, "not connected"))
+            return
+        try:
+            fan = await client.start_fanout(self.command, host_ids=list(self.runs))
+        except errors.ApiError as exc:
+            if exc.status in (404, 405):  # a server without /fanouts (an older one, MIOSA's)
+                self._per_host()
+            else:
+                for host_id in self.runs:
+                    self.post_message(self.Failed(host_id, describe_error(exc)))
+            return
+        except errors.OpenComputersError as exc:
+            for host_id in self.runs:
+                self.post_message(self.Failed(host_id, describe_error(exc)))
+            return
+        self.fanout_id = fan.id
+        self._record(fan)
+        try:
+            async with client.fanout_output(fan.id) as output:
+                async for host_id, item in output:
+                    if isinstance(item, OutputChunk):
+                        self.post_message(self.OutputArrived(host_id, item.data, item.stderr))
+                    elif isinstance(item, JobExit):
+                        self.post_message(self.OutputEnded(host_id, item.data, item.timestamp))
+                    elif isinstance(item, MemberNotRun):
+                        self.post_message(self.Skipped(host_id, item.error or item.status or "not run"))
+                    elif isinstance(item, FanOutEnd) and item.record is not None:
+                        self._record(item.record)
+        except errors.OpenComputersError as exc:
+            self.notify(f"fan-out stream: {host_markup(describe_error(exc))}", severity="error")
+
+    def _record(self, fan: FanOut) -> None:
+        """Post what the fan-out record says of each member (its job, or why it did not run)."""
+        now = self._clock()
+        for member in fan.fan_out:
+            if member.job_id is None:
+                if member.error or member.status == "skipped":
+                    self.post_message(self.Skipped(member.host_id, member.error or "not run"))
+                continue
+            job = Job(
+                id=member.job_id,
+                host_id=member.host_id,
+                status=member.status if member.status in JOB_STATUSES else "queued",
+                command=self.command,
+                exit_code=member.exit_code,
+                error=member.error,
+                created_at=fan.created_at,
+                updated_at=now,
+            )
+            self.post_message(self.JobChanged(member.host_id, job))
+
+    def _per_host(self) -> None:
+        """The fan-out of a server without ``/fanouts``: one start (and stream) per host."""
+        for run in self.runs.values():
+            if run.host.status != "online":
+                self.post_message(self.Skipped(run.host.id, f"{run.host.status} — not run"))
+            else:
+                self.run_on(run.host)
 
     @work(group="fanout", exit_on_error=False)
     async def run_on(self, host: Host) -> None:
@@ -183,6 +253,17 @@ class FanoutScreen(Screen[None]):
             await client.cancel_job(host_id, job_id)
         except errors.OpenComputersError as exc:
             self.notify(f"cancel: {host_markup(describe_error(exc))}", severity="error")
+
+    @work(group="fanout-cancel", exit_on_error=False)
+    async def cancel_fanout(self, fanout_id: str) -> None:
+        """Cancel all on the server: running jobs cancelled, members not started skipped."""
+        client = self.client
+        if client is None:
+            return
+        try:
+            await client.cancel_fanout(fanout_id)
+        except errors.OpenComputersError as exc:
+            self.notify(f"cancel all: {host_markup(describe_error(exc))}", severity="error")
 
     # --- message handlers ---------------------------------------------------------------------------
 
@@ -261,8 +342,12 @@ class FanoutScreen(Screen[None]):
 
     def action_cancel_all(self) -> None:
         running = [r for r in self.runs.values() if r.job is not None and r.job.status in ACTIVE]
-        if not running:
+        if not running and not (self.fanout_id and not all(r.finished for r in self.runs.values())):
             self.notify("nothing is running", severity="warning")
+            return
+        if self.fanout_id is not None:
+            self.cancel_fanout(self.fanout_id)
+            self.notify(f"cancelling the fan-out ({len(running)} running)…")
             return
         for run in running:
             assert run.job is not None
