@@ -148,13 +148,16 @@ class FanOutRun:
             member.settled.set()
         batch = self.record["batch_size"] or len(ready)
         first, later = ready[:batch], ready[batch:]
-        await asyncio.gather(*(self._start(member) for member in first))
+        with self.jobs.db.transaction():  # one commit for the batch's job records, not one each
+            rows = [self.jobs.create(self.record["tenant_id"], member.host_id, self.spec) for member in first]
+        await asyncio.gather(*(self._start(member, row) for member, row in zip(first, rows, strict=True)))
         self.store.save_fanout(self._row())
         self.task = asyncio.create_task(self._drive(first, deque(later), batch))
 
-    async def _start(self, member: Member) -> None:
+    async def _start(self, member: Member, row: dict[str, Any] | None = None) -> None:
         assert self.spec is not None
-        row = self.jobs.create(self.record["tenant_id"], member.host_id, self.spec)
+        if row is None:
+            row = self.jobs.create(self.record["tenant_id"], member.host_id, self.spec)
         member.job_id, member.status, member.out = row["id"], "queued", self.jobs.live[row["id"]]
         try:
             await launch(self.hub, self.jobs, member.host_id, row, self.spec, INLINE_WAIT)
@@ -265,11 +268,13 @@ class FanOutRun:
         try:
             left = len(tasks)
             while left:
-                item = await queue.get()
-                if item is None:
-                    left -= 1
-                else:
-                    yield item
+                batch = [await queue.get()]
+                while not queue.empty() and len(batch) < STREAM_QUEUE:  # what is ready goes in one write
+                    batch.append(queue.get_nowait())
+                left -= batch.count(None)
+                frames = [item for item in batch if item is not None]
+                if frames:
+                    yield "".join(frames)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5):
                     await self.done.wait()
