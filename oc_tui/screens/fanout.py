@@ -30,7 +30,8 @@ from oc_tui.api.models import FanOut, Host, Job, JobStatus
 from oc_tui.api.streams import FanOutEnd, JobExit, MemberNotRun, OutputChunk
 from oc_tui.jobs_model import exit_note
 from oc_tui.screens.host_tab import client_of
-from oc_tui.widgets.fanout_table import FIRST_LINE_CHARS, FanoutTable, HostRun
+from oc_tui.fanout_model import HostRun, diff_outputs, exit_summary, group_runs
+from oc_tui.widgets.fanout_table import FIRST_LINE_CHARS, FanoutTable, GroupTable
 from oc_tui.widgets.formatting import describe_error, host_markup, job_duration
 from oc_tui.widgets.job_list import ACTIVE
 from oc_tui.widgets.job_output import JobOutput
@@ -53,6 +54,10 @@ class FanoutScreen(Screen[None]):
         Binding("escape", "app.back", "Back"),
         Binding("ctrl+k", "cancel_job", "Cancel job"),
         Binding("C", "cancel_all", "Cancel all"),
+        Binding("g", "toggle_grouped", "Grouped", tooltip="Hosts with identical results together"),
+        Binding("space", "mark_for_diff", "Diff base", show=False),
+        Binding("d", "diff", "Diff", tooltip="Diff the host's output against the marked one (or the majority's)"),
+        Binding("R", "rerun_failed", "Re-run failed"),
     ]
 
     # --- messages: what workers (or a test) deliver ------------------------------------------------
@@ -103,11 +108,15 @@ class FanoutScreen(Screen[None]):
         self._shown: str | None = None
         self._starts = asyncio.Semaphore(STARTS_AT_ONCE)
         self.fanout_id: str | None = None
+        self.diff_base: str | None = None
+        """The host whose output ``d`` compares against (None: the largest group's)."""
+        self._grouped_dirty = False
         """The server's fan-out record (None: per-host starts, or not started yet)."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="fanout-info")
         yield FanoutTable(self._clock, id="fanout-results")
+        yield GroupTable(self._clock, id="fanout-groups")
         yield JobOutput(id="fanout-output")
         yield Footer(compact=True)
 
@@ -116,6 +125,8 @@ class FanoutScreen(Screen[None]):
         table.border_title = f"$ {host_markup(self.command)}"
         table.set_runs(list(self.runs.values()))
         self.set_interval(1.0, self._tick)
+        self.set_interval(0.25, self._regroup)
+        self.query_one(GroupTable).display = False
         if self._live:
             self.run_all()
         else:
@@ -325,6 +336,17 @@ class FanoutScreen(Screen[None]):
                 severity="error",
             )
 
+    @on(DataTable.RowHighlighted, "#fanout-groups")
+    def _group_highlighted(self) -> None:
+        group = self.query_one(GroupTable).selected_group
+        if group is None:
+            return
+        self._show_output(group.runs[0].host.id)
+        count = len(group.runs)
+        self.output.border_title = (
+            f"{host_markup(group.names)} ({count} host{'' if count == 1 else 's'}) · {host_markup(group.result)}"
+        )
+
     @on(DataTable.RowHighlighted, "#fanout-results")
     def _row_highlighted(self) -> None:
         host_id = self.table.selected_host_id
@@ -354,7 +376,76 @@ class FanoutScreen(Screen[None]):
             self.cancel(run.host.id, run.job.id)
         self.notify(f"cancelling {len(running)} job{'' if len(running) == 1 else 's'}…")
 
+    def action_toggle_grouped(self) -> None:
+        """Switch between one row per host and one row per group of identical results."""
+        groups = self.query_one(GroupTable)
+        grouped = not groups.display
+        groups.display = grouped
+        self.table.display = not grouped
+        if grouped:
+            self._grouped_dirty = True
+            self._regroup()
+            groups.focus()
+        else:
+            self.table.focus()
+            self._show_output(self.table.selected_host_id)
+
+    def action_mark_for_diff(self) -> None:
+        """Make the highlighted host the one ``d`` compares against (again: unmark)."""
+        host_id = self._selected_host_id()
+        self.diff_base = None if host_id == self.diff_base else host_id
+        run = self.runs.get(self.diff_base or "")
+        self.notify(f"diff base: {host_markup(run.host.name)}" if run else "diff base: the largest group")
+
+    def action_diff(self) -> None:
+        """Show the unified diff of the highlighted host's output against the diff base."""
+        run = self.runs.get(self._selected_host_id() or "")
+        groups = group_runs(list(self.runs.values()))
+        base = self.runs.get(self.diff_base or "") or (groups[0].runs[0] if groups else None)
+        if run is None or base is None or base is run:
+            self.notify("mark another host with space first", severity="warning")
+            return
+        lines = diff_outputs(base, run)
+        self.output.clear()
+        self.output.border_title = f"diff {host_markup(base.host.name)} → {host_markup(run.host.name)}"
+        if not lines:
+            self.output.add_note("the outputs are identical")
+        for line in lines:
+            self.output.feed(line.encode() + b"\n", stderr=line.startswith("-") and not line.startswith("---"))
+
+    def action_rerun_failed(self) -> None:
+        """Run the command again on the hosts that did not end with exit 0 (after asking)."""
+        failed = [run.host for run in self.runs.values() if run.failed]
+        if not failed:
+            self.notify("no host failed", severity="warning")
+            return
+        from oc_tui.screens.confirm import ConfirmScreen
+        from oc_tui.screens.run_command import host_sample
+
+        count = len(failed)
+        text = f"$ {host_markup(self.command)}\non {host_sample(failed)}"
+        title = f"Re-run on {count} failed host{'' if count == 1 else 's'}?"
+
+        def rerun(confirmed: bool | None) -> None:
+            if confirmed:
+                self.app.push_screen(FanoutScreen(failed, self.command, self._clock, live=self._live))
+
+        self.app.push_screen(ConfirmScreen(title, text, "Re-run"), rerun)
+
     # --- helpers ------------------------------------------------------------------------------------
+
+    def _selected_host_id(self) -> str | None:
+        groups = self.query_one(GroupTable)
+        if groups.display:
+            group = groups.selected_group
+            return group.runs[0].host.id if group else None
+        return self.table.selected_host_id
+
+    def _regroup(self) -> None:
+        groups = self.query_one(GroupTable)
+        if groups.display and self._grouped_dirty:
+            self._grouped_dirty = False
+            groups.set_groups(group_runs(list(self.runs.values())))
 
     def _update(self, host_id: str, **changes: Any) -> None:
         run = self.runs.get(host_id)
@@ -421,6 +512,7 @@ class FanoutScreen(Screen[None]):
             self.output.border_title = f"output · {host_markup(run.host.name)}"
 
     def _update_info(self) -> None:
+        self._grouped_dirty = True
         runs = list(self.runs.values())
         counts: dict[str, int] = {}
         for run in runs:
@@ -431,6 +523,9 @@ class FanoutScreen(Screen[None]):
             if counts.get(status):
                 label = "not run" if status == "skipped" else status
                 parts.append(f"{counts[status]} {label}")
+        summary = exit_summary(runs)
+        if summary:
+            parts.append(host_markup(summary))
         self.query_one("#fanout-info", Static).update(f"fan-out  ·  {'  ·  '.join(parts)}")
 
     def _tick(self) -> None:
