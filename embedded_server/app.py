@@ -15,8 +15,9 @@ from types import ModuleType
 from fastapi import FastAPI
 from pydantic.warnings import UnsupportedFieldAttributeWarning
 
-from . import __version__, errors, fs, groups, hosts, idempotency, jobs, sessions, tunnels
+from . import __version__, auth, errors, fs, groups, hosts, idempotency, jobs, sessions, tunnels
 from .db import Database
+from .deps import API_PREFIX
 from .hosts.events import EventLog
 from .hosts.store import HostStore
 from .hub import Hub
@@ -65,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
     for section in SECTIONS:
         section.install(app)
     idempotency.install(app)  # every POST honours Idempotency-Key
+    app.add_api_route(API_PREFIX + "/token", auth.token_info, methods=["GET"], tags=["auth"])
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -17,7 +17,7 @@ from types import FrameType
 import uvicorn
 
 from .app import create_app
-from .auth import create_tenant, ensure_admin
+from .auth import create_tenant, create_token, ensure_admin, tenant_for_token
 from .db import Database
 from .settings import Settings, default_data_dir
 
@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
             "--public-url", default=argparse.SUPPRESS, help="base URL others reach the server at"
         )
     token = sub.add_parser("token", help="print the admin API token")
+    token.add_argument(
+        "--read-only",
+        action="store_true",
+        help="mint and print a new read-only token of the admin's tenant (every mutating call is refused)",
+    )
     tenant = sub.add_parser("tenant", help="manage tenants")
     tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)
     add = tenant_sub.add_parser("add", help="create a tenant and print 'TENANT_ID TOKEN'")
@@ -141,7 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         return serve(settings)
     db = Database(Settings(data_dir=data_dir).db_path)
     try:
-        if args.command == "token":
+        if args.command == "token" and args.read_only:
+            admin = ensure_admin(db, data_dir)
+            tenant_id = tenant_for_token(db, admin)
+            assert tenant_id is not None  # ensure_admin answers a token it knows
+            with db.transaction():
+                print(create_token(db, tenant_id, "read-only", read_only=True))
+        elif args.command == "token":
             print(ensure_admin(db, data_dir))
         else:
             tenant_id, token = create_tenant(db, args.name)

@@ -124,6 +124,7 @@ class OcTuiApp(App[None]):
         public_url: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         live: bool = True,
+        read_only: bool = False,
     ) -> None:
         """``client``: a ready client to use instead of one built from the profile (its owner closes it).
         ``themes``: the themes to offer (with the user's, as ``oc-tui`` loads them); the bundled ones
@@ -138,6 +139,8 @@ class OcTuiApp(App[None]):
         self._live = live
         self.networked = live
         """False in tests and screenshots: screens then do no network work of their own."""
+        self.read_only: str | None = "--read-only" if read_only else None
+        """Why every mutating key is disabled (see oc_tui/readonly.py), or None."""
         self.histories: dict[str, list[str]] = {}
         """Command-line history per host id (and one for fan-out), for this run of the app."""
         self._local: LocalControlPlane | None = None

@@ -50,7 +50,11 @@ class HostRun:
     def failed(self) -> bool:
         """It ran (or its start failed) and did not end with exit 0: a re-run's candidates (hosts that
         were not run, offline ones, are not)."""
-        return self.finished and self.status != "skipped" and not (self.status == "completed" and self.exit_code == 0)
+        return (
+            self.finished
+            and self.status != "skipped"
+            and not (self.status == "completed" and self.exit_code == 0)
+        )
 
     @property
     def exit_code(self) -> int | None:

@@ -29,7 +29,9 @@ async def test_group_crud_members_and_tag_queries(inprocess) -> None:
     db1 = await register(c, "db-1", role="db", env="prod")
 
     # a tag query is evaluated when used: a host that gains a label joins
-    response = await c.post("/groups", json={"name": "webs", "kind": "tag_query", "tag_query": {"or": ["role=web"]}})
+    response = await c.post(
+        "/groups", json={"name": "webs", "kind": "tag_query", "tag_query": {"or": ["role=web"]}}
+    )
     assert response.status_code == 201, response.text
     webs = response.json()["group"]
     assert (webs["kind"], webs["member_count"], webs["tag_query"]) == ("tag_query", 1, {"or": ["role=web"]})
@@ -84,7 +86,10 @@ async def test_fan_out_requests_are_validated(inprocess) -> None:
     both = {"command": "true", "host_ids": [host], "tag_query": {"or": ["a"]}}
     assert error(await c.post("/fanouts", json=both)) == (400, "VALIDATION_ERROR")
     assert error(await c.post("/fanouts", json={"host_ids": [host]})) == (400, "VALIDATION_ERROR")
-    assert error(await c.post("/fanouts", json={"command": "true", "host_ids": ["host_x1234"]})) == (404, "NOT_FOUND")
+    assert error(await c.post("/fanouts", json={"command": "true", "host_ids": ["host_x1234"]})) == (
+        404,
+        "NOT_FOUND",
+    )
     batch = {"command": "true", "host_ids": [host], "batch_size": 0}
     assert error(await c.post("/fanouts", json=batch)) == (400, "VALIDATION_ERROR")
     assert error(await c.get("/fanouts/fo_nothere123")) == (404, "NOT_FOUND")
@@ -112,13 +117,17 @@ async def read_stream(client: Any, fanout_id: str) -> list[dict[str, Any]]:
 
 async def test_fan_out_to_real_agents(server, start_agent) -> None:
     hosts = {}
-    for name, role in (("fo-a", "web"), ("fo-b", "web"), ("fo-c", "db")):
+    for name in ("fo-a", "fo-b", "fo-c"):
         hosts[name] = (await online_host(server, start_agent, name))["id"]
     gone = server.register("fo-d", labels={"role": "web"})
     async with api(server) as c:
         for name, role in (("fo-a", "web"), ("fo-b", "web"), ("fo-c", "db")):
             await c.patch(f"/hosts/{hosts[name]}", json={"labels": {"role": role}})
-        group = (await c.post("/groups", json={"name": "web", "kind": "tag_query", "tag_query": {"or": ["role=web"]}})).json()
+        group = (
+            await c.post(
+                "/groups", json={"name": "web", "kind": "tag_query", "tag_query": {"or": ["role=web"]}}
+            )
+        ).json()
         gid = group["group"]["id"]
 
         # the group's exec: one request; the offline member is reported at once
@@ -140,7 +149,11 @@ async def test_fan_out_to_real_agents(server, start_agent) -> None:
         assert end["type"] == "fanout_end" and end["summary"] == {"exit 3": 2, "not run": 1}
         record = (await c.get(f"/fanouts/{body['id']}")).json()
         assert record["status"] == "completed"
-        assert {e["host_name"]: e.get("exit_code") for e in record["fan_out"]} == {"fo-a": 3, "fo-b": 3, "fo-d": None}
+        assert {e["host_name"]: e.get("exit_code") for e in record["fan_out"]} == {
+            "fo-a": 3,
+            "fo-b": 3,
+            "fo-d": None,
+        }
 
         # batch size 1 and stop on the first failure: the first host fails, the others never start
         ids = [hosts["fo-a"], hosts["fo-b"], hosts["fo-c"]]
@@ -152,16 +165,26 @@ async def test_fan_out_to_real_agents(server, start_agent) -> None:
         assert events[-1]["status"] == "stopped"
 
         # batch size 2 without stop: everything runs, at most two at a time
-        body = (await c.post("/fanouts", json={**stop, "stop_on_failure": False, "batch_size": 2, "command": "true"})).json()
+        body = (
+            await c.post(
+                "/fanouts", json={**stop, "stop_on_failure": False, "batch_size": 2, "command": "true"}
+            )
+        ).json()
         events = await read_stream(c, body["id"])
         assert events[-1]["summary"] == {"exit 0": 3}
 
         # cancel-all: running jobs are cancelled, the pending one is skipped
-        body = (await c.post("/fanouts", json={"command": "sleep 30", "host_ids": ids, "batch_size": 2})).json()
+        body = (
+            await c.post("/fanouts", json={"command": "sleep 30", "host_ids": ids, "batch_size": 2})
+        ).json()
         reading = asyncio.create_task(read_stream(c, body["id"]))
         cancelled = await c.delete(f"/fanouts/{body['id']}")
         assert cancelled.status_code == 200
-        assert sorted(e.get("status") for e in cancelled.json()["fan_out"]) == ["cancelled", "cancelled", "skipped"]
+        assert sorted(e.get("status") for e in cancelled.json()["fan_out"]) == [
+            "cancelled",
+            "cancelled",
+            "skipped",
+        ]
         events = await asyncio.wait_for(reading, 15)
         assert events[-1]["status"] == "cancelled"
         assert events[-1]["summary"] == {"cancelled": 2, "skipped": 1}

@@ -228,7 +228,9 @@ async def test_fan_out_results_grouped_diffed_and_failed_rerun(server, start_age
         await wait_until(pilot, lambda: isinstance(app.screen, FanoutScreen), "the results")
         screen = app.screen
         assert isinstance(screen, FanoutScreen)
-        await wait_until(pilot, lambda: all(run.finished for run in screen.runs.values()), "all ended", timeout=15)
+        await wait_until(
+            pilot, lambda: all(run.finished for run in screen.runs.values()), "all ended", timeout=15
+        )
         assert screen.fanout_id is not None  # the server's fan-out, one request
         info = str(screen.query_one("#fanout-info").render())
         assert "exit 0 ×2 · exit 1 ×1" in info
@@ -248,8 +250,12 @@ async def test_fan_out_results_grouped_diffed_and_failed_rerun(server, start_age
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
         assert "gr-3" in str(app.screen.query_one(".dialog-text", Label).render())
         await pilot.press("y")
-        await wait_until(pilot, lambda: isinstance(app.screen, FanoutScreen) and app.screen is not screen, "re-run")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, FanoutScreen) and app.screen is not screen, "re-run"
+        )
         rerun = app.screen
         assert isinstance(rerun, FanoutScreen)
         assert [run.host.name for run in rerun.runs.values()] == ["gr-3"]
-        await wait_until(pilot, lambda: all(run.finished for run in rerun.runs.values()), "re-run ended", timeout=15)
+        await wait_until(
+            pilot, lambda: all(run.finished for run in rerun.runs.values()), "re-run ended", timeout=15
+        )

@@ -148,8 +148,10 @@ class FanOutRun:
             member.settled.set()
         batch = self.record["batch_size"] or len(ready)
         first, later = ready[:batch], ready[batch:]
+        assert self.spec is not None  # a run rebuilt from its record is never begun
+        spec = self.spec
         with self.jobs.db.transaction():  # one commit for the batch's job records, not one each
-            rows = [self.jobs.create(self.record["tenant_id"], member.host_id, self.spec) for member in first]
+            rows = [self.jobs.create(self.record["tenant_id"], member.host_id, spec) for member in first]
         await asyncio.gather(*(self._start(member, row) for member, row in zip(first, rows, strict=True)))
         self.store.save_fanout(self._row())
         self.task = asyncio.create_task(self._drive(first, deque(later), batch))
@@ -318,7 +320,9 @@ class FanOuts:
         """Start ``request``'s job on ``hosts``; answers once every member of the first batch has a job
         (or an error). The run stays live until its last member ended."""
         if len(hosts) > MAX_MEMBERS:
-            raise ApiProblem(400, ErrorCode.VALIDATION_ERROR, f"a fan-out reaches at most {MAX_MEMBERS} hosts")
+            raise ApiProblem(
+                400, ErrorCode.VALIDATION_ERROR, f"a fan-out reaches at most {MAX_MEMBERS} hosts"
+            )
         spec = request.spec
         now = _now()
         record = {

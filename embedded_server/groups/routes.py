@@ -19,7 +19,7 @@ from .. import durable, limits
 from ..deps import Tenant, keepalive_of, path_id, sse_response, valid_host_id
 from ..errors import ApiProblem
 from ..jobs.routes import parse_exec
-from .fanout import FanOutRequest, FanOuts, FanOutRun
+from .fanout import FanOutRequest, FanOutRun, FanOuts
 from .store import GroupStore, member_json
 
 router = limits.router(tags=["groups"])
@@ -50,7 +50,7 @@ def group_body(request: Request, row: dict[str, Any]) -> dict[str, Any]:
 @router.get("/groups")
 async def list_groups(request: Request, tenant_id: Tenant) -> dict[str, Any]:
     """The tenant's groups: ``{"groups": [...]}`` (each with ``member_count``)."""
-    return {"groups": [group.model_dump(mode="json") for group in groups_of(request).list(tenant_id)]}
+    return {"groups": [group.model_dump(mode="json") for group in groups_of(request).list_groups(tenant_id)]}
 
 
 @router.post("/groups", status_code=201)
@@ -100,7 +100,9 @@ async def add_members(
 
 
 @router.post("/groups/{group_id}/members/{host_id}")
-async def add_member(request: Request, tenant_id: Tenant, group_id: GroupId, host_id: HostId) -> dict[str, Any]:
+async def add_member(
+    request: Request, tenant_id: Tenant, group_id: GroupId, host_id: HostId
+) -> dict[str, Any]:
     """Add one host to an explicit group (adding it again changes nothing)."""
     groups = groups_of(request)
     groups.add_members(groups.row(tenant_id, group_id), [host_id])
@@ -133,7 +135,9 @@ async def create_fanout(request: Request, tenant_id: Tenant, body: Body_) -> dic
     """An ad-hoc fan-out to ``host_ids``, the hosts a ``tag_query`` matches, or a ``group_id``'s members."""
     spec = parse_exec(body, FanOutRequest)
     if spec.targets() != 1:
-        raise ApiProblem(400, ErrorCode.VALIDATION_ERROR, "name the hosts by one of host_ids, tag_query, group_id")
+        raise ApiProblem(
+            400, ErrorCode.VALIDATION_ERROR, "name the hosts by one of host_ids, tag_query, group_id"
+        )
     groups = groups_of(request)
     if spec.group_id is not None:
         hosts = groups.members(groups.row(tenant_id, spec.group_id))

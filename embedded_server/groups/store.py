@@ -75,9 +75,7 @@ def matches(query: dict[str, Any], labels: dict[str, str]) -> bool:
     if not query:
         return False
     op, items = next(iter(query.items()))
-    results = (
-        (_has_tag(item, labels) if isinstance(item, str) else matches(item, labels)) for item in items
-    )
+    results = ((_has_tag(item, labels) if isinstance(item, str) else matches(item, labels)) for item in items)
     return all(results) if op == "and" else any(results)
 
 
@@ -130,7 +128,7 @@ class GroupStore:
         count = len(self.members(row)) if member_count is None else member_count
         return from_row(Group, row, member_count=count)
 
-    def list(self, tenant_id: str) -> list[Group]:
+    def list_groups(self, tenant_id: str) -> list[Group]:
         """The tenant's groups, oldest first, each with its member count."""
         rows = self.db.all("SELECT * FROM host_groups WHERE tenant_id = ? ORDER BY seq", (tenant_id,))
         if not rows:
@@ -153,7 +151,7 @@ class GroupStore:
         if count and count["n"] >= MAX_GROUPS:
             raise ApiProblem(409, ErrorCode.CONFLICT, f"a tenant has at most {MAX_GROUPS} groups")
         now = _now()
-        row = {
+        row: dict[str, Any] = {
             "id": new_id("group"),
             "tenant_id": tenant_id,
             "name": spec.name,
@@ -182,7 +180,9 @@ class GroupStore:
             try:
                 self.db.update("host_groups", row["id"], values)
             except sqlite3.IntegrityError:
-                raise ApiProblem(409, ErrorCode.CONFLICT, f"a group called {values['name']!r} exists") from None
+                raise ApiProblem(
+                    409, ErrorCode.CONFLICT, f"a group called {values['name']!r} exists"
+                ) from None
         return self.row(row["tenant_id"], row["id"])
 
     def delete(self, row: dict[str, Any]) -> None:

@@ -67,7 +67,7 @@ Wait = Annotated[float | None, Query(gt=0, le=300)]
 RESULT_SLACK = 10.0  # seconds ``stream: false`` waits past the job's timeout for its end to be stored
 
 
-def parse_exec(body: dict[str, Any], model: type[E] = ExecRequest) -> E:  # type: ignore[assignment]
+def parse_exec(body: dict[str, Any], model: type[E]) -> E:
     """The exec body in either dialect (as ``model``, an :class:`ExecRequest` or a subclass), or the usual
     400 VALIDATION_ERROR."""
     if "command" not in body and "cmd" not in body:  # "command: is required", as the reference names it
@@ -160,14 +160,14 @@ async def run_job(
     """
     if body.get("stream") is True:
         try:
-            exec_request = parse_exec(body)
+            exec_request = parse_exec(body, ExecRequest)
             require_online(request, host)
         except (RequestValidationError, ApiProblem) as exc:
             code, message = problem_of(exc)
             events = durable.error_events("exec_error", OWNER, "", code, message)
             return sse_response(durable.sse(events, keepalive_of(request)))
     else:
-        exec_request = parse_exec(body)
+        exec_request = parse_exec(body, ExecRequest)
         require_online(request, host)
     spec = exec_request.spec
     jobs = jobs_of(request)
@@ -190,7 +190,7 @@ async def run_job(
 async def dispatch_job(request: Request, _tenant: Tenant, host: TenantHost, body: Body_) -> dict[str, Any]:
     """MIOSA's durable dispatch: start the job (either dialect, no ``stream``) and answer 202 at once
     with the job and ``links`` to its record and its stream."""
-    spec = parse_exec(body).hosted_spec
+    spec = parse_exec(body, ExecRequest).hosted_spec
     require_online(request, host)
     jobs = jobs_of(request)
     row = jobs.create(host.tenant_id, host.id, spec)

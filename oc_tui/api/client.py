@@ -578,6 +578,19 @@ class OpenComputersClient:
             )
         )
 
+    async def token_read_only(self) -> bool:
+        """Whether the server says this token may only read (``GET /token``, an oc-server extension;
+        False from a server without it).
+
+        Raises:
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
+        try:
+            body = await self._get_json("GET", "/token")
+        except errors.NotFoundError:
+            return False
+        return isinstance(body, dict) and body.get("read_only") is True
+
     # --- host groups and fan-outs -----------------------------------------------------------------
 
     async def list_groups(self) -> list[models.Group]:

@@ -386,7 +386,7 @@ def check_tag_query(value: Any, depth: int = 0) -> int:
         raise ValueError('a tag query is {"and": [...]} or {"or": [...]}')
     if depth > MAX_QUERY_DEPTH:
         raise ValueError(f"a tag query nests at most {MAX_QUERY_DEPTH} deep")
-    items = next(iter(value.values()), [])
+    items: Any = next(iter(value.values()), [])
     if not isinstance(items, list):
         raise ValueError("a tag query's and/or holds a list")
     terms = 0

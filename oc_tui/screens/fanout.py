@@ -28,9 +28,10 @@ from textual.worker import Worker, WorkerState
 from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.models import FanOut, Host, Job, JobStatus
 from oc_tui.api.streams import FanOutEnd, JobExit, MemberNotRun, OutputChunk
-from oc_tui.jobs_model import exit_note
-from oc_tui.screens.host_tab import client_of
 from oc_tui.fanout_model import HostRun, diff_outputs, exit_summary, group_runs
+from oc_tui.jobs_model import exit_note
+from oc_tui.readonly import ReadOnlyGuard
+from oc_tui.screens.host_tab import client_of
 from oc_tui.widgets.fanout_table import FIRST_LINE_CHARS, FanoutTable, GroupTable
 from oc_tui.widgets.formatting import describe_error, host_markup, job_duration
 from oc_tui.widgets.job_list import ACTIVE
@@ -47,7 +48,7 @@ KEEP_BYTES = 4 * 1024 * 1024
 """Output kept per host for the lower pane (the tail; the server has it all)."""
 
 
-class FanoutScreen(Screen[None]):
+class FanoutScreen(ReadOnlyGuard, Screen[None]):
     """Runs ``command`` on ``hosts``; ``esc`` goes back to the fleet (jobs keep running)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -56,7 +57,9 @@ class FanoutScreen(Screen[None]):
         Binding("C", "cancel_all", "Cancel all"),
         Binding("g", "toggle_grouped", "Grouped", tooltip="Hosts with identical results together"),
         Binding("space", "mark_for_diff", "Diff base", show=False),
-        Binding("d", "diff", "Diff", tooltip="Diff the host's output against the marked one (or the majority's)"),
+        Binding(
+            "d", "diff", "Diff", tooltip="Diff the host's output against the marked one (or the majority's)"
+        ),
         Binding("R", "rerun_failed", "Re-run failed"),
     ]
 
@@ -343,9 +346,7 @@ class FanoutScreen(Screen[None]):
             return
         self._show_output(group.runs[0].host.id)
         count = len(group.runs)
-        self.output.border_title = (
-            f"{host_markup(group.names)} ({count} host{'' if count == 1 else 's'}) · {host_markup(group.result)}"
-        )
+        self.output.border_title = f"{host_markup(group.names)} ({count} host{'' if count == 1 else 's'}) · {host_markup(group.result)}"
 
     @on(DataTable.RowHighlighted, "#fanout-results")
     def _row_highlighted(self) -> None:
@@ -411,7 +412,9 @@ class FanoutScreen(Screen[None]):
         if not lines:
             self.output.add_note("the outputs are identical")
         for line in lines:
-            self.output.feed(line.encode() + b"\n", stderr=line.startswith("-") and not line.startswith("---"))
+            self.output.feed(
+                line.encode() + b"\n", stderr=line.startswith("-") and not line.startswith("---")
+            )
 
     def action_rerun_failed(self) -> None:
         """Run the command again on the hosts that did not end with exit 0 (after asking)."""

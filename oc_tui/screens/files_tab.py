@@ -544,7 +544,7 @@ class FilesTab(HostTab):
         """Cancel is offered (and in the footer) only while a transfer runs."""
         if action == "cancel_transfer":
             return self._queue.active is not None
-        return True
+        return super().check_action(action, parameters)
 
     def action_cancel_transfer(self) -> None:
         if self._active_worker is not None:

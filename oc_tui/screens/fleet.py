@@ -33,6 +33,7 @@ from textual.worker import Worker, WorkerState
 from oc_tui.api import OpenComputersClient, StreamState, errors
 from oc_tui.api.models import Host, HostEvent, HostRegistration, HostSysInfo
 from oc_tui.hosts_model import HostCache, load_sysinfo
+from oc_tui.readonly import ReadOnlyGuard, read_only_reason
 from oc_tui.screens.confirm import ConfirmRevokeScreen
 from oc_tui.screens.host_key import HostKeyScreen
 from oc_tui.screens.host_tab import client_of
@@ -59,7 +60,7 @@ def unauthorized_text(profile: str, base_url: str) -> str:
     )
 
 
-class FleetScreen(Screen[None]):
+class FleetScreen(ReadOnlyGuard, Screen[None]):
     """The ``:hosts`` view."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -140,6 +141,7 @@ class FleetScreen(Screen[None]):
 
     def __init__(self, profile_name: str, base_url: str, clock: Callable[[], datetime]) -> None:
         super().__init__()
+        self._scope_known = False
         self._profile_name = profile_name
         self._base_url = base_url
         self._clock = clock
@@ -199,6 +201,10 @@ class FleetScreen(Screen[None]):
             return
         try:
             hosts = [host async for host in client.iter_hosts()]
+            if not self._scope_known:  # once: does the server say this token only reads?
+                self._scope_known = True
+                if await client.token_read_only() and not read_only_reason(self.app):
+                    self.app.read_only = "read-only token"  # type: ignore[attr-defined]
         except errors.OpenComputersError as exc:
             self.post_message(self.RequestFailed("load hosts", exc))
         else:
@@ -555,6 +561,9 @@ class FleetScreen(Screen[None]):
             parts.append(f"{marked} marked")
         if self.live:
             parts.append("● live")
+        reason = read_only_reason(self.app)
+        if reason:
+            parts.append(f"[b]read-only[/b] ({reason}): run, register, labels, revoke are off")
         self.query_one("#fleet-info", Static).update("  ·  ".join(parts))
 
     def _tick(self) -> None:

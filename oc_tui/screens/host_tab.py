@@ -20,6 +20,7 @@ from textual.worker import Worker, WorkerState
 
 from oc_tui.api import errors
 from oc_tui.api.models import utcnow
+from oc_tui.readonly import ReadOnlyGuard
 from oc_tui.widgets.formatting import describe_error, host_markup
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def client_of(node: object) -> OpenComputersClient | None:
     return cast("OpenComputersClient | None", getattr(getattr(node, "app", None), "client", None))
 
 
-class HostTab(Vertical):
+class HostTab(ReadOnlyGuard, Vertical):
     """One tab of the host screen; subclasses set the class attributes and compose their content."""
 
     TAB_ID: ClassVar[str]
