@@ -103,3 +103,36 @@ def test_server_cli_mints_a_read_only_token(tmp_path, capsys: pytest.CaptureFixt
         assert token_scope(db, admin) == (scope[0], False)
     finally:
         db.close()
+
+
+async def test_tui_on_a_read_only_token_disables_every_mutating_key(server) -> None:
+    from conftest import SIZE, rows, wait_until
+
+    from oc_tui.app import OcTuiApp
+    from oc_tui.config import Profile
+    from oc_tui.screens.run_command import RunCommandScreen
+
+    server.register("look-only")
+    db = Database(server.data_dir / "oc-server.db")
+    try:
+        with db.transaction():
+            token = create_token(db, server.tenant_id, "ro", read_only=True)
+    finally:
+        db.close()
+    for app in (
+        OcTuiApp(Profile(name="test", base_url=server.base_url, token=token, embedded=False)),
+        OcTuiApp(Profile(name="test", base_url=server.base_url, token=server.token, embedded=False), read_only=True),
+    ):
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: rows(app) == {"look-only": "pending"}, "the host")  # noqa: B023
+            await wait_until(pilot, lambda: app.read_only is not None, "read-only known")  # noqa: B023
+            fleet = app.fleet
+            fleet.table.focus()
+            await pilot.press("space", "x", "n", "l")
+            await pilot.pause()
+            assert app.screen is fleet and not isinstance(app.screen, RunCommandScreen)
+            for action in ("run_on_marked", "register", "edit_labels", "revoke"):
+                assert fleet.check_action(action, ()) is None  # disabled: greyed out in the footer
+            assert fleet.check_action("filter", ()) is True
+            info = str(fleet.query_one("#fleet-info").render())
+            assert "read-only" in info and ("read-only token" in info or "--read-only" in info)
