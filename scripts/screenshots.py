@@ -258,13 +258,13 @@ async def host_jobs(pilot: Pilot) -> None:
 def demo_fanout_runs(screen: FanoutScreen) -> None:
     """Five hosts: three finished (one failed), one still running, one offline (not run)."""
     results = {
-        "host_demo0001": ("completed", 0, 0.2, b"Linux workstation 6.8.0-45-generic x86_64 GNU/Linux\n"),
-        "host_demo0002": ("completed", 0, 0.3, b"Linux web-1 6.8.0-45-generic x86_64 GNU/Linux\n"),
+        "host_demo0001": ("completed", 0, 0.2, b"6.8.0-45-generic\n"),
+        "host_demo0002": ("completed", 0, 0.3, b"6.8.0-45-generic\n"),
         "host_demo0004": ("failed", 127, 0.1, b"sh: 1: uname: not found\n"),
         "host_demo0008": ("running", None, 0, b""),
     }
     for host_id, (status, exit_code, ran_s, output) in results.items():
-        job = _job(10, "uname -a", status, exit_code, 4, ran_s).model_copy(update={"host_id": host_id})
+        job = _job(10, "uname -r", status, exit_code, 4, ran_s).model_copy(update={"host_id": host_id})
         screen.post_message(FanoutScreen.JobChanged(host_id, job))
         if output:
             screen.post_message(FanoutScreen.OutputArrived(host_id, output, stderr=status == "failed"))
@@ -282,7 +282,7 @@ async def fanout(pilot: Pilot) -> None:
     )
     await pilot.press("x")
     await pilot.pause()
-    await pilot.press(*"uname -a", "enter")
+    await pilot.press(*"uname -r", "enter")
     await pilot.pause()
     results = pilot.app.screen
     assert isinstance(results, FanoutScreen)
@@ -291,6 +291,15 @@ async def fanout(pilot: Pilot) -> None:
     results.table.move_cursor(row=2, animate=False)
     await pilot.pause()
     results.output.flush()
+    await _settle(pilot)
+
+
+async def fanout_grouped(pilot: Pilot) -> None:
+    """The same results grouped (``g``): hosts with identical output and exit together, dshbak-style."""
+    await fanout(pilot)
+    await pilot.press("g")
+    await pilot.pause(0.4)  # the grouped table refreshes every 0.25 s
+    pilot.app.screen.query_one(JobOutput).flush()
     await _settle(pilot)
 
 
@@ -688,6 +697,8 @@ SCENES: dict[str, tuple[tuple[int, int], Scene]] = {
     "host-jobs-80x24": ((80, 24), host_jobs),
     "fanout-ask": ((120, 40), fanout_ask),
     "fanout": ((120, 40), fanout),
+    "fanout-grouped": ((120, 40), fanout_grouped),
+    "fanout-grouped-80x24": ((80, 24), fanout_grouped),
     "host-files": ((120, 40), host_files),
     "host-files-80x24": ((80, 24), host_files),
     "host-files-transfer": ((120, 40), host_files_transfer),

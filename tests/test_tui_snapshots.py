@@ -36,6 +36,8 @@ _spec.loader.exec_module(screenshots)
         "host-jobs-80x24",
         "fanout-ask",
         "fanout",
+        "fanout-grouped",
+        "fanout-grouped-80x24",
         "host-files",
         "host-files-80x24",
         "host-files-transfer",
