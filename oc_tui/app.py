@@ -297,6 +297,8 @@ class OcTuiApp(App[None]):
             self.exit()
         elif view is not None and view.open is not None:
             view.open(self)
+            if view.name == "hosts":
+                self.fleet.scope_to_group(views.group_argument(command))
         elif view is not None:
             self.notify(f":{name} is not yet available", severity="warning")
         else:

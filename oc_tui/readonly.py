@@ -16,6 +16,7 @@ MUTATING_ACTIONS = frozenset(
         "register",
         "edit_labels",
         "revoke",
+        "save_group",
         # fan-out results
         "cancel_job",
         "cancel_all",

@@ -211,3 +211,40 @@ def test_python_sdk_group_methods(server) -> None:
     assert fan.fan_out == [{"host_id": a["id"], "host_name": "sdk-g1", "error": "offline — not run"}]
     oc.groups.delete(tagged.id)
     assert [g.name for g in oc.groups.list().groups] == ["sdk"]
+
+
+async def test_tui_saves_the_filter_as_a_group_lists_groups_and_opens_one(server) -> None:
+    from conftest import SIZE, make_app, rows, wait_until
+
+    from oc_tui.screens.resource import ResourceScreen
+    from oc_tui.widgets.resource_table import ResourceTable
+
+    server.register("sv-web-1", labels={"role": "web"})
+    server.register("sv-db-1", labels={"role": "db"})
+    app = make_app(server)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: len(rows(app)) == 2, "two hosts")
+        app.fleet.table.focus()
+        await pilot.press("slash", *"role=web", "enter", "v")
+        await wait_until(pilot, lambda: app.screen.query("#name"), "the save dialog")
+        await pilot.press(*"webs", "enter")
+        await wait_until(pilot, lambda: app.screen is app.fleet, "saved")
+        async with api(server) as c:
+            saved = (await c.get("/groups")).json()["groups"]
+        assert [(g["name"], g["kind"], g["tag_query"], g["member_count"]) for g in saved] == [
+            ("webs", "tag_query", {"and": ["role=web"]}, 1)
+        ]
+        await pilot.press("escape", "colon", *"groups", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ResourceScreen), ":groups")
+        table = app.screen.query_one(ResourceTable)
+        await wait_until(pilot, lambda: table.row_count == 1, "the group listed")
+        assert [str(cell) for cell in table.get_row_at(0)] == ["webs", "tag_query", "1", "role=web"]
+        server.register("sv-web-2", labels={"role": "web"})  # joins by its label
+        await pilot.press("colon", *"hosts group=webs", "enter")
+        await wait_until(
+            pilot,
+            lambda: app.screen is app.fleet and rows(app) == {"sv-web-1": "pending", "sv-web-2": "pending"},
+            "the group's hosts",
+            timeout=15,
+        )
+        assert "group webs" in str(app.fleet.query_one("#fleet-info").render())

@@ -121,7 +121,9 @@ async def test_tui_on_a_read_only_token_disables_every_mutating_key(server) -> N
         db.close()
     for app in (
         OcTuiApp(Profile(name="test", base_url=server.base_url, token=token, embedded=False)),
-        OcTuiApp(Profile(name="test", base_url=server.base_url, token=server.token, embedded=False), read_only=True),
+        OcTuiApp(
+            Profile(name="test", base_url=server.base_url, token=server.token, embedded=False), read_only=True
+        ),
     ):
         async with app.run_test(size=SIZE) as pilot:
             await wait_until(pilot, lambda: rows(app) == {"look-only": "pending"}, "the host")  # noqa: B023

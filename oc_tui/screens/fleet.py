@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -75,6 +75,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         Binding("ctrl+d,delete", "revoke", "Revoke", show=False),
         Binding("r", "reload", "Reload", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("v", "save_group", "Save view", show=False, tooltip="Save the filter as a host group"),
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
 
@@ -149,6 +150,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         self.host_updated: Signal[Host] = Signal(self, "host-updated")
         """Every fresh host record, published to open host screens (they subscribe)."""
         self._filter = HostFilter()
+        self._group: tuple[str, set[str]] | None = None  # :hosts group=NAME: its name and members
         self._stream_down = False
         self._polling = False
         self.live = False
@@ -381,6 +383,48 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
     def _filter_submitted(self) -> None:
         self.table.focus()
 
+    def scope_to_group(self, name: str | None) -> None:
+        """Show only the members of the group called ``name`` (None: every host again)."""
+        self._group = None
+        self._render_hosts()
+        if name is not None:
+            self.load_group(name)
+
+    @work(exclusive=True, group="group-scope", exit_on_error=False)
+    async def load_group(self, name: str) -> None:
+        """Resolve a group's members (a tag query is evaluated now) and show only them."""
+        from oc_tui.screens.groups import group_member_ids
+
+        client = self.client
+        if client is None:
+            return
+        try:
+            members = await group_member_ids(client, name)
+        except errors.OpenComputersError as exc:
+            self.post_message(self.RequestFailed(f"group {name}", exc))
+            return
+        if members is None:
+            self.notify(f"no group called {host_markup(name)} — :groups lists them", severity="error")
+            return
+        self._group = (name, members)
+        self._render_hosts()
+
+    def action_save_group(self) -> None:
+        """Save the filter as a group (label terms: a tag query; otherwise the hosts shown)."""
+        if not self._filter.active:
+            self.notify("filter the fleet first (/), then save it as a group", severity="warning")
+            return
+        from oc_tui.screens.groups import SaveGroupScreen
+
+        def saved(group: Any) -> None:
+            if group is not None:
+                self.notify(
+                    f"group {host_markup(group.name)} saved ({group.member_count} hosts)", title="Saved"
+                )
+
+        shown = list(self.table.shown_ids)
+        self.app.push_screen(SaveGroupScreen(self.client, self._filter, shown), saved)
+
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.value = ""
@@ -527,9 +571,16 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         self.host_updated.publish(host)
 
     def _render_hosts(self) -> None:
-        self.table.show_hosts(
-            self._hosts.hosts.values(), self._filter.matches if self._filter.active else None
-        )
+        filtered = self._filter.matches if self._filter.active else None
+        shown = filtered
+        if self._group is not None:
+            members = self._group[1]
+
+            def in_group(host: Host) -> bool:
+                return host.id in members and (filtered is None or filtered(host))
+
+            shown = in_group
+        self.table.show_hosts(self._hosts.hosts.values(), shown)
         self._update_info()
         self._show_selected()
 
@@ -554,7 +605,9 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
             host_markup(self._base_url),
             f"{total} host{'' if total == 1 else 's'}, {online} online",
         ]
-        if self._filter.active:
+        if self._group is not None:
+            parts.append(f"group {host_markup(self._group[0])}")
+        if self._filter.active or self._group is not None:
             parts.append(f"{self.table.row_count} shown")
         marked = len(self.table.marked)
         if marked:
