@@ -139,7 +139,7 @@ class OcTuiApp(App[None]):
         self._live = live
         self.networked = live
         """False in tests and screenshots: screens then do no network work of their own."""
-        self.read_only: str | None = "--read-only" if read_only else None
+        self.read_only: str | None = "--read-only" if read_only else None  # or "token" (the server says)
         """Why every mutating key is disabled (see oc_tui/readonly.py), or None."""
         self.histories: dict[str, list[str]] = {}
         """Command-line history per host id (and one for fan-out), for this run of the app."""

@@ -106,7 +106,7 @@ def test_server_cli_mints_a_read_only_token(tmp_path, capsys: pytest.CaptureFixt
 
 
 async def test_tui_on_a_read_only_token_disables_every_mutating_key(server) -> None:
-    from conftest import SIZE, rows, wait_until
+    from conftest import SIZE, notifications, rows, wait_until
 
     from oc_tui.app import OcTuiApp
     from oc_tui.config import Profile
@@ -137,4 +137,5 @@ async def test_tui_on_a_read_only_token_disables_every_mutating_key(server) -> N
                 assert fleet.check_action(action, ()) is None  # disabled: greyed out in the footer
             assert fleet.check_action("filter", ()) is True
             info = str(fleet.query_one("#fleet-info").render())
-            assert "read-only" in info and ("read-only token" in info or "--read-only" in info)
+            assert "read-only (token)" in info or "read-only (--read-only)" in info
+            assert any("are off" in message for _, message in notifications(app))  # noqa: B023

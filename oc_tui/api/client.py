@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -685,7 +686,15 @@ class OpenComputersClient:
         )
         if stop_on_failure:
             body["stop_on_failure"] = True
-        return await self._call(models.FanOut, "POST", "/fanouts", json=body)
+        # A pooled connection the server closed while idle fails the POST before any answer; sent again
+        # with the same Idempotency-Key, the fan-out cannot start twice.
+        headers = {"Idempotency-Key": "fo-" + secrets.token_hex(16)}
+        try:
+            return await self._call(models.FanOut, "POST", "/fanouts", json=body, headers=headers)
+        except errors.ConnectionFailed as exc:
+            if not isinstance(exc.__cause__, (httpx.ReadError, httpx.RemoteProtocolError)):
+                raise
+        return await self._call(models.FanOut, "POST", "/fanouts", json=body, headers=headers)
 
     async def get_fanout(self, fanout_id: str) -> models.FanOut:
         """A fan-out's record as the server has it now.

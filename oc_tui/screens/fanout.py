@@ -380,6 +380,7 @@ class FanoutScreen(ReadOnlyGuard, Screen[None]):
     def action_toggle_grouped(self) -> None:
         """Switch between one row per host and one row per group of identical results."""
         groups = self.query_one(GroupTable)
+        groups.border_title = self.table.border_title
         grouped = not groups.display
         groups.display = grouped
         self.table.display = not grouped

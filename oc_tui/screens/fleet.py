@@ -206,7 +206,13 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
             if not self._scope_known:  # once: does the server say this token only reads?
                 self._scope_known = True
                 if await client.token_read_only() and not read_only_reason(self.app):
-                    self.app.read_only = "read-only token"  # type: ignore[attr-defined]
+                    self.app.read_only = "token"  # type: ignore[attr-defined]
+                if read_only_reason(self.app):
+                    self.notify(
+                        "Keys that would change a host or the control plane (run, register, labels,"
+                        " revoke, uploads, terminals …) are off.",
+                        title=f"Read-only ({read_only_reason(self.app)})",
+                    )
         except errors.OpenComputersError as exc:
             self.post_message(self.RequestFailed("load hosts", exc))
         else:
@@ -616,7 +622,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
             parts.append("● live")
         reason = read_only_reason(self.app)
         if reason:
-            parts.append(f"[b]read-only[/b] ({reason}): run, register, labels, revoke are off")
+            parts.insert(1, f"[b]read-only[/b] ({reason})")
         self.query_one("#fleet-info", Static).update("  ·  ".join(parts))
 
     def _tick(self) -> None:
