@@ -17,6 +17,7 @@ MUTATING_ACTIONS = frozenset(
         "edit_labels",
         "revoke",
         "save_group",
+        "push_file",
         # fan-out results
         "cancel_job",
         "cancel_all",

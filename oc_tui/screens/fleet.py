@@ -67,6 +67,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         Binding("space", "toggle_mark", "Mark", tooltip="Mark / unmark the host (for x)"),
         Binding("a", "mark_shown", "Mark all shown", show=False),
         Binding("x", "run_on_marked", "Run", tooltip="Run one command on the marked hosts"),
+        Binding("P", "push_file", "Push file", show=False, tooltip="Push a local file to the marked hosts"),
         Binding("slash", "filter", "Filter"),
         Binding("n", "register", "Register"),
         # shown by ? and the palette; the footer keeps to what fits 80 columns
@@ -489,6 +490,30 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
                 self.app.push_screen(FanoutScreen(hosts, command, self._clock, live=self._networked))
 
         self.app.push_screen(RunCommandScreen(hosts, self._history("*fan-out*")), run)
+
+    def action_push_file(self) -> None:
+        """Ask for a local file and a remote path, confirm (naming the hosts), and push it to each marked
+        host (the highlighted one when none is)."""
+        hosts = self.marked_hosts() or [host for host in [self._selected()] if host is not None]
+        if not hosts:
+            return
+        from oc_tui.screens.confirm import ConfirmScreen
+        from oc_tui.screens.push import PushFileScreen, PushScreen, PushSpec
+        from oc_tui.screens.run_command import host_sample
+
+        def confirmed(spec: PushSpec, ok: bool | None) -> None:
+            if ok:
+                self.app.push_screen(PushScreen(hosts, spec))
+
+        def asked(spec: PushSpec | None) -> None:
+            if spec is None:
+                return
+            count = len(hosts)
+            title = f"Push to {count} host{'' if count == 1 else 's'}?"
+            text = f"{host_markup(str(spec.local))} → {host_markup(spec.remote)} (replaced where it exists)\non {host_sample(hosts)}"
+            self.app.push_screen(ConfirmScreen(title, text, "Push"), lambda ok: confirmed(spec, ok))
+
+        self.app.push_screen(PushFileScreen(len(hosts)), asked)
 
     def on_host_table_marks_changed(self) -> None:
         self._update_info()
