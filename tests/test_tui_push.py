@@ -35,6 +35,9 @@ async def test_push_a_file_to_marked_hosts(server, start_agent, tmp_path) -> Non
         screen = app.screen
         assert isinstance(screen, PushScreen)
         await wait_until(pilot, lambda: len(screen.finished) == 3, "every host finished", timeout=20)
-        assert screen.summary() == [("push-[1-2]", 2, "done (11.7 KiB)"), ("push-3", 1, "pending — not pushed")]
+        assert screen.summary() == [
+            ("push-[1-2]", 2, "done (11.7 KiB)"),
+            ("push-3", 1, "pending — not pushed"),
+        ]
     for name in ("push-1", "push-2"):
         assert (homes[name] / "conf" / "app.conf").read_bytes() == local.read_bytes()
