@@ -18,6 +18,8 @@ MUTATING_ACTIONS = frozenset(
         "revoke",
         "save_group",
         "push_file",
+        "broadcast_terminals",
+        "toggle_broadcast",
         # fan-out results
         "cancel_job",
         "cancel_all",

@@ -67,6 +67,9 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         Binding("space", "toggle_mark", "Mark", tooltip="Mark / unmark the host (for x)"),
         Binding("a", "mark_shown", "Mark all shown", show=False),
         Binding("x", "run_on_marked", "Run", tooltip="Run one command on the marked hosts"),
+        Binding(
+            "T", "broadcast_terminals", "Terminals", show=False, tooltip="A terminal on each marked host"
+        ),
         Binding("P", "push_file", "Push file", show=False, tooltip="Push a local file to the marked hosts"),
         Binding("slash", "filter", "Filter"),
         Binding("n", "register", "Register"),
@@ -514,6 +517,27 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
             self.app.push_screen(ConfirmScreen(title, text, "Push"), lambda ok: confirmed(spec, ok))
 
         self.app.push_screen(PushFileScreen(len(hosts)), asked)
+
+    def action_broadcast_terminals(self) -> None:
+        """Open a terminal on each marked host (asking first, naming them), with opt-in input broadcast."""
+        hosts = self.marked_hosts()
+        if not hosts:
+            self.notify("mark the hosts first (space, or a for every host shown)", severity="warning")
+            return
+        from oc_tui.screens.broadcast import MAX_TERMINALS, BroadcastScreen
+        from oc_tui.screens.confirm import ConfirmScreen
+        from oc_tui.screens.run_command import host_sample
+
+        hosts = hosts[:MAX_TERMINALS]
+        count = len(hosts)
+        text = f"on {host_sample(hosts)}\nInput goes to one at a time until you turn broadcast on (b)."
+        title = f"Open a terminal on {count} host{'' if count == 1 else 's'}?"
+
+        def opened(ok: bool | None) -> None:
+            if ok:
+                self.app.push_screen(BroadcastScreen(hosts, live=self._networked))
+
+        self.app.push_screen(ConfirmScreen(title, text, "Open"), opened)
 
     def on_host_table_marks_changed(self) -> None:
         self._update_info()
