@@ -146,7 +146,8 @@ class PushScreen(ReadOnlyGuard, Screen[None]):
         self.states[message.host_id] = message.state
         if message.finished:
             self.finished.add(message.host_id)
-        self.query_one(DataTable).update_cell(message.host_id, "status", Text(host_text(message.state)))
+        table = self.query_one(DataTable)
+        table.update_cell(message.host_id, "status", Text(host_text(message.state)), update_width=True)
         self._update_info()
 
     def summary(self) -> list[tuple[str, int, str]]:
