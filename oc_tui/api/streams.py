@@ -384,7 +384,26 @@ def job_output_item(event: models.JobEvent | models.FanOutEvent) -> JobOutputIte
     return None
 
 
-class JobOutputStream:
+class _WrappedStream:
+    """What a stream of decoded items over an :class:`EventStream` (``events``) shares: closing it, and
+    ``async with``."""
+
+    events: EventStream[Any]
+
+    async def aclose(self) -> None:
+        """Stop the stream and close its connection."""
+        await self.events.aclose()
+
+    async def __aenter__(self) -> Self:
+        """Nothing to open: the first item opens the connection."""
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """:meth:`aclose` it."""
+        await self.aclose()
+
+
+class JobOutputStream(_WrappedStream):
     """A job's output from its start, then live: :class:`OutputChunk` items (bytes, binary-exact),
     at most one :class:`OutputTruncated`, and a :class:`JobExit` last, after which it ends.
 
@@ -424,18 +443,6 @@ class JobOutputStream:
             if item is not None:
                 return item
 
-    async def aclose(self) -> None:
-        """Stop the stream and close its connection."""
-        await self.events.aclose()
-
-    async def __aenter__(self) -> Self:
-        """Nothing to open: the first item opens the connection."""
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        """:meth:`aclose` it."""
-        await self.aclose()
-
 
 # --- a fan-out's combined output ------------------------------------------------------------------
 
@@ -463,7 +470,7 @@ FanOutItem = JobOutputItem | MemberNotRun | FanOutEnd
 """What :class:`FanOutOutputStream` yields, with the host it is about."""
 
 
-class FanOutOutputStream:
+class FanOutOutputStream(_WrappedStream):
     """A fan-out's combined stream as ``(host_id, item)`` pairs: each member's output chunks, its
     :class:`JobExit` or :class:`MemberNotRun`, and a :class:`FanOutEnd` (host ``""``) last.
 
@@ -520,18 +527,6 @@ class FanOutOutputStream:
                 self._ended.add(host_id)
             if item is not None:
                 return host_id, item
-
-    async def aclose(self) -> None:
-        """Stop the stream and close its connection."""
-        await self.events.aclose()
-
-    async def __aenter__(self) -> Self:
-        """Nothing to open: the first item opens the connection."""
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        """:meth:`aclose` it."""
-        await self.aclose()
 
 
 class _Retry(Exception):
