@@ -34,10 +34,11 @@ def make_app() -> OcTuiApp:
 
 
 def test_commands_and_help_come_from_the_registry() -> None:
-    assert views.command_names() == ["hosts", "tunnels", "quit", "q", "clusters", "secrets"]
+    assert views.command_names() == ["hosts", "tunnels", "groups", "quit", "q", "clusters", "secrets"]
     assert views.help_rows() == [
         (":hosts", "The fleet view"),
         (":tunnels", "Every tunnel of the fleet"),
+        (":groups", "Host groups (saved views); :hosts group=NAME shows one"),
         (":q  :quit", "Quit oc-tui"),
         (":clusters  :secrets", "Not yet available"),
     ]

@@ -19,7 +19,6 @@ STATUSES: Mapping[str, Mapping[str, str]] = {
     "agents": {key: _TASK[key] for key in ("running", "completed", "failed", "cancelled")} | {"pending": "◌"},
     "clusters": {"provisioning": "◌", "active": "●", "stopped": "○", "error": "!", "destroyed": "✕"},
     "secrets": {},
-    "groups": {},
 }
 """Status word → symbol, per resource kind (the API's status values; secrets have none)."""
 UNKNOWN = "?"
