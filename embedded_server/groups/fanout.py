@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ MAX_MEMBERS = 10_000  # hosts in one fan-out
 INLINE_WAIT = 0.25  # seconds an agent may hold a start's answer for a job that ends at once (no stream)
 STREAM_QUEUE = 256  # frames of a combined stream waiting for its client
 OWNER = "fanout"  # member and end events carry ``fanout_id``
+SAVE_EVERY = 1.0  # seconds between saves of a batched fan-out's record while it starts members
 
 
 class FanOutRequest(ExecRequest):
@@ -177,6 +179,7 @@ class FanOutRun:
         """Follow the running members to their ends, starting pending ones as room frees up."""
         try:
             waiting: dict[asyncio.Task[bool], Member] = {}
+            saved = time.monotonic()
 
             def follow(member: Member) -> None:
                 assert member.out is not None
@@ -195,7 +198,9 @@ class FanOutRun:
                     member = pending.popleft()
                     await self._start(member)
                     follow(member)
-                    self.store.save_fanout(self._row())
+                    if time.monotonic() - saved >= SAVE_EVERY:  # the record, not once per start
+                        self.store.save_fanout(self._row())
+                        saved = time.monotonic()
             if self.record["status"] == "running":
                 self.record["status"] = "stopped" if self.stopped_by else "completed"
             self.store.save_fanout(self._row())
