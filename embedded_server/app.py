@@ -18,9 +18,11 @@ from pydantic.warnings import UnsupportedFieldAttributeWarning
 from . import (
     __version__,
     ai_agents,
+    auth,
     clusters,
     errors,
     fs,
+    groups,
     hosts,
     idempotency,
     jobs,
@@ -30,13 +32,14 @@ from . import (
     tunnels,
 )
 from .db import Database
+from .deps import API_PREFIX
 from .hosts.events import EventLog
 from .hosts.store import HostStore
 from .hub import Hub
 from .lifecycle import Lifecycle
 from .settings import Settings
 
-SECTIONS: tuple[ModuleType, ...] = (hosts, jobs, fs, sessions, tunnels, secrets, ai_agents, clusters)
+SECTIONS: tuple[ModuleType, ...] = (hosts, jobs, fs, sessions, tunnels, secrets, ai_agents, clusters, groups)
 """The API's sections, installed in this order (each module has ``install(app)``)."""
 
 
@@ -79,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
     for section in SECTIONS:
         section.install(app)
     idempotency.install(app)  # every POST honours Idempotency-Key
+    app.add_api_route(API_PREFIX + "/token", auth.token_info, methods=["GET"], tags=["auth"])
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidTag
 
 from . import http_limits
 from .app import create_app
-from .auth import create_tenant, ensure_admin
+from .auth import create_tenant, create_token, ensure_admin, tenant_for_token
 from .db import Database
 from .secrets.keyring import KeyRingError
 from .secrets.store import rotate
@@ -73,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
             help="AI agents: the name of the tenant secret holding the endpoint's API key",
         )
     token = sub.add_parser("token", help="print the admin API token")
+    token.add_argument(
+        "--read-only",
+        action="store_true",
+        help="mint and print a new read-only token of the admin's tenant (every mutating call is refused)",
+    )
     tenant = sub.add_parser("tenant", help="manage tenants")
     tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)
     add = tenant_sub.add_parser("add", help="create a tenant and print 'TENANT_ID TOKEN'")
@@ -187,7 +192,13 @@ def main(argv: list[str] | None = None) -> int:
         return serve(settings)
     db = Database(settings.db_path)
     try:
-        if args.command == "token":
+        if args.command == "token" and args.read_only:
+            admin = ensure_admin(db, data_dir)
+            tenant_id = tenant_for_token(db, admin)
+            assert tenant_id is not None  # ensure_admin answers a token it knows
+            with db.transaction():
+                print(create_token(db, tenant_id, "read-only", read_only=True))
+        elif args.command == "token":
             print(ensure_admin(db, data_dir))
         else:
             tenant_id, token = create_tenant(db, args.name)

@@ -88,6 +88,13 @@ MIGRATIONS: list[str] = [
 ]
 
 
+# The API tokens' columns added after the core's first release, versioned on their own (as a section's
+# tables are) so that they never compete with the core's numbering.
+TOKEN_MIGRATIONS: list[str] = [
+    "ALTER TABLE api_tokens ADD COLUMN read_only INTEGER NOT NULL DEFAULT 0",  # issue 17: read-only scope
+]
+
+
 class Database:
     """A thin wrapper over one sqlite3 connection with row dicts and explicit transactions."""
 
@@ -104,12 +111,14 @@ class Database:
         self.migrate()
 
     def migrate(self) -> None:
-        """Run the core migrations this database has not seen yet (``PRAGMA user_version``)."""
+        """Run the core migrations this database has not seen yet (``PRAGMA user_version``), then the
+        API tokens' own (:data:`TOKEN_MIGRATIONS`)."""
         with self.transaction():
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 self._run_script(script)
                 self.conn.execute(f"PRAGMA user_version = {number}")
+        self.migrate_section("api_tokens", TOKEN_MIGRATIONS)
 
     def migrate_section(self, section: str, scripts: list[str]) -> None:
         """Bring a section's own tables up to date: ``scripts[i]`` moves ``section`` from version ``i``

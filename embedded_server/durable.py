@@ -343,9 +343,17 @@ class OutputLog:
 
 
 def output_events(
-    owner: str, owner_id: str, stream: int, chunk: bytes, start: int | None, more: bool, timestamp: str
+    owner: str,
+    owner_id: str,
+    stream: int,
+    chunk: bytes,
+    start: int | None,
+    more: bool,
+    timestamp: str,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[list[str], int]:
-    """SSE events for ``chunk`` (one stream). ``start`` is its log offset (None: live, no ids).
+    """SSE events for ``chunk`` (one stream). ``start`` is its log offset (None: live, no ids); ``extra``:
+    more top-level fields of each event (then no ids: see :func:`log_events`).
 
     Each event is a :data:`CHUNK` with ``stream`` and ``data``: the text itself (UTF-8 without control
     bytes), or its base64 with ``"encoding": "base64"``, so the bytes stay exact. Returns the events and
@@ -369,7 +377,7 @@ def output_events(
                 elif tail and (more or pos + len(piece) < len(chunk)):
                     break  # wait for the rest of the character
         data = None
-        fields: dict[str, Any] = {"stream": name}
+        fields: dict[str, Any] = {**(extra or {}), "stream": name}
         if text is not None:
             data = json.dumps(text, ensure_ascii=False)
             if len(data) > MAX_LINE - 200:
@@ -378,7 +386,7 @@ def output_events(
             data = '"' + base64.b64encode(piece).decode() + '"'
             fields["encoding"] = BASE64
         pos += len(piece)
-        event_id = None if start is None else start + pos
+        event_id = None if start is None or extra else start + pos
         events.append(sse_event(event_id, CHUNK, owner, owner_id, data, timestamp, fields))
     return events, pos
 
@@ -398,6 +406,7 @@ async def log_events(
     owner: str,
     last_event_id: int | None,
     final: Callable[[], tuple[str, str, dict[str, Any]]],
+    extra: dict[str, Any] | None = None,
 ) -> AsyncGenerator[str, None]:
     """The SSE frames of an output log (for :func:`sse`): stored output from ``last_event_id`` (a log
     offset), a ``truncated`` marker at the cap, live output, then the final event and :data:`DONE`.
@@ -408,8 +417,11 @@ async def log_events(
         last_event_id: the client's ``Last-Event-ID`` (None: from the start).
         final: ``() -> (type, data JSON, top-level fields)`` of the final event, read when the owner
             has ended.
+        extra: more top-level fields of every event (a fan-out's ``host_id``). Such events carry no
+            ``id:``: they are merged into a stream of many logs, where one log's offset means nothing.
     """
     owner_id = out.owner_id
+    ids = not extra
     try:
         pos, truncated_sent = 0, False
         if last_event_id is not None and last_event_id > out.stored:  # an id past the output: a marker
@@ -437,7 +449,7 @@ async def log_events(
                     at_end = pos + offset + len(piece) == out.stored
                     more = at_end and not out.finished and not out.truncated  # may complete a character
                     events, used = output_events(
-                        owner, owner_id, stream, piece, pos + offset, more, timestamp
+                        owner, owner_id, stream, piece, pos + offset, more, timestamp, extra
                     )
                     batch.extend(events)
                     offset += used
@@ -451,14 +463,16 @@ async def log_events(
             if out.truncated and not truncated_sent and pos >= out.stored:
                 truncated_sent = True
                 limit = json.dumps({"limit": out.cap})
-                fields = {"limit": out.cap}
-                yield sse_event(out.stored + 1, "truncated", owner, owner_id, limit, _now(), fields)
+                fields = {**(extra or {}), "limit": out.cap}
+                event_id = out.stored + 1 if ids else None
+                yield sse_event(event_id, "truncated", owner, owner_id, limit, _now(), fields)
                 reader.at_cap = True
                 out.progressed()
                 continue
             if out.finished and pos >= out.stored and reader.queue.empty():
                 type_, data_json, fields = final()
-                final_id = out.stored + 1 + (1 if out.truncated else 0)
+                final_id = out.stored + 1 + (1 if out.truncated else 0) if ids else None
+                fields = {**(extra or {}), **fields}
                 yield sse_event(final_id, type_, owner, owner_id, data_json, _now(), fields)
                 yield DONE
                 return
@@ -468,7 +482,7 @@ async def log_events(
                     if reader.cut:
                         return
                     continue
-                events, _ = output_events(owner, owner_id, item[0], item[1], None, False, _now())
+                events, _ = output_events(owner, owner_id, item[0], item[1], None, False, _now(), extra)
                 yield "".join(events)
                 continue
             await changed.wait()

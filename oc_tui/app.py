@@ -124,6 +124,7 @@ class OcTuiApp(App[None]):
         public_url: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         live: bool = True,
+        read_only: bool = False,
     ) -> None:
         """``client``: a ready client to use instead of one built from the profile (its owner closes it).
         ``themes``: the themes to offer (with the user's, as ``oc-tui`` loads them); the bundled ones
@@ -138,6 +139,8 @@ class OcTuiApp(App[None]):
         self._live = live
         self.networked = live
         """False in tests and screenshots: screens then do no network work of their own."""
+        self.read_only: str | None = "--read-only" if read_only else None  # or "token" (the server says)
+        """Why every mutating key is disabled (see oc_tui/readonly.py), or None."""
         self.histories: dict[str, list[str]] = {}
         """Command-line history per host id (and one for fan-out), for this run of the app."""
         self.places: dict[str, dict[str, str]] = {}
@@ -305,6 +308,8 @@ class OcTuiApp(App[None]):
             self.exit()
         elif view is not None and view.open is not None:
             view.open(self)
+            if view.name == "hosts":
+                self.fleet.scope_to_group(views.group_argument(command))
         elif view is not None:
             self.notify(f":{name} is not yet available", severity="warning")
         else:

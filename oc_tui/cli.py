@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="URL other machines reach the local control plane at, e.g. http://this-host:8787 "
         "(the --server of the agent command oc-tui hands out)",
     )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="look, never touch: every key that would change a host or the control plane is disabled",
+    )
     parser.add_argument("--version", action="version", version=f"oc-tui {_version()}")
     return parser
 
@@ -86,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=args.data_dir,
         bind=args.bind,
         public_url=args.public_url,
+        read_only=args.read_only,
     ).run()
     return 0
 

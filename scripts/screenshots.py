@@ -271,16 +271,20 @@ async def host_jobs(pilot: Pilot) -> None:
     await _settle(pilot)
 
 
+DEMO_FANOUT_HOSTS = ("host_demo0001", "host_demo0002", "host_demo0003", "host_demo0004", "host_demo0008")
+"""The five hosts the fan-out, push and broadcast scenes act on."""
+
+
 def demo_fanout_runs(screen: FanoutScreen) -> None:
     """Five hosts: three finished (one failed), one still running, one offline (not run)."""
     results = {
-        "host_demo0001": ("completed", 0, 0.2, b"Linux workstation 6.8.0-45-generic x86_64 GNU/Linux\n"),
-        "host_demo0002": ("completed", 0, 0.3, b"Linux web-1 6.8.0-45-generic x86_64 GNU/Linux\n"),
+        "host_demo0001": ("completed", 0, 0.2, b"6.8.0-45-generic\n"),
+        "host_demo0002": ("completed", 0, 0.3, b"6.8.0-45-generic\n"),
         "host_demo0004": ("failed", 127, 0.1, b"sh: 1: uname: not found\n"),
         "host_demo0008": ("running", None, 0, b""),
     }
     for host_id, (status, exit_code, ran_s, output) in results.items():
-        job = _job(10, "uname -a", status, exit_code, 4, ran_s).model_copy(update={"host_id": host_id})
+        job = _job(10, "uname -r", status, exit_code, 4, ran_s).model_copy(update={"host_id": host_id})
         screen.post_message(FanoutScreen.JobChanged(host_id, job))
         if output:
             screen.post_message(FanoutScreen.OutputArrived(host_id, output, stderr=status == "failed"))
@@ -293,12 +297,10 @@ async def fanout(pilot: Pilot) -> None:
     await fleet(pilot)
     screen = pilot.app.screen
     assert isinstance(screen, FleetScreen)
-    screen.table.set_marked(
-        {"host_demo0001", "host_demo0002", "host_demo0003", "host_demo0004", "host_demo0008"}
-    )
+    screen.table.set_marked(set(DEMO_FANOUT_HOSTS))
     await pilot.press("x")
     await pilot.pause()
-    await pilot.press(*"uname -a", "enter")
+    await pilot.press(*"uname -r", "enter")
     await pilot.pause()
     results = pilot.app.screen
     assert isinstance(results, FanoutScreen)
@@ -307,6 +309,74 @@ async def fanout(pilot: Pilot) -> None:
     results.table.move_cursor(row=2, animate=False)
     await pilot.pause()
     results.output.flush()
+    await _settle(pilot)
+
+
+async def fanout_grouped(pilot: Pilot) -> None:
+    """The same results grouped (``g``): hosts with identical output and exit together, dshbak-style."""
+    await fanout(pilot)
+    await pilot.press("g")
+    await pilot.pause(0.4)  # the grouped table refreshes every 0.25 s
+    pilot.app.screen.query_one(JobOutput).flush()
+    await _settle(pilot)
+
+
+async def push(pilot: Pilot) -> None:
+    """``P``: a file pushed to five hosts, each host's upload in its row, the outcome grouped below."""
+    from oc_tui.screens.push import PushScreen, PushSpec
+
+    await fleet(pilot)
+    hosts = [host for host in demo_hosts() if host.id in DEMO_FANOUT_HOSTS]
+    screen = PushScreen(hosts, PushSpec(Path("deploy/app.conf"), "~/etc/app.conf"))
+    await pilot.app.push_screen(screen)
+    await pilot.pause()
+    for host_id, state, finished in (
+        ("host_demo0001", "done (11.7 KiB)", True),
+        ("host_demo0002", "done (11.7 KiB)", True),
+        ("host_demo0004", "permission denied: /root/etc/app.conf", True),
+        ("host_demo0008", "uploading 40%", False),
+    ):
+        screen.post_message(PushScreen.Progress(host_id, state, finished))
+    await _settle(pilot)
+
+
+async def broadcast(pilot: Pilot) -> None:
+    """``T``: a terminal on each of four hosts, input broadcast on (the banner says so)."""
+    from oc_tui.screens.broadcast import BroadcastScreen
+
+    await fleet(pilot)
+    hosts = [host for host in demo_hosts() if host.id in DEMO_FANOUT_HOSTS][:4]
+    screen = BroadcastScreen(hosts, live=False)
+    await pilot.app.push_screen(screen)
+    await pilot.pause()
+    for pane in screen.panes:
+        pane.view.feed(b"$ echo hi\r\nhi\r\n$ ")
+    screen.set_focus(None)
+    await pilot.press("b")
+    await _settle(pilot)
+
+
+async def groups_view(pilot: Pilot) -> None:
+    """``:groups``: the host groups (saved views), explicit and by tag query."""
+    from oc_tui.api.models import Group
+
+    await fleet(pilot)
+    await pilot.press("colon", *"groups", "enter")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, ResourceScreen)
+    groups = [
+        Group(id="grp_demo1", name="web", kind="tag_query", tag_query={"and": ["role=web"]}, member_count=41),
+        Group(
+            id="grp_demo2",
+            name="prod-db",
+            kind="tag_query",
+            tag_query={"and": ["env=prod", {"or": ["role=db", "role=cache"]}]},
+            member_count=6,
+        ),
+        Group(id="grp_demo3", name="canary", member_count=3),
+    ]
+    screen.post_message(ResourceScreen.Loaded([g.model_copy(update={"status": ""}) for g in groups]))
     await _settle(pilot)
 
 
@@ -1037,6 +1107,12 @@ SCENES: dict[str, tuple[tuple[int, int], Scene]] = {
     "host-jobs-80x24": ((80, 24), host_jobs),
     "fanout-ask": ((120, 40), fanout_ask),
     "fanout": ((120, 40), fanout),
+    "fanout-grouped": ((120, 40), fanout_grouped),
+    "fanout-grouped-80x24": ((80, 24), fanout_grouped),
+    "push": ((120, 40), push),
+    "push-80x24": ((80, 24), push),
+    "broadcast": ((120, 40), broadcast),
+    "groups-view": ((120, 40), groups_view),
     "host-files": ((120, 40), host_files),
     "host-files-80x24": ((80, 24), host_files),
     "host-files-transfer": ((120, 40), host_files_transfer),

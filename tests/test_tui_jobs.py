@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 
 from conftest import SIZE, make_app, online_host, rows, wait_until
-from textual.widgets import TabbedContent
+from textual.widgets import Label, TabbedContent
 
 from oc_tui.app import OcTuiApp
+from oc_tui.screens.confirm import ConfirmScreen
 from oc_tui.screens.fanout import FanoutScreen
 from oc_tui.screens.fleet import FleetScreen
 from oc_tui.screens.host import HostScreen
 from oc_tui.screens.jobs_tab import JobsTab
 from oc_tui.screens.run_command import RunCommandScreen
+from oc_tui.widgets.fanout_table import GroupTable
 
 
 async def open_jobs_tab(pilot, app: OcTuiApp, name: str) -> JobsTab:
@@ -211,3 +213,49 @@ async def test_marks_follow_the_filter_and_survive_it(server) -> None:
         assert table.get_cell(table.marked.copy().pop(), "mark").plain == "✓"
         await pilot.press("slash", *"web", "enter")
         assert {h.name for h in app.fleet.marked_hosts()} == {"db-1"}
+
+
+async def test_fan_out_results_grouped_diffed_and_failed_rerun(server, start_agent) -> None:
+    for name, flavour in (("gr-1", "plain"), ("gr-2", "plain"), ("gr-3", "odd")):
+        await online_host(server, start_agent, name, FLAVOUR=flavour)
+    app = make_app(server)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: len(rows(app)) == 3, "three hosts")
+        app.fleet.table.focus()
+        await pilot.press("a", "x")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunCommandScreen), "the command dialog")
+        await pilot.press(*'echo "$FLAVOUR"; test "$FLAVOUR" = plain', "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, FanoutScreen), "the results")
+        screen = app.screen
+        assert isinstance(screen, FanoutScreen)
+        await wait_until(
+            pilot, lambda: all(run.finished for run in screen.runs.values()), "all ended", timeout=15
+        )
+        assert screen.fanout_id is not None  # the server's fan-out, one request
+        info = str(screen.query_one("#fanout-info").render())
+        assert "exit 0 ×2 · exit 1 ×1" in info
+        await pilot.press("g")  # grouped, dshbak-style: the identical two together, the outlier apart
+        groups = screen.query_one(GroupTable)
+        await wait_until(pilot, lambda: len(groups.groups) == 2, "two groups")
+        assert [(g.names, len(g.runs), g.result, g.first_line) for g in groups.groups] == [
+            ("gr-[1-2]", 2, "exit 0", "plain"),
+            ("gr-3", 1, "exit 1", "odd"),
+        ]
+        assert "gr-[1-2] (2 hosts) · exit 0" in str(screen.output.border_title)
+        assert screen.output.plain_lines()[0] == "plain"
+        await pilot.press("down", "d")  # the outlier against the majority
+        await wait_until(pilot, lambda: "diff gr-1 → gr-3" in str(screen.output.border_title), "the diff")
+        assert {"-plain", "+odd"} <= set(screen.output.plain_lines())
+        await pilot.press("R")  # re-run on the failed only, after naming them
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        assert "gr-3" in str(app.screen.query_one(".dialog-text", Label).render())
+        await pilot.press("y")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, FanoutScreen) and app.screen is not screen, "re-run"
+        )
+        rerun = app.screen
+        assert isinstance(rerun, FanoutScreen)
+        assert [run.host.name for run in rerun.runs.values()] == ["gr-3"]
+        await wait_until(
+            pilot, lambda: all(run.finished for run in rerun.runs.values()), "re-run ended", timeout=15
+        )

@@ -36,13 +36,23 @@ def make_app() -> OcTuiApp:
 
 
 def test_commands_and_help_come_from_the_registry() -> None:
-    assert views.command_names() == ["hosts", "tunnels", "agents", "clusters", "secrets", "quit", "q"]
+    assert views.command_names() == [
+        "hosts",
+        "tunnels",
+        "agents",
+        "clusters",
+        "secrets",
+        "groups",
+        "quit",
+        "q",
+    ]
     assert views.help_rows() == [
         (":hosts", "The fleet view"),
         (":tunnels", "Every tunnel of the fleet"),
         (":agents", "AI agent sessions of the fleet"),
         (":clusters", "Inference clusters: list, create, topology, chat"),
         (":secrets", "The tenant's secrets (encrypted; for jobs)"),
+        (":groups", "Host groups (saved views); :hosts group=NAME shows one"),
         (":q  :quit", "Quit oc-tui"),
     ]
     hosts = views.find_view("Fleet")

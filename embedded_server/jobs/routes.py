@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Body, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -63,17 +63,19 @@ def job_row(request: Request, host: Host, job_id: str) -> dict[str, Any]:
 
 
 Body_ = Annotated[dict[str, Any], Body()]
+E = TypeVar("E", bound=ExecRequest)
 Wait = Annotated[float | None, Query(gt=0, le=300)]
 RESULT_SLACK = 10.0  # seconds ``stream: false`` waits past the job's timeout for its end to be stored
 
 
-def parse_exec(body: dict[str, Any]) -> ExecRequest:
-    """The exec body in either dialect, or the usual 400 VALIDATION_ERROR."""
+def parse_exec(body: dict[str, Any], model: type[E]) -> E:
+    """The exec body in either dialect (as ``model``, an :class:`ExecRequest` or a subclass), or the usual
+    400 VALIDATION_ERROR."""
     if "command" not in body and "cmd" not in body:  # "command: is required", as the reference names it
         missing = {"type": "missing", "loc": ("body", "command"), "msg": "Field required", "input": body}
         raise RequestValidationError([missing])
     try:
-        return ExecRequest.model_validate(body)
+        return model.model_validate(body)
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
 
@@ -187,7 +189,7 @@ async def run_job(
     """
     if body.get("stream") is True:
         try:
-            exec_request = parse_exec(body)
+            exec_request = parse_exec(body, ExecRequest)
             require_online(request, host)
             secrets = await secret_values(request, host, exec_request.spec)
         except (RequestValidationError, ApiProblem) as exc:
@@ -195,7 +197,7 @@ async def run_job(
             events = durable.error_events("exec_error", OWNER, "", code, message)
             return sse_response(durable.sse(events, keepalive_of(request)))
     else:
-        exec_request = parse_exec(body)
+        exec_request = parse_exec(body, ExecRequest)
         require_online(request, host)
         secrets = await secret_values(request, host, exec_request.spec)
     spec = exec_request.spec
@@ -220,7 +222,7 @@ async def run_job(
 async def dispatch_job(request: Request, _tenant: Tenant, host: TenantHost, body: Body_) -> dict[str, Any]:
     """MIOSA's durable dispatch: start the job (either dialect, no ``stream``) and answer 202 at once
     with the job and ``links`` to its record and its stream."""
-    spec = parse_exec(body).hosted_spec
+    spec = parse_exec(body, ExecRequest).hosted_spec
     require_online(request, host)
     secrets = await secret_values(request, host, spec)
     jobs = jobs_of(request)
@@ -263,16 +265,26 @@ async def cancel_job(request: Request, host: TenantHost, job_id: JobId) -> Respo
     if row["status"] in FINAL:
         return Response(status_code=204)
     require_online(request, host)
+    await cancel(hub_of(request), jobs, host.id, job_id)
+    return Response(status_code=204)
+
+
+async def cancel(hub: Hub, jobs: JobStore, host_id: str, job_id: str) -> None:
+    """Kill a job's process tree on its (online) host and wait up to :data:`CANCEL_WAIT` seconds for its
+    exit report; a job the agent did not know, or whose report is late, is stored ``cancelled``.
+
+    Raises:
+        HostOffline, AgentUnreachable: the agent could not be asked.
+    """
     out = jobs.live.get(job_id)
-    result = await hub_of(request).call(host.id, protocol.JobCancel(job_id=job_id))
+    result = await hub.call(host_id, protocol.JobCancel(job_id=job_id))
     if out is not None and isinstance(result, dict) and result.get("known"):
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CANCEL_WAIT):
                 await out.done.wait()  # the exit report, after the last output byte
-    row = job_row(request, host, job_id)
-    if row["status"] not in FINAL:  # the agent did not know it, or its report is still on the way
+    row = jobs.row(host_id, job_id)
+    if row is not None and row["status"] not in FINAL:  # unknown to the agent, or its report is late
         await jobs.finish(row, "cancelled", None, None, {"reason": "cancelled"})
-    return Response(status_code=204)
 
 
 @router.get("/{host_id}/exec/{job_id}/stream")

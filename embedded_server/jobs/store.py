@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -292,6 +292,13 @@ class JobStore:
 
         The reader is registered now, before the response starts, so live output past the cap cannot
         slip by between the client's request and the first byte of the response."""
+        return durable.sse(self.events(row, last_event_id), keepalive)
+
+    def events(
+        self, row: dict[str, Any], last_event_id: int | None, extra: dict[str, Any] | None = None
+    ) -> AsyncGenerator[str, None]:
+        """The SSE frames of a job's stream (for ``durable.sse``), its reader registered now; ``extra``:
+        more fields on every event (a fan-out's ``host_id``; see ``durable.log_events``)."""
         out = self.output(row)
         reader = durable.open_reader(out)
         job_id = row["id"]
@@ -299,7 +306,7 @@ class JobStore:
         def exit_event() -> tuple[str, str, dict[str, Any]]:
             return end_event(self.db.one("SELECT * FROM jobs WHERE id = ?", (job_id,)) or {})
 
-        return durable.sse(durable.log_events(out, reader, OWNER, last_event_id, exit_event), keepalive)
+        return durable.log_events(out, reader, OWNER, last_event_id, exit_event, extra)
 
     def shutdown(self) -> None:
         """Server stopping: end every live stream (uvicorn would wait for them); clients resume later."""

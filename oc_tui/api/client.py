@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -23,6 +24,7 @@ import pydantic
 from . import errors, models, transfers
 from .streams import (
     EventStream,
+    FanOutOutputStream,
     JobOutputStream,
     StateCallback,
     decode_body,
@@ -580,6 +582,157 @@ class OpenComputersClient:
                 host_id, job_id, last_event_id=last_event_id, reconnect=reconnect, on_state=on_state
             )
         )
+
+    async def token_read_only(self) -> bool:
+        """Whether the server says this token may only read (``GET /token``, an oc-server extension;
+        False from a server without it).
+
+        Raises:
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
+        try:
+            body = await self._get_json("GET", "/token")
+        except errors.NotFoundError:
+            return False
+        return isinstance(body, dict) and body.get("read_only") is True
+
+    # --- host groups and fan-outs -----------------------------------------------------------------
+
+    async def list_groups(self) -> list[models.Group]:
+        """The tenant's host groups (``GET /groups``), each with its ``member_count``.
+
+        Raises:
+            NotFoundError: 404, a server without groups.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
+        body = await self._get_json("GET", "/groups")
+        groups = body.get("groups") if isinstance(body, dict) else None
+        return [models.Group.model_validate(item) for item in groups or []]
+
+    async def get_group(self, group_id: str) -> tuple[models.Group, list[dict[str, Any]]]:
+        """A group and its members resolved now (``GET /groups/{id}``): each member ``{id, name, state,
+        tags, labels …}``.
+
+        Raises:
+            NotFoundError: 404, no such group.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
+        body = await self._get_json("GET", "/groups/" + _segment(group_id))
+        return models.Group.model_validate(body["group"]), list(body.get("members") or [])
+
+    async def create_group(
+        self,
+        name: str,
+        *,
+        host_ids: list[str] | None = None,
+        tag_query: dict[str, Any] | None = None,
+        description: str | None = None,
+    ) -> models.Group:
+        """Create a group: ``tag_query`` makes a ``tag_query`` group (``{"and"|"or": [tags]}``, evaluated
+        when used), else an ``explicit`` one with ``host_ids``.
+
+        Raises:
+            ValidationError: 400, a bad name or query.
+            ConflictError: 409, the name is taken.
+            NotFoundError: 404, a host that is not the tenant's.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
+        kind = "tag_query" if tag_query is not None else "explicit"
+        body = _fields(name=name, kind=kind, tag_query=tag_query, host_ids=host_ids, description=description)
+        answer = await self._get_json("POST", "/groups", json=body)
+        return models.Group.model_validate(answer["group"])
+
+    async def delete_group(self, group_id: str) -> None:
+        """Delete a group (its hosts stay).
+
+        Raises:
+            NotFoundError: 404, no such group.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
+        await self._request("DELETE", "/groups/" + _segment(group_id))
+
+    async def start_fanout(
+        self,
+        command: str,
+        *,
+        host_ids: list[str] | None = None,
+        tag_query: dict[str, Any] | None = None,
+        group_id: str | None = None,
+        batch_size: int | None = None,
+        stop_on_failure: bool = False,
+        timeout: int | None = None,
+    ) -> models.FanOut:
+        """Run ``command`` on many hosts in one request (``POST /fanouts``, an oc-server extension):
+        the hosts named by one of ``host_ids``, ``tag_query``, ``group_id``.
+
+        Args:
+            command: the command line, run through each host's shell.
+            batch_size: at most this many jobs at once (None: all at once).
+            stop_on_failure: the first member that fails stops the ones not started yet.
+            timeout: seconds each job may run (server default 60).
+
+        Returns:
+            The fan-out record: ``fan_out`` has each member's job, or why it did not run.
+
+        Raises:
+            NotFoundError: 404, a server without fan-outs (use :meth:`run_job` per host), or a host or
+                group that is not the tenant's.
+            ValidationError: 400, a bad field.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
+        body = _fields(
+            command=command,
+            host_ids=host_ids,
+            tag_query=tag_query,
+            group_id=group_id,
+            batch_size=batch_size,
+            timeout=timeout,
+        )
+        if stop_on_failure:
+            body["stop_on_failure"] = True
+        # A pooled connection the server closed while idle fails the POST before any answer; sent again
+        # with the same Idempotency-Key, the fan-out cannot start twice.
+        headers = {"Idempotency-Key": "fo-" + secrets.token_hex(16)}
+        try:
+            return await self._call(models.FanOut, "POST", "/fanouts", json=body, headers=headers)
+        except errors.ConnectionFailed as exc:
+            if not isinstance(exc.__cause__, (httpx.ReadError, httpx.RemoteProtocolError)):
+                raise
+        return await self._call(models.FanOut, "POST", "/fanouts", json=body, headers=headers)
+
+    async def get_fanout(self, fanout_id: str) -> models.FanOut:
+        """A fan-out's record as the server has it now.
+
+        Raises:
+            NotFoundError: 404, no such fan-out.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
+        return await self._call(models.FanOut, "GET", "/fanouts/" + _segment(fanout_id))
+
+    async def cancel_fanout(self, fanout_id: str) -> models.FanOut:
+        """Cancel all: members not started are skipped, running jobs cancelled; returns the record.
+
+        Raises:
+            NotFoundError: 404, no such fan-out.
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
+        return await self._call(models.FanOut, "DELETE", "/fanouts/" + _segment(fanout_id))
+
+    def fanout_output(self, fanout_id: str, *, on_state: StateCallback | None = None) -> FanOutOutputStream:
+        """Every member's output and end as one stream of ``(host_id, item)``: ``async with
+        client.fanout_output(id) as output: async for host_id, item in output``; a
+        :class:`~streams.FanOutEnd` ends it. A dropped connection is read again, nothing delivered twice.
+
+        Raises (when iterated):
+            NotFoundError: 404, no such fan-out.
+        """
+        events = self._stream(
+            "/fanouts/" + _segment(fanout_id) + "/stream",
+            models.FanOutEvent,
+            on_state=on_state,
+            final=lambda event: event.type == "fanout_end",
+        )
+        return FanOutOutputStream(events)
 
     # --- file system -------------------------------------------------------------------------------
 

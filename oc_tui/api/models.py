@@ -37,6 +37,8 @@ ID_PREFIXES = {
     "host_key": "hk_",
     "tenant": "t_",
     "stream": "st_",  # ours: a stream an agent dials back for one request (docs/protocol.md)
+    "group": "grp_",  # a host group (MIOSA's SDKs: ``/groups``)
+    "fanout": "fo_",  # ours: one command fanned out to many hosts in one request (docs/api.md)
 }
 
 _ID_BODY = r"[A-Za-z0-9]{3,64}"
@@ -423,6 +425,154 @@ class JobEvent(StreamEvent):
 
     OWNER: ClassVar[str] = "job"
     job_id: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, value: Any) -> Any:
+        return normalise_job_event(value) if isinstance(value, dict) else value
+
+
+# --- host groups and fan-outs ------------------------------------------------------------------------
+
+GROUP_KINDS = ("explicit", "tag_query")
+MAX_QUERY_TERMS = 64  # tags in one tag query, nested ones included
+MAX_QUERY_DEPTH = 4
+
+
+def check_tag_query(value: Any, depth: int = 0) -> int:
+    """Check a tag query's shape: ``{"and": [...]}`` or ``{"or": [...]}`` whose items are tags
+    (``k=v``, or ``k``: the host has the label ``k``) or nested queries; ``{}`` matches nothing.
+
+    Returns:
+        How many tags it holds.
+
+    Raises:
+        ValueError: another shape, more than :data:`MAX_QUERY_TERMS` tags or deeper than
+            :data:`MAX_QUERY_DEPTH`.
+    """
+    if not isinstance(value, dict) or len(value) > 1 or (value and next(iter(value)) not in ("and", "or")):
+        raise ValueError('a tag query is {"and": [...]} or {"or": [...]}')
+    if depth > MAX_QUERY_DEPTH:
+        raise ValueError(f"a tag query nests at most {MAX_QUERY_DEPTH} deep")
+    items: Any = next(iter(value.values()), [])
+    if not isinstance(items, list):
+        raise ValueError("a tag query's and/or holds a list")
+    terms = 0
+    for item in items:
+        if isinstance(item, str):
+            if not item or len(item) > 320:
+                raise ValueError("a tag is 1 to 320 characters")
+            terms += 1
+        else:
+            terms += check_tag_query(item, depth + 1)
+    if terms > MAX_QUERY_TERMS:
+        raise ValueError(f"a tag query holds at most {MAX_QUERY_TERMS} tags")
+    return terms
+
+
+def _valid_query(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None:
+        check_tag_query(value)
+    return value
+
+
+class Group(ApiModel):
+    """A host group as MIOSA's Python SDK reads it: ``explicit`` (a member list) or ``tag_query`` (the
+    hosts whose labels match ``tag_query``, evaluated when used)."""
+
+    id: str
+    name: str
+    description: str | None = None
+    icon: str | None = None
+    color: str | None = None
+    kind: str = "explicit"
+    tag_query: dict[str, Any] = Field(default_factory=dict)
+    member_count: int = 0
+    tenant_id: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class GroupCreate(RequestModel):
+    """``POST /groups``."""
+
+    name: str
+    description: str | None = Field(default=None, max_length=1000)
+    icon: str | None = Field(default=None, max_length=64)
+    color: str | None = Field(default=None, max_length=32)
+    kind: str = "explicit"
+    tag_query: dict[str, Any] | None = None
+    host_ids: list[str] | None = Field(default=None, max_length=10000)  # ours: an explicit group's members
+
+    _name = field_validator("name")(_check_name)
+    _query = field_validator("tag_query")(_valid_query)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if value not in GROUP_KINDS:
+            raise ValueError(f"must be one of {', '.join(GROUP_KINDS)}")
+        return value
+
+
+class GroupUpdate(RequestModel):
+    """``PATCH /groups/{id}``: the fields sent change."""
+
+    name: str | None = None
+    description: str | None = Field(default=None, max_length=1000)
+    icon: str | None = Field(default=None, max_length=64)
+    color: str | None = Field(default=None, max_length=32)
+    kind: str | None = None
+    tag_query: dict[str, Any] | None = None
+
+    _name = field_validator("name")(lambda v: None if v is None else _check_name(v))
+    _query = field_validator("tag_query")(_valid_query)
+    _kind = field_validator("kind")(lambda v: v if v is None else GroupCreate._kind(v))
+
+
+class GroupMembersAdd(RequestModel):
+    """``POST /groups/{id}/members``: many hosts at once."""
+
+    host_ids: list[str] = Field(min_length=1, max_length=10000)
+
+
+class FanOutMember(ApiModel):
+    """One host's part of a fan-out: started (``job_id``, ``status`` of its job), waiting for its batch
+    (``status: pending``), not started (``status: skipped`` after a failure stopped the fan-out) or
+    refused at once (``error``: offline, revoked …)."""
+
+    host_id: str
+    host_name: str = ""
+    job_id: str | None = None
+    status: str | None = None
+    exit_code: int | None = None
+    error: str | None = None
+
+
+class FanOut(ApiModel):
+    """A fan-out record (ours): one command on many hosts, started in one request. ``fan_out`` is the
+    per-host list MIOSA's SDK reads; ``status`` is ``running`` until every member has ended, then
+    ``completed`` (``stopped`` when a failure stopped it, ``cancelled`` after cancel-all)."""
+
+    id: str
+    status: str
+    command: str
+    group_id: str | None = None
+    batch_size: int | None = None
+    stop_on_failure: bool = False
+    fan_out: list[FanOutMember] = Field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+
+
+class FanOutEvent(StreamEvent):
+    """One event of a fan-out's combined stream: a member's output or end (a job event with its
+    ``host_id``), a member not run (``member`` with ``status``/``error``), and ``fanout_end`` last."""
+
+    OWNER: ClassVar[str] = "fanout"
+    fanout_id: str = ""
+    host_id: str = ""
+    job_id: str = ""
 
     @model_validator(mode="before")
     @classmethod

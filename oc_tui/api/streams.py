@@ -352,7 +352,7 @@ JobOutputItem = OutputChunk | OutputTruncated | JobExit
 """What :class:`JobOutputStream` yields."""
 
 
-def job_output_item(event: models.JobEvent) -> JobOutputItem | None:
+def job_output_item(event: models.JobEvent | models.FanOutEvent) -> JobOutputItem | None:
     """One job event as a typed item.
 
     Args:
@@ -384,7 +384,26 @@ def job_output_item(event: models.JobEvent) -> JobOutputItem | None:
     return None
 
 
-class JobOutputStream:
+class _WrappedStream:
+    """What a stream of decoded items over an :class:`EventStream` (``events``) shares: closing it, and
+    ``async with``."""
+
+    events: EventStream[Any]
+
+    async def aclose(self) -> None:
+        """Stop the stream and close its connection."""
+        await self.events.aclose()
+
+    async def __aenter__(self) -> Self:
+        """Nothing to open: the first item opens the connection."""
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """:meth:`aclose` it."""
+        await self.aclose()
+
+
+class JobOutputStream(_WrappedStream):
     """A job's output from its start, then live: :class:`OutputChunk` items (bytes, binary-exact),
     at most one :class:`OutputTruncated`, and a :class:`JobExit` last, after which it ends.
 
@@ -424,17 +443,90 @@ class JobOutputStream:
             if item is not None:
                 return item
 
-    async def aclose(self) -> None:
-        """Stop the stream and close its connection."""
-        await self.events.aclose()
 
-    async def __aenter__(self) -> Self:
-        """Nothing to open: the first item opens the connection."""
+# --- a fan-out's combined output ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberNotRun:
+    """A fan-out member whose job never ran: offline or revoked (``error``), or ``skipped`` after a
+    failure stopped the fan-out or a cancel."""
+
+    status: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class FanOutEnd:
+    """The fan-out ended: every member's result is known. Always the last item."""
+
+    record: models.FanOut | None
+    """The fan-out record (None when the server's did not parse)."""
+    summary: dict[str, int]
+    """How many members ended each way (``{"exit 0": 41, "exit 1": 1, "not run": 2}``)."""
+
+
+FanOutItem = JobOutputItem | MemberNotRun | FanOutEnd
+"""What :class:`FanOutOutputStream` yields, with the host it is about."""
+
+
+class FanOutOutputStream(_WrappedStream):
+    """A fan-out's combined stream as ``(host_id, item)`` pairs: each member's output chunks, its
+    :class:`JobExit` or :class:`MemberNotRun`, and a :class:`FanOutEnd` (host ``""``) last.
+
+    The server's combined stream is not resumable; after a drop it is read again from the start, and
+    what was already delivered (per host: bytes, the end) is skipped here, so nothing arrives twice.
+    """
+
+    def __init__(self, events: EventStream[models.FanOutEvent]) -> None:
+        """Wrap ``events`` (``OpenComputersClient.fanout_events``); this stream owns and closes it."""
+        self.events = events
+        self._seen: dict[str, int] = {}  # output bytes delivered per host
+        self._replayed: dict[str, int] = {}  # bytes of this connection's replay per host
+        self._ended: set[str] = set()
+        self._connection: object = None
+
+    def __aiter__(self) -> Self:
+        """The stream is its own iterator."""
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        """:meth:`aclose` it."""
-        await self.aclose()
+    async def __anext__(self) -> tuple[str, FanOutItem]:
+        """The next ``(host_id, item)``; ``StopAsyncIteration`` after the :class:`FanOutEnd`."""
+        while True:
+            event = await self.events.__anext__()
+            if self.events.state is not self._connection:  # a new connection replays from the start
+                self._connection = self.events.state
+                self._replayed = {}
+            host_id = str(getattr(event, "host_id", "") or "")
+            if event.type == "fanout_end":
+                summary = getattr(event, "summary", None)
+                try:
+                    record: models.FanOut | None = models.FanOut.model_validate(event.data)
+                except pydantic.ValidationError:
+                    record = None
+                counts = {str(k): int(v) for k, v in summary.items()} if isinstance(summary, dict) else {}
+                return "", FanOutEnd(record, counts)
+            if host_id in self._ended:
+                continue
+            if event.type == "member":
+                self._ended.add(host_id)
+                status, error = event.data.get("status"), event.data.get("error")
+                return host_id, MemberNotRun(
+                    status if isinstance(status, str) else None, error if isinstance(error, str) else None
+                )
+            item = job_output_item(event)
+            if isinstance(item, OutputChunk):
+                done = self._replayed.get(host_id, 0)
+                self._replayed[host_id] = done + len(item.data)
+                fresh = item.data[max(0, self._seen.get(host_id, 0) - done) :]
+                if not fresh:
+                    continue
+                self._seen[host_id] = self._seen.get(host_id, 0) + len(fresh)
+                return host_id, OutputChunk(item.stream, fresh)
+            if isinstance(item, JobExit):
+                self._ended.add(host_id)
+            if item is not None:
+                return host_id, item
 
 
 class _Retry(Exception):

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
 from rich.text import Text
 from textual import on, work
@@ -26,11 +26,13 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from oc_tui.api import OpenComputersClient, errors
-from oc_tui.api.models import Host, Job
-from oc_tui.api.streams import JobExit, OutputChunk
+from oc_tui.api.models import FanOut, Host, Job, JobStatus
+from oc_tui.api.streams import FanOutEnd, JobExit, MemberNotRun, OutputChunk
+from oc_tui.fanout_model import HostRun, diff_outputs, exit_summary, group_runs
 from oc_tui.jobs_model import exit_note
+from oc_tui.readonly import ReadOnlyGuard
 from oc_tui.screens.host_tab import client_of
-from oc_tui.widgets.fanout_table import FIRST_LINE_CHARS, FanoutTable, HostRun
+from oc_tui.widgets.fanout_table import FIRST_LINE_CHARS, FanoutTable, GroupTable
 from oc_tui.widgets.formatting import describe_error, host_markup, job_duration
 from oc_tui.widgets.job_list import ACTIVE
 from oc_tui.widgets.job_output import JobOutput
@@ -41,17 +43,24 @@ INLINE_WAIT = 1.0
 """``?wait=`` on each start: a short job comes back finished, with its output, and needs no stream.
 A server without the extension answers at once, and the output is streamed as usual."""
 
+JOB_STATUSES = get_args(JobStatus)
 KEEP_BYTES = 4 * 1024 * 1024
 """Output kept per host for the lower pane (the tail; the server has it all)."""
 
 
-class FanoutScreen(Screen[None]):
+class FanoutScreen(ReadOnlyGuard, Screen[None]):
     """Runs ``command`` on ``hosts``; ``esc`` goes back to the fleet (jobs keep running)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.back", "Back"),
         Binding("ctrl+k", "cancel_job", "Cancel job"),
         Binding("C", "cancel_all", "Cancel all"),
+        Binding("g", "toggle_grouped", "Grouped", tooltip="Hosts with identical results together"),
+        Binding("space", "mark_for_diff", "Diff base", show=False),
+        Binding(
+            "d", "diff", "Diff", tooltip="Diff the host's output against the marked one (or the majority's)"
+        ),
+        Binding("R", "rerun_failed", "Re-run failed"),
     ]
 
     # --- messages: what workers (or a test) deliver ------------------------------------------------
@@ -101,10 +110,16 @@ class FanoutScreen(Screen[None]):
         self.runs: dict[str, HostRun] = {host.id: HostRun(host) for host in hosts}
         self._shown: str | None = None
         self._starts = asyncio.Semaphore(STARTS_AT_ONCE)
+        self.fanout_id: str | None = None
+        self.diff_base: str | None = None
+        """The host whose output ``d`` compares against (None: the largest group's)."""
+        self._grouped_dirty = False
+        """The server's fan-out record (None: per-host starts, or not started yet)."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="fanout-info")
         yield FanoutTable(self._clock, id="fanout-results")
+        yield GroupTable(self._clock, id="fanout-groups")
         yield JobOutput(id="fanout-output")
         yield Footer(compact=True)
 
@@ -113,11 +128,14 @@ class FanoutScreen(Screen[None]):
         table.border_title = f"$ {host_markup(self.command)}"
         table.set_runs(list(self.runs.values()))
         self.set_interval(1.0, self._tick)
-        for run in self.runs.values():
-            if run.host.status != "online":
-                self.post_message(self.Skipped(run.host.id, f"{run.host.status} — not run"))
-            elif self._live:
-                self.run_on(run.host)
+        self.set_interval(0.25, self._regroup)
+        self.query_one(GroupTable).display = False
+        if self._live:
+            self.run_all()
+        else:
+            for run in self.runs.values():
+                if run.host.status != "online":
+                    self.post_message(self.Skipped(run.host.id, f"{run.host.status} — not run"))
         self._update_info()
         table.focus()
         self._show_output(table.selected_host_id)
@@ -136,6 +154,72 @@ class FanoutScreen(Screen[None]):
         return self.query_one(JobOutput)
 
     # --- workers ------------------------------------------------------------------------------------
+
+    @work(group="fanout", exit_on_error=False)
+    async def run_all(self) -> None:
+        """Start the command on every host in one request (the server's fan-out) and follow the one
+        combined stream of their output; against a server without fan-outs, one request per host."""
+        client = self.client
+        if client is None:
+            for host_id in self.runs:
+                self.post_message(self.Failed(host_id, "not connected"))
+            return
+        try:
+            fan = await client.start_fanout(self.command, host_ids=list(self.runs))
+        except errors.ApiError as exc:
+            if exc.status in (404, 405):  # a server without /fanouts (an older one, MIOSA's)
+                self._per_host()
+            else:
+                for host_id in self.runs:
+                    self.post_message(self.Failed(host_id, describe_error(exc)))
+            return
+        except errors.OpenComputersError as exc:
+            for host_id in self.runs:
+                self.post_message(self.Failed(host_id, describe_error(exc)))
+            return
+        self.fanout_id = fan.id
+        self._record(fan)
+        try:
+            async with client.fanout_output(fan.id) as output:
+                async for host_id, item in output:
+                    if isinstance(item, OutputChunk):
+                        self.post_message(self.OutputArrived(host_id, item.data, item.stderr))
+                    elif isinstance(item, JobExit):
+                        self.post_message(self.OutputEnded(host_id, item.data, item.timestamp))
+                    elif isinstance(item, MemberNotRun):
+                        self.post_message(self.Skipped(host_id, item.error or item.status or "not run"))
+                    elif isinstance(item, FanOutEnd) and item.record is not None:
+                        self._record(item.record)
+        except errors.OpenComputersError as exc:
+            self.notify(f"fan-out stream: {host_markup(describe_error(exc))}", severity="error")
+
+    def _record(self, fan: FanOut) -> None:
+        """Post what the fan-out record says of each member (its job, or why it did not run)."""
+        now = self._clock()
+        for member in fan.fan_out:
+            if member.job_id is None:
+                if member.error or member.status == "skipped":
+                    self.post_message(self.Skipped(member.host_id, member.error or "not run"))
+                continue
+            job = Job(
+                id=member.job_id,
+                host_id=member.host_id,
+                status=member.status if member.status in JOB_STATUSES else "queued",
+                command=self.command,
+                exit_code=member.exit_code,
+                error=member.error,
+                created_at=fan.created_at,
+                updated_at=now,
+            )
+            self.post_message(self.JobChanged(member.host_id, job))
+
+    def _per_host(self) -> None:
+        """The fan-out of a server without ``/fanouts``: one start (and stream) per host."""
+        for run in self.runs.values():
+            if run.host.status != "online":
+                self.post_message(self.Skipped(run.host.id, f"{run.host.status} — not run"))
+            else:
+                self.run_on(run.host)
 
     @work(group="fanout", exit_on_error=False)
     async def run_on(self, host: Host) -> None:
@@ -183,6 +267,17 @@ class FanoutScreen(Screen[None]):
             await client.cancel_job(host_id, job_id)
         except errors.OpenComputersError as exc:
             self.notify(f"cancel: {host_markup(describe_error(exc))}", severity="error")
+
+    @work(group="fanout-cancel", exit_on_error=False)
+    async def cancel_fanout(self, fanout_id: str) -> None:
+        """Cancel all on the server: running jobs cancelled, members not started skipped."""
+        client = self.client
+        if client is None:
+            return
+        try:
+            await client.cancel_fanout(fanout_id)
+        except errors.OpenComputersError as exc:
+            self.notify(f"cancel all: {host_markup(describe_error(exc))}", severity="error")
 
     # --- message handlers ---------------------------------------------------------------------------
 
@@ -244,6 +339,15 @@ class FanoutScreen(Screen[None]):
                 severity="error",
             )
 
+    @on(DataTable.RowHighlighted, "#fanout-groups")
+    def _group_highlighted(self) -> None:
+        group = self.query_one(GroupTable).selected_group
+        if group is None:
+            return
+        self._show_output(group.runs[0].host.id)
+        count = len(group.runs)
+        self.output.border_title = f"{host_markup(group.names)} ({count} host{'' if count == 1 else 's'}) · {host_markup(group.result)}"
+
     @on(DataTable.RowHighlighted, "#fanout-results")
     def _row_highlighted(self) -> None:
         host_id = self.table.selected_host_id
@@ -261,15 +365,91 @@ class FanoutScreen(Screen[None]):
 
     def action_cancel_all(self) -> None:
         running = [r for r in self.runs.values() if r.job is not None and r.job.status in ACTIVE]
-        if not running:
+        if not running and not (self.fanout_id and not all(r.finished for r in self.runs.values())):
             self.notify("nothing is running", severity="warning")
+            return
+        if self.fanout_id is not None:
+            self.cancel_fanout(self.fanout_id)
+            self.notify(f"cancelling the fan-out ({len(running)} running)…")
             return
         for run in running:
             assert run.job is not None
             self.cancel(run.host.id, run.job.id)
         self.notify(f"cancelling {len(running)} job{'' if len(running) == 1 else 's'}…")
 
+    def action_toggle_grouped(self) -> None:
+        """Switch between one row per host and one row per group of identical results."""
+        groups = self.query_one(GroupTable)
+        groups.border_title = self.table.border_title
+        grouped = not groups.display
+        groups.display = grouped
+        self.table.display = not grouped
+        if grouped:
+            self._grouped_dirty = True
+            self._regroup()
+            groups.focus()
+        else:
+            self.table.focus()
+            self._show_output(self.table.selected_host_id)
+
+    def action_mark_for_diff(self) -> None:
+        """Make the highlighted host the one ``d`` compares against (again: unmark)."""
+        host_id = self._selected_host_id()
+        self.diff_base = None if host_id == self.diff_base else host_id
+        run = self.runs.get(self.diff_base or "")
+        self.notify(f"diff base: {host_markup(run.host.name)}" if run else "diff base: the largest group")
+
+    def action_diff(self) -> None:
+        """Show the unified diff of the highlighted host's output against the diff base."""
+        run = self.runs.get(self._selected_host_id() or "")
+        groups = group_runs(list(self.runs.values()))
+        base = self.runs.get(self.diff_base or "") or (groups[0].runs[0] if groups else None)
+        if run is None or base is None or base is run:
+            self.notify("mark another host with space first", severity="warning")
+            return
+        lines = diff_outputs(base, run)
+        self.output.clear()
+        self.output.border_title = f"diff {host_markup(base.host.name)} → {host_markup(run.host.name)}"
+        if not lines:
+            self.output.add_note("the outputs are identical")
+        for line in lines:
+            self.output.feed(
+                line.encode() + b"\n", stderr=line.startswith("-") and not line.startswith("---")
+            )
+
+    def action_rerun_failed(self) -> None:
+        """Run the command again on the hosts that did not end with exit 0 (after asking)."""
+        failed = [run.host for run in self.runs.values() if run.failed]
+        if not failed:
+            self.notify("no host failed", severity="warning")
+            return
+        from oc_tui.screens.confirm import ConfirmScreen
+        from oc_tui.screens.run_command import host_sample
+
+        count = len(failed)
+        text = f"$ {host_markup(self.command)}\non {host_sample(failed)}"
+        title = f"Re-run on {count} failed host{'' if count == 1 else 's'}?"
+
+        def rerun(confirmed: bool | None) -> None:
+            if confirmed:
+                self.app.push_screen(FanoutScreen(failed, self.command, self._clock, live=self._live))
+
+        self.app.push_screen(ConfirmScreen(title, text, "Re-run"), rerun)
+
     # --- helpers ------------------------------------------------------------------------------------
+
+    def _selected_host_id(self) -> str | None:
+        groups = self.query_one(GroupTable)
+        if groups.display:
+            group = groups.selected_group
+            return group.runs[0].host.id if group else None
+        return self.table.selected_host_id
+
+    def _regroup(self) -> None:
+        groups = self.query_one(GroupTable)
+        if groups.display and self._grouped_dirty:
+            self._grouped_dirty = False
+            groups.set_groups(group_runs(list(self.runs.values())))
 
     def _update(self, host_id: str, **changes: Any) -> None:
         run = self.runs.get(host_id)
@@ -336,6 +516,7 @@ class FanoutScreen(Screen[None]):
             self.output.border_title = f"output · {host_markup(run.host.name)}"
 
     def _update_info(self) -> None:
+        self._grouped_dirty = True
         runs = list(self.runs.values())
         counts: dict[str, int] = {}
         for run in runs:
@@ -346,6 +527,9 @@ class FanoutScreen(Screen[None]):
             if counts.get(status):
                 label = "not run" if status == "skipped" else status
                 parts.append(f"{counts[status]} {label}")
+        summary = exit_summary(runs)
+        if summary:
+            parts.append(host_markup(summary))
         self.query_one("#fanout-info", Static).update(f"fan-out  ·  {'  ·  '.join(parts)}")
 
     def _tick(self) -> None:

@@ -550,8 +550,9 @@ class FilesTab(HostTab):
             return self._queue.active is not None
         if action == "go_to":
             focused = self.screen.focused
-            return not (isinstance(focused, Input) or getattr(focused, "takes_text", False))
-        return True
+            if isinstance(focused, Input) or getattr(focused, "takes_text", False):
+                return False
+        return super().check_action(action, parameters)
 
     def action_cancel_transfer(self) -> None:
         if self._active_worker is not None:

@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -33,6 +33,7 @@ from textual.worker import Worker, WorkerState
 from oc_tui.api import OpenComputersClient, StreamState, errors
 from oc_tui.api.models import Host, HostEvent, HostRegistration, HostSysInfo
 from oc_tui.hosts_model import HostCache, load_sysinfo
+from oc_tui.readonly import ReadOnlyGuard, read_only_reason
 from oc_tui.screens.confirm import ConfirmRevokeScreen
 from oc_tui.screens.host_key import HostKeyScreen
 from oc_tui.screens.host_tab import client_of
@@ -59,13 +60,17 @@ def unauthorized_text(profile: str, base_url: str) -> str:
     )
 
 
-class FleetScreen(Screen[None]):
+class FleetScreen(ReadOnlyGuard, Screen[None]):
     """The ``:hosts`` view."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle_mark", "Mark", tooltip="Mark / unmark the host (for x)"),
         Binding("a", "mark_shown", "Mark all shown", show=False),
         Binding("x", "run_on_marked", "Run", tooltip="Run one command on the marked hosts"),
+        Binding(
+            "T", "broadcast_terminals", "Terminals", show=False, tooltip="A terminal on each marked host"
+        ),
+        Binding("P", "push_file", "Push file", show=False, tooltip="Push a local file to the marked hosts"),
         Binding("slash", "filter", "Filter"),
         Binding("n", "register", "Register"),
         # shown by ? and the palette; the footer keeps to what fits 80 columns
@@ -74,6 +79,7 @@ class FleetScreen(Screen[None]):
         Binding("ctrl+d,delete", "revoke", "Revoke", show=False),
         Binding("r", "reload", "Reload", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("v", "save_group", "Save view", show=False, tooltip="Save the filter as a host group"),
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
 
@@ -140,6 +146,7 @@ class FleetScreen(Screen[None]):
 
     def __init__(self, profile_name: str, base_url: str, clock: Callable[[], datetime]) -> None:
         super().__init__()
+        self._scope_known = False
         self._profile_name = profile_name
         self._base_url = base_url
         self._clock = clock
@@ -147,6 +154,7 @@ class FleetScreen(Screen[None]):
         self.host_updated: Signal[Host] = Signal(self, "host-updated")
         """Every fresh host record, published to open host screens (they subscribe)."""
         self._filter = HostFilter()
+        self._group: tuple[str, set[str]] | None = None  # :hosts group=NAME: its name and members
         self._stream_down = False
         self._polling = False
         self.live = False
@@ -199,6 +207,16 @@ class FleetScreen(Screen[None]):
             return
         try:
             hosts = [host async for host in client.iter_hosts()]
+            if not self._scope_known:  # once: does the server say this token only reads?
+                self._scope_known = True
+                if await client.token_read_only() and not read_only_reason(self.app):
+                    self.app.read_only = "token"  # type: ignore[attr-defined]
+                if read_only_reason(self.app):
+                    self.notify(
+                        "Keys that would change a host or the control plane (run, register, labels,"
+                        " revoke, uploads, terminals …) are off.",
+                        title=f"Read-only ({read_only_reason(self.app)})",
+                    )
         except errors.OpenComputersError as exc:
             self.post_message(self.RequestFailed("load hosts", exc))
         else:
@@ -375,6 +393,48 @@ class FleetScreen(Screen[None]):
     def _filter_submitted(self) -> None:
         self.table.focus()
 
+    def scope_to_group(self, name: str | None) -> None:
+        """Show only the members of the group called ``name`` (None: every host again)."""
+        self._group = None
+        self._render_hosts()
+        if name is not None:
+            self.load_group(name)
+
+    @work(exclusive=True, group="group-scope", exit_on_error=False)
+    async def load_group(self, name: str) -> None:
+        """Resolve a group's members (a tag query is evaluated now) and show only them."""
+        from oc_tui.screens.groups import group_member_ids
+
+        client = self.client
+        if client is None:
+            return
+        try:
+            members = await group_member_ids(client, name)
+        except errors.OpenComputersError as exc:
+            self.post_message(self.RequestFailed(f"group {name}", exc))
+            return
+        if members is None:
+            self.notify(f"no group called {host_markup(name)} — :groups lists them", severity="error")
+            return
+        self._group = (name, members)
+        self._render_hosts()
+
+    def action_save_group(self) -> None:
+        """Save the filter as a group (label terms: a tag query; otherwise the hosts shown)."""
+        if not self._filter.active:
+            self.notify("filter the fleet first (/), then save it as a group", severity="warning")
+            return
+        from oc_tui.screens.groups import SaveGroupScreen
+
+        def saved(group: Any) -> None:
+            if group is not None:
+                self.notify(
+                    f"group {host_markup(group.name)} saved ({group.member_count} hosts)", title="Saved"
+                )
+
+        shown = list(self.table.shown_ids)
+        self.app.push_screen(SaveGroupScreen(self.client, self._filter, shown), saved)
+
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.value = ""
@@ -439,6 +499,51 @@ class FleetScreen(Screen[None]):
                 self.app.push_screen(FanoutScreen(hosts, command, self._clock, live=self._networked))
 
         self.app.push_screen(RunCommandScreen(hosts, self._history("*fan-out*")), run)
+
+    def action_push_file(self) -> None:
+        """Ask for a local file and a remote path, confirm (naming the hosts), and push it to each marked
+        host (the highlighted one when none is)."""
+        hosts = self.marked_hosts() or [host for host in [self._selected()] if host is not None]
+        if not hosts:
+            return
+        from oc_tui.screens.confirm import ConfirmScreen
+        from oc_tui.screens.push import PushFileScreen, PushScreen, PushSpec
+        from oc_tui.screens.run_command import host_sample
+
+        def confirmed(spec: PushSpec, ok: bool | None) -> None:
+            if ok:
+                self.app.push_screen(PushScreen(hosts, spec))
+
+        def asked(spec: PushSpec | None) -> None:
+            if spec is None:
+                return
+            count = len(hosts)
+            title = f"Push to {count} host{'' if count == 1 else 's'}?"
+            text = f"{host_markup(str(spec.local))} → {host_markup(spec.remote)} (replaced where it exists)\non {host_sample(hosts)}"
+            self.app.push_screen(ConfirmScreen(title, text, "Push"), lambda ok: confirmed(spec, ok))
+
+        self.app.push_screen(PushFileScreen(len(hosts)), asked)
+
+    def action_broadcast_terminals(self) -> None:
+        """Open a terminal on each marked host (asking first, naming them), with opt-in input broadcast."""
+        hosts = self.marked_hosts()
+        if not hosts:
+            self.notify("mark the hosts first (space, or a for every host shown)", severity="warning")
+            return
+        from oc_tui.screens.broadcast import MAX_TERMINALS, BroadcastScreen
+        from oc_tui.screens.confirm import ConfirmScreen
+        from oc_tui.screens.run_command import host_sample
+
+        hosts = hosts[:MAX_TERMINALS]
+        count = len(hosts)
+        text = f"on {host_sample(hosts)}\nInput goes to one at a time until you turn broadcast on (b)."
+        title = f"Open a terminal on {count} host{'' if count == 1 else 's'}?"
+
+        def opened(ok: bool | None) -> None:
+            if ok:
+                self.app.push_screen(BroadcastScreen(hosts, live=self._networked))
+
+        self.app.push_screen(ConfirmScreen(title, text, "Open"), opened)
 
     def on_host_table_marks_changed(self) -> None:
         self._update_info()
@@ -527,9 +632,16 @@ class FleetScreen(Screen[None]):
         self.host_updated.publish(host)
 
     def _render_hosts(self) -> None:
-        self.table.show_hosts(
-            self._hosts.hosts.values(), self._filter.matches if self._filter.active else None
-        )
+        filtered = self._filter.matches if self._filter.active else None
+        shown = filtered
+        if self._group is not None:
+            members = self._group[1]
+
+            def in_group(host: Host) -> bool:
+                return host.id in members and (filtered is None or filtered(host))
+
+            shown = in_group
+        self.table.show_hosts(self._hosts.hosts.values(), shown)
         self._update_info()
         self._show_selected()
 
@@ -554,13 +666,18 @@ class FleetScreen(Screen[None]):
             host_markup(self._base_url),
             f"{total} host{'' if total == 1 else 's'}, {online} online",
         ]
-        if self._filter.active:
+        if self._group is not None:
+            parts.append(f"group {host_markup(self._group[0])}")
+        if self._filter.active or self._group is not None:
             parts.append(f"{self.table.row_count} shown")
         marked = len(self.table.marked)
         if marked:
             parts.append(f"{marked} marked")
         if self.live:
             parts.append("● live")
+        reason = read_only_reason(self.app)
+        if reason:
+            parts.insert(1, f"[b]read-only[/b] ({reason})")
         self.query_one("#fleet-info", Static).update("  ·  ".join(parts))
 
     def _tick(self) -> None:

@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState
 
 from oc_tui.api import errors
 from oc_tui.api.models import utcnow
+from oc_tui.readonly import ReadOnlyGuard
 from oc_tui.widgets.formatting import describe_error, host_markup
 from oc_tui.widgets.resource_table import ResourceTable
 
@@ -81,7 +82,7 @@ def run_client_call(
     node.run_worker(run(), name=action, group="change", exit_on_error=False)
 
 
-class HostTab(Vertical):
+class HostTab(ReadOnlyGuard, Vertical):
     """One tab of the host screen; subclasses set the class attributes and compose their content."""
 
     TAB_ID: ClassVar[str]

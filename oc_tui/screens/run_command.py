@@ -23,7 +23,8 @@ from oc_tui.widgets.formatting import host_markup
 NAMES_SHOWN = 8
 
 
-def _names(hosts: Sequence[Host]) -> str:
+def host_sample(hosts: Sequence[Host]) -> str:
+    """A sample of the hosts' names (markup): the first :data:`NAMES_SHOWN`, then ``+N more``."""
     names = [host_markup(host.name) for host in hosts[:NAMES_SHOWN]]
     if len(hosts) > NAMES_SHOWN:
         names.append(f"+{len(hosts) - NAMES_SHOWN} more")
@@ -45,10 +46,10 @@ class RunCommandScreen(ModalScreen[str | None]):
         offline = [host for host in self._hosts if host.status != "online"]
         with Vertical(classes="dialog -wide"):
             yield Label(f"Run on {count} host{'' if count == 1 else 's'}", classes="dialog-title")
-            yield Label(_names(self._hosts), classes="dialog-text")
+            yield Label(host_sample(self._hosts), classes="dialog-text")
             if offline:
                 yield Label(
-                    f"Not online, so not run (reported at once): {_names(offline)}",
+                    f"Not online, so not run (reported at once): {host_sample(offline)}",
                     classes="dialog-text -warning",
                 )
             yield Label("Command (runs through each host's shell)", classes="field-label")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import string
+from collections.abc import Callable
 from typing import ClassVar
 
 from textual import on, work
@@ -89,6 +90,8 @@ class TerminalPane(Vertical):
         self._keys = bytearray()
         self._resize: tuple[int, int] | None = None
         self._wake = asyncio.Event()
+        self.on_typed: Callable[[TerminalPane, bytes], bool] | None = None
+        """Hears what is typed first; True: it took care of the keys (the broadcast screen's hook)."""
 
     def compose(self) -> ComposeResult:
         yield TerminalView(id=f"{self.id}-view" if self.id else None)
@@ -130,12 +133,19 @@ class TerminalPane(Vertical):
     @on(TerminalView.Input)
     def _input(self, event: TerminalView.Input) -> None:
         event.stop()
+        if self.on_typed is not None and self.on_typed(self, event.data):
+            return  # the owner dispatched the keys (input broadcast)
         if self.state in ("connecting", "running"):  # typed while connecting: sent once connected
-            self._keys += event.data
-            self._wake.set()
+            self.send_keys(event.data)
         elif self.state in ("ended", "failed") and event.data in (b"\r", b"\n"):
             self.view.reset()
             self.start()
+
+    def send_keys(self, data: bytes) -> None:
+        """Type ``data`` into the session (while it connects: sent once connected; else dropped)."""
+        if self.state in ("connecting", "running"):
+            self._keys += data
+            self._wake.set()
 
     # --- the session -------------------------------------------------------------------------------
 

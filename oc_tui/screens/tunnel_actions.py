@@ -14,6 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.widget import Widget
 
 from oc_tui.api.models import Tunnel
+from oc_tui.readonly import ReadOnlyGuard
 from oc_tui.screens.confirm import ConfirmScreen
 from oc_tui.screens.host_tab import client_of
 from oc_tui.screens.tunnel_inspector import TunnelInspectorScreen
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 Call = Callable[["OpenComputersClient"], Awaitable[Any]]
 
 
-class TunnelActions(Widget):
+class TunnelActions(ReadOnlyGuard, Widget):
     """The actions on the selected tunnel (a mixin for a tab or a screen that lists tunnels). List it
     after the main base (``class TunnelsTab(HostTab, TunnelActions)``): Textual's type selectors and
     ``query(HostTab)`` follow the first base."""

@@ -102,12 +102,27 @@ def _show_hosts(app: App[Any]) -> None:
         action()
 
 
+def _show_groups(app: App[Any]) -> None:
+    from oc_tui.screens.groups import COLUMNS, list_groups  # Textual screens load on first use
+
+    ResourceView("groups", "", kind="groups", columns=COLUMNS, load=list_groups)._push(app)
+
+
+def group_argument(command: str) -> str | None:
+    """The ``NAME`` of ``:hosts group=NAME`` (None without one)."""
+    for word in command.split()[1:]:
+        if word.startswith("group="):
+            return word.removeprefix("group=") or None
+    return None
+
+
 VIEWS: Sequence[View] = (
     View("hosts", "The fleet view", _show_hosts, aliases=("host", "fleet")),
     View("tunnels", "Every tunnel of the fleet", _show_tunnels),
     View("agents", "AI agent sessions of the fleet", _show_agents),
     View("clusters", "Inference clusters: list, create, topology, chat", _show_clusters),
     View("secrets", "The tenant's secrets (encrypted; for jobs)", _show_secrets, aliases=("secret",)),
+    View("groups", "Host groups (saved views); :hosts group=NAME shows one", _show_groups),
 )
 """Every top-level view, in the order ``?`` lists them."""
 

@@ -1,18 +1,18 @@
 """The fan-out results: one row per host with its job's status, exit code, duration and first line.
 
 Rows are keyed by host id and stay in the order the hosts were given, so results filling in as
-hosts finish never move the cursor. Each row is a :class:`HostRun`, updated by the screen.
+hosts finish never move the cursor. Each row is a :class:`~oc_tui.fanout_model.HostRun`, updated by
+the screen. :class:`GroupTable` shows them grouped: one row per set of hosts with identical results.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from rich.text import Text
 
-from oc_tui.api.models import Host, Job
+from oc_tui.fanout_model import HostRun, OutputGroup
 from oc_tui.widgets.formatting import host_text, job_duration, job_status_label
 from oc_tui.widgets.row_table import RowTable
 from oc_tui.widgets.styles import text_style
@@ -25,35 +25,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("first", "FIRST LINE"),
 )
 FIRST_LINE_CHARS = 200
-
-
-@dataclass
-class HostRun:
-    """What is known of one host's part of a fan-out."""
-
-    host: Host
-    job: Job | None = None
-    skipped: str | None = None
-    """Why the command was not run there ("offline — not run"), or None."""
-    error: str | None = None
-    """Why starting or following the job failed, or None."""
-    first_line: str = ""
-    first_line_done: bool = False
-    chunks: list[tuple[bytes, bool]] = field(default_factory=list)
-    """The output kept for display (stderr flag per chunk), at most the screen's cap."""
-    kept: int = 0
-
-    @property
-    def status(self) -> str:
-        if self.skipped:
-            return "skipped"
-        if self.error:
-            return "error"
-        return self.job.status if self.job is not None else "starting"
-
-    @property
-    def finished(self) -> bool:
-        return self.status in ("skipped", "error", "completed", "failed", "cancelled")
 
 
 class FanoutTable(RowTable):
@@ -124,3 +95,54 @@ class FanoutTable(RowTable):
             Text(job_duration(job, now) if job is not None else "-"),
             Text(host_text(run.first_line), style="" if run.first_line else dim, no_wrap=True),
         )
+
+
+GROUP_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("hosts", "HOSTS"),
+    ("count", "N"),
+    ("result", "RESULT"),
+    ("first", "FIRST LINE"),
+)
+
+
+class GroupTable(RowTable):
+    """One row per :class:`~oc_tui.fanout_model.OutputGroup` (dshbak-style): the hosts folded into
+    ranges, how many, their shared result and first line; rebuilt as results come in."""
+
+    COMPONENT_CLASSES = FanoutTable.COMPONENT_CLASSES
+    COLUMNS = GROUP_COLUMNS
+
+    def __init__(self, clock: Callable[[], datetime], *, id: str | None = None) -> None:
+        super().__init__(clock, id=id)
+        self.groups: list[OutputGroup] = []
+
+    def restyle(self) -> None:
+        self.set_groups(self.groups)
+
+    def set_groups(self, groups: Sequence[OutputGroup]) -> None:
+        """Show ``groups``, keeping the cursor on the group it was on (by its first host)."""
+        selected = self.selected_group
+        self.groups = list(groups)
+        self.clear()
+        dim = text_style(self, "fanout-table--dim")
+        for group in self.groups:
+            status = group.runs[0].status
+            self.add_row(
+                Text(host_text(group.names), no_wrap=True),
+                Text(str(len(group.runs))),
+                Text(host_text(group.result), style=text_style(self, f"fanout-table--{status}")),
+                Text(host_text(group.first_line), style="" if group.first_line else dim, no_wrap=True),
+                key=group.key,
+            )
+        if selected is not None:
+            keys = [group.key for group in self.groups]
+            if selected.key in keys:
+                self.move_cursor(row=keys.index(selected.key), animate=False)
+
+    @property
+    def selected_group(self) -> OutputGroup | None:
+        """The group under the cursor, or None."""
+        if not self.row_count or not self.groups:
+            return None
+        row = min(self.cursor_row, len(self.groups) - 1)
+        return self.groups[row]
