@@ -38,6 +38,24 @@ MUTATING_ACTIONS = frozenset(
         "toggle_tunnel",
         "delete_tunnel",
         "replay",
+        # secrets (tab and :secrets)
+        "new_secret",
+        "edit_secret",
+        "delete_secret",
+        # AI agents (tab, :agents, a session's log)
+        "dispatch",
+        "model",
+        "cancel_session",
+        "approve",
+        "edit",
+        "deny",
+        # inference clusters (:clusters and a cluster's topology)
+        "new_cluster",
+        "start_cluster",
+        "stop_cluster",
+        "delete_cluster",
+        "start",
+        "stop",
     }
 )
 """The actions (``action_<name>``) a read-only app refuses."""

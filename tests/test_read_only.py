@@ -139,3 +139,14 @@ async def test_tui_on_a_read_only_token_disables_every_mutating_key(server) -> N
             info = str(fleet.query_one("#fleet-info").render())
             assert "read-only (token)" in info or "read-only (--read-only)" in info
             assert any("are off" in message for _, message in notifications(app))  # noqa: B023
+            for view, actions in (
+                ("secrets", ("new_secret", "edit_secret", "delete_secret")),
+                ("agents", ("cancel_session",)),
+                ("clusters", ("new_cluster", "start_cluster", "stop_cluster", "delete_cluster")),
+            ):
+                await pilot.press("colon", *view, "enter")
+                await wait_until(pilot, lambda: app.screen is not fleet, f":{view}")  # noqa: B023
+                for action in actions:
+                    assert app.screen.check_action(action, ()) is None, (view, action)
+                await pilot.press("escape")
+                await wait_until(pilot, lambda: app.screen is fleet, "back on the fleet")  # noqa: B023

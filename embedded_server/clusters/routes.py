@@ -13,6 +13,7 @@ from oc_tui.api.errors import ErrorCode
 from oc_tui.api.models import ClusterCreate, is_valid_id
 
 from .. import durable, limits
+from ..auth import reads_only
 from ..deps import Tenant, TenantHost, keepalive_of, path_id, sse_response
 from ..errors import ApiProblem
 from ..openapi import raises
@@ -131,6 +132,10 @@ inference_router = limits.router(prefix="/inference", include_in_schema=False)
 
 
 @inference_router.api_route("/{slug}/v1/{path:path}", methods=["GET", "POST"])
+@reads_only
 async def serve_inference(request: Request, slug: str, path: str) -> Response:
-    """A request to the cluster ``slug``'s OpenAI-compatible endpoint, answered by one host's engine."""
+    """A request to the cluster ``slug``'s OpenAI-compatible endpoint, answered by one host's engine.
+
+    A read-only token may use it (``reads_only``): asking a model changes nothing in the fleet, though
+    OpenAI's API sends every question as a POST."""
     return await router_of(request).serve(request, slug, path)

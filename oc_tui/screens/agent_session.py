@@ -23,6 +23,7 @@ from textual.widgets import Collapsible, Footer, Markdown, Static
 
 from oc_tui.api import errors
 from oc_tui.api.models import AgentEvent, AgentSession
+from oc_tui.readonly import ReadOnlyGuard
 from oc_tui.screens.agents import DenyForm, EditCallForm
 from oc_tui.screens.confirm import ConfirmScreen
 from oc_tui.screens.host_tab import client_of, run_client_call
@@ -57,7 +58,7 @@ def pretty(arguments: Any) -> str:
     return host_text(text, keep="\n")
 
 
-class AgentSessionScreen(Screen[None]):
+class AgentSessionScreen(ReadOnlyGuard, Screen[None]):
     """The log of ``session`` on its host; ``live``: False in tests and screenshots (events come as
     messages)."""
 
@@ -201,11 +202,11 @@ class AgentSessionScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Approve, edit and deny only while a call waits; cancel only while the session runs."""
-        if action in ("approve", "edit", "deny"):
-            return self.pending is not None
-        if action == "cancel_session":
-            return self.status not in FINAL
-        return True
+        if action in ("approve", "edit", "deny") and self.pending is None:
+            return False
+        if action == "cancel_session" and self.status in FINAL:
+            return False
+        return super().check_action(action, parameters)  # read-only mode (ReadOnlyGuard)
 
     # --- actions -----------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from textual.widgets import Footer, Input, Label, Sparkline, Static
 
 from oc_tui.api import errors
 from oc_tui.api.models import Cluster, ClusterHost
+from oc_tui.readonly import ReadOnlyGuard
 from oc_tui.screens.host_tab import client_of
 from oc_tui.widgets.formatting import describe_error, host_markup, host_text
 from oc_tui.widgets.statuses import status_label
@@ -89,7 +90,7 @@ class HostCard(Vertical):
         self.query_one("#ttft", Sparkline).data = host.ttft_ms_history
 
 
-class ClusterScreen(Screen[None]):
+class ClusterScreen(ReadOnlyGuard, Screen[None]):
     """The topology of ``cluster`` and its chat box; ``live``: False in tests and screenshots."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -20,6 +20,7 @@ from textual.widgets import Static
 
 from oc_tui.api import errors
 from oc_tui.api.models import utcnow
+from oc_tui.readonly import ReadOnlyGuard
 from oc_tui.screens.host_tab import client_of, run_client_call
 from oc_tui.widgets.formatting import describe_error, host_markup
 from oc_tui.widgets.keys_footer import KeysFooter
@@ -34,7 +35,7 @@ Change = Callable[["OpenComputersClient"], Awaitable[Any]]
 """A change to a resource, made with the client (start, delete …)."""
 
 
-class ResourceScreen(Screen[None]):
+class ResourceScreen(ReadOnlyGuard, Screen[None]):
     """One resource view: ``title``, the table of ``kind`` resources in ``columns``, listed by ``load``."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
