@@ -110,6 +110,15 @@ async def test_browse_preview_sort_and_jump(server, start_agent, tmp_path: Path)
         await pilot.press("slash", "a", "l", "p", "h", "a")
         assert lst.cursor_key == "alpha.py"
         await pilot.press("escape")
+        for character in "/zeta":  # in one burst, as a fast typist: z is no key, but "/" must come first
+            app.post_message(events.Key(_character_to_key(character), character))
+        await wait_until(pilot, lambda: lst.cursor_key == "zeta dir", "the burst jumped")
+        await pilot.press("escape")
+        for character in "/sub":  # s and u are tab keys (Secrets, Tunnels): in a jump they are the name's
+            app.post_message(events.Key(_character_to_key(character), character))
+        await wait_until(pilot, lambda: lst.jump_prefix == "sub", "the jump took s, u, b")
+        assert app.screen.query_one(TabbedContent).active == "files"
+        await pilot.press("escape")
         # outside a jump, letters are keys: j opens Jobs from Files, as from every tab
         await pilot.press("j")
         assert app.screen.query_one(TabbedContent).active == "jobs"

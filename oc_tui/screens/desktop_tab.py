@@ -127,10 +127,7 @@ class DesktopTab(HostTab, can_focus=True):
         """The tab was shown: connect if not connected, and give the picture the keyboard."""
         if self.live and self._state == "idle":
             self.connect()
-        if self._state in ("live", "picture"):
-            self.view.focus()
-        else:
-            self.focus()
+        self.take_focus(self.view if self._state in ("live", "picture") else self)
         return True
 
     # --- the session -------------------------------------------------------------------------------

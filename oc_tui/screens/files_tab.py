@@ -103,7 +103,7 @@ class FilesTab(HostTab):
         Binding("g", "go_to", "Path", tooltip="Go to a path (type it; esc goes back)", priority=True),
         Binding("tilde", "home", "Home", show=False, tooltip="The home directory"),
         Binding("r,f5", "refresh", "Refresh", show=False, tooltip="List the directory again"),
-        Binding("slash", "jump", "Jump", tooltip="Jump to a name: type its start"),
+        Binding("slash", "jump", "Jump", tooltip="Jump to a name: type its start", priority=True),
     ]
 
     # --- messages: what workers (or a test) deliver ------------------------------------------------
@@ -188,7 +188,7 @@ class FilesTab(HostTab):
     def activate(self) -> bool:
         """The tab was shown: the listing (or the message in its place) takes the focus; the first
         time, the directory this host's Files tab was left in this run (else the home) is listed."""
-        (self.query_one("#files-message") if self.has_class("-message") else self.file_list).focus()
+        self.take_focus(self.query_one("#files-message") if self.has_class("-message") else self.file_list)
         if self.live and self.path is None and not self._loading:
             self.load(self.tab_context.places.get(self.TAB_ID, ""))
         return True
@@ -491,7 +491,7 @@ class FilesTab(HostTab):
         self.refresh_listing()
 
     def action_jump(self) -> None:
-        self.file_list.focus()
+        self.take_focus(self.file_list)
         self.file_list.start_jump()
 
     def action_download(self) -> None:
@@ -548,7 +548,7 @@ class FilesTab(HostTab):
         text while a field or a jump has the keyboard."""
         if action == "cancel_transfer":
             return self._queue.active is not None
-        if action == "go_to":
+        if action in ("go_to", "jump"):  # priority keys (see BINDINGS): text while typing
             focused = self.screen.focused
             if isinstance(focused, Input) or getattr(focused, "takes_text", False):
                 return False

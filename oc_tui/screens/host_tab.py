@@ -114,6 +114,11 @@ class HostTab(ReadOnlyGuard, Vertical):
         self.host_id = context.host_id
         self.live = context.live
 
+    def take_focus(self, widget: Widget) -> None:
+        """Give ``widget`` the keyboard at once, not on the next message as ``focus()`` does: the keys
+        typed in the same burst as the tab's key (``j`` then a command, fast) then reach it."""
+        self.screen.set_focus(widget)
+
     @classmethod
     def binding(cls) -> Binding:
         """The host screen's binding that shows this tab: a priority binding, so the same key opens the
@@ -205,7 +210,7 @@ class ResourceTab(HostTab):
 
     def activate(self) -> bool:
         """The tab was shown: the list takes the focus and is loaded afresh."""
-        self.table.focus()
+        self.take_focus(self.table)
         if self.live:
             self.action_reload()
         return True

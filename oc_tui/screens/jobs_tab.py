@@ -126,7 +126,7 @@ class JobsTab(HostTab):
     def activate(self) -> bool:
         """The tab was shown: the command line takes the focus, ready to type, and the list is loaded
         afresh (jobs started elsewhere — another client, an AI agent session — show up)."""
-        self.command_line.focus()
+        self.take_focus(self.command_line)
         if self._live:
             self.load_jobs()
         return True

@@ -356,10 +356,7 @@ class TerminalTab(HostTab):
 
     def _focus_terminal(self) -> None:
         pane = self.current
-        if pane is not None:
-            pane.view.focus()
-        else:
-            self.bar.focus()
+        self.take_focus(pane.view if pane is not None else self.bar)
 
     # --- messages ------------------------------------------------------------------------------------
 
