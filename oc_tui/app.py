@@ -91,12 +91,19 @@ class OcTuiApp(App[None]):
         Binding("colon", "command_mode", "Command"),
         Binding("q", "quit", "Quit"),
         Binding("escape", "back", "Back", show=False),
+        # Priority, so the move happens as the key is dispatched: the keys typed right after it in one
+        # burst (name, tab, value — a paste, tmux send-keys) reach the next field, not the one left.
+        Binding("tab", "focus_next", "Next field", show=False, priority=True),
+        Binding("shift+tab", "focus_previous", "Previous field", show=False, priority=True),
     ]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """While a terminal or desktop has the keyboard, Textual's priority keys (ctrl+p palette, ctrl+q
         quit) belong to the remote program: shells recall history with ctrl+p. The session's escape key
-        (ctrl+]) gives the keyboard back to the app first."""
+        (ctrl+]) gives the keyboard back to the app first. Tab is the screen's own where it says so
+        (``OWNS_TAB``: the broadcast terminals go round with it)."""
+        if action in ("focus_next", "focus_previous") and getattr(self.screen, "OWNS_TAB", False):
+            return False
         return not steps_aside(self.focused, action)
 
     @dataclass

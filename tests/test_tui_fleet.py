@@ -256,10 +256,10 @@ async def test_help_command_mode_and_palette(server) -> None:
             lambda: ("error", "unknown command :nope — try :hosts or :q") in notifications(app),
             "an unknown-command notification",
         )
-        await pilot.press("colon", *"clusters", "enter")
-        await wait_until(
-            pilot, lambda: ("warning", ":clusters is not yet available") in notifications(app), "not yet"
-        )
+        await pilot.press("colon", *"clusters", "enter")  # every view of the design exists now
+        await wait_until(pilot, lambda: app.screen is not app.fleet, ":clusters open")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.fleet, "back on the fleet")
 
         await pilot.press("ctrl+p")
         await pilot.pause()

@@ -31,6 +31,8 @@ MAX_TERMINALS = 16
 class BroadcastScreen(ReadOnlyGuard, Screen[None]):
     """One terminal per host; ``broadcast`` sends what is typed to all of them."""
 
+    OWNS_TAB = True
+    """Tab goes round the terminals here (the app's priority tab gives way)."""
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.back", "Close all"),
         Binding("b", "toggle_broadcast", "Broadcast on/off"),

@@ -18,7 +18,7 @@ from textual.widget import Widget
 
 ESCAPE_KEY = "ctrl+right_square_bracket"
 """The one key a capturing view keeps for itself."""
-STEPPING_ASIDE = frozenset({"command_palette", "quit"})
+STEPPING_ASIDE = frozenset({"command_palette", "quit", "focus_next", "focus_previous"})
 """The app's priority actions that give way while a capturing view has the focus."""
 
 
