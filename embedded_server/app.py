@@ -26,6 +26,7 @@ from . import (
     hosts,
     idempotency,
     jobs,
+    limits,
     openapi,
     secrets,
     sessions,
@@ -82,7 +83,13 @@ def create_app(settings: Settings) -> FastAPI:
     for section in SECTIONS:
         section.install(app)
     idempotency.install(app)  # every POST honours Idempotency-Key
-    app.add_api_route(API_PREFIX + "/token", auth.token_info, methods=["GET"], tags=["auth"])
+    app.router.add_api_route(
+        API_PREFIX + "/token",
+        auth.token_info,
+        methods=["GET"],
+        tags=["auth"],
+        route_class_override=limits.LimitedRoute,  # its errors in the OpenAPI document, as every route's
+    )
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -146,6 +146,7 @@ async def current_tenant(request: Request) -> str:
     return tenant_id
 
 
+@raises(401)
 async def token_info(request: Request) -> dict[str, Any]:
     """``GET /token``: what the caller's token may do — ``{"tenant_id", "read_only"}`` (an extension, so
     a client such as oc-tui can say up front that it is read-only)."""

@@ -148,7 +148,8 @@ async def test_real_llama_cpp_engine(server: Server, start_agent: Any, llama_ser
         stream = await llm.chat.completions.create(model=MODEL, messages=messages, max_tokens=4, stream=True)
         chunks = [chunk async for chunk in stream]
         assert chunks and all(chunk.object == "chat.completion.chunk" for chunk in chunks)
-        assert chunks[-1].choices[0].finish_reason in ("length", "stop")
+        ends = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+        assert ends and ends[-1] in ("length", "stop")  # the last chunk may carry only the usage
     async with api(server) as http:
         host = (await http.get(f"/clusters/{made['id']}")).json()["hosts"][0]
     assert host["completed"] == 2 and host["errors"] == 0 and host["tokens_per_s"] > 0
