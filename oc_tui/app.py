@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import ClassVar
 
 import httpx
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.message import Message
 from textual.screen import Screen
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from oc_tui import config
@@ -209,6 +210,20 @@ class OcTuiApp(App[None]):
             self.post_message(self.LocalPlaneFailed(str(exc)))
         else:
             self.post_message(self.LocalPlaneReady(local))
+
+    def on_key(self, event: events.Key) -> None:
+        """A character typed while a dialog or a field was still opening (the keys of one burst, a paste,
+        a fast typist) went to the screen — nothing had the keyboard yet — and bubbled up to here unseen
+        by any field. A field that has the keyboard now gets it, in order, instead of losing it (a field
+        that had it would have taken the character and stopped it)."""
+        focused = self.focused
+        if event.is_printable and event.character and isinstance(focused, Input) and not focused.disabled:
+            event.stop()
+            selection = focused.selection
+            if selection.is_empty:
+                focused.insert_text_at_cursor(event.character)
+            else:
+                focused.replace(event.character, *selection)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Anything unexpected while starting the local control plane is reported, not a crash."""

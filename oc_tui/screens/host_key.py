@@ -20,6 +20,7 @@ from textual.widgets import Button, Label, TextArea
 
 from oc_tui.api.models import HostRegistration
 from oc_tui.widgets.formatting import host_markup
+from oc_tui.widgets.keys_footer import DialogKeys
 
 
 def agent_command(base_url: str, host_key: str) -> str:
@@ -43,7 +44,7 @@ def loopback_hint(base_url: str) -> str | None:
     )
 
 
-class HostKeyScreen(ModalScreen[None]):
+class HostKeyScreen(DialogKeys, ModalScreen[None]):
     """The host key and the ``oc-agent`` command for a just-registered host."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
