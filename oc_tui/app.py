@@ -294,7 +294,7 @@ class OcTuiApp(App[None]):
             (
                 "Fleet",
                 [
-                    ("enter", "Open the host (overview, jobs)"),
+                    ("enter", f"Open the host: {', '.join(tab.TITLE.lower() for tab in host.HOST_TABS)}"),
                     *rows(FleetScreen.BINDINGS),
                     ("↑ ↓  j k", "Move"),
                     ("g  G", "First / last host"),

@@ -5,11 +5,13 @@ need the real control plane are in the modules of their section.
 
 from __future__ import annotations
 
+import io
+
 from conftest import wait_until
 from test_tui_snapshots import screenshots
 from textual import events
 from textual.keys import _character_to_key
-from textual.widgets import Footer, Label
+from textual.widgets import Footer, Label, Static
 
 from oc_tui.app import OcTuiApp
 from oc_tui.screens.fleet import FleetScreen
@@ -21,6 +23,15 @@ def burst(app: OcTuiApp, text: str) -> None:
     for the app between them."""
     for character in text:
         app.post_message(events.Key(_character_to_key(character), character))
+
+
+def plain(renderable: object) -> str:
+    """What a Rich renderable (a Static's content) reads as, as plain text."""
+    from rich.console import Console
+
+    console = Console(width=100, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
 
 
 def footer_keys(app: OcTuiApp) -> set[str]:
@@ -45,3 +56,62 @@ async def test_fanout_dialog_takes_a_burst_and_says_why_it_stays() -> None:
         assert "type a command" in str(error.content)
         await pilot.press("escape")
         assert isinstance(app.screen, FleetScreen)
+
+
+async def test_words_that_say_what_is_true() -> None:
+    from datetime import timedelta
+
+    from oc_tui.api.models import HostEvent
+    from oc_tui.screens.help import HelpScreen
+    from oc_tui.screens.host import HOST_TABS
+    from oc_tui.screens.host_key import HostKeyScreen
+    from oc_tui.widgets.event_feed import EventFeed
+    from oc_tui.widgets.host_detail import HostDetail
+
+    app = screenshots.demo_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await screenshots.fleet(pilot)
+        fleet = app.fleet
+        # an online host was heard from now, whatever its record's last_seen_at (written every 30 s)
+        db = next(host for host in screenshots.demo_hosts() if host.id == "host_demo0004")
+        old = db.model_copy(update={"last_seen_at": screenshots.NOW - timedelta(minutes=5)})
+        fleet.post_message(FleetScreen.HostFetched(old))
+        await pilot.pause()
+        body = plain(fleet.query_one(HostDetail).query_one("#detail-body", Static).content)
+        assert "now (connected)" in body and "5m ago" not in body
+
+        # an event about a host the listing has not brought yet waits for its name (not its id)
+        stranger = db.model_copy(update={"id": "host_demo0099", "name": "late-box"})
+        event = HostEvent(
+            type="status_change", host_id=stranger.id, data={"status": "online"}, timestamp=screenshots.NOW
+        )
+        feed = fleet.query_one(EventFeed)
+        lines = len(feed.lines)
+        fleet.post_message(FleetScreen.HostEventArrived(event))
+        await pilot.pause()
+        assert len(feed.lines) == lines
+        fleet.post_message(FleetScreen.HostFetched(stranger))
+        await pilot.pause()
+        written = "".join(segment.text for segment in feed.lines[-1])
+        assert "late-box" in written and stranger.id not in written
+
+        # a filter that matches nothing says so
+        await pilot.press("slash", *"nosuchhost", "enter")
+        assert fleet.table.row_count == 0
+        assert "no hosts match 'nosuchhost'" in str(fleet.table.border_subtitle)
+        await pilot.press("escape")
+        assert not fleet.table.border_subtitle
+
+        # ? names every tab enter opens
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        enter_row = dict(app._key_sections()[1][1])["enter"]
+        assert all(tab.TITLE.lower() in enter_row for tab in HOST_TABS), enter_row
+
+        # the clipboard: what was done (sent, OSC 52), and the text itself to select
+        await app.push_screen(HostKeyScreen(screenshots.demo_registration(), screenshots.BASE_URL))
+        await pilot.press("c")
+        note = list(app._notifications)[-1]
+        assert "OSC 52" in note.message and "copied" not in note.message.lower()
+        assert "oc-agent --server" in note.message

@@ -48,6 +48,8 @@ from oc_tui.widgets.host_filter import HostFilter
 from oc_tui.widgets.host_table import HostTable
 
 UNREACHABLE = "control plane unreachable — retrying"
+UNNAMED_KEPT = 20
+"""Events kept per host whose name is not known yet (written once it is)."""
 TICK_SECONDS = 10.0
 """How often relative times and the selected host's live facts are refreshed."""
 
@@ -157,6 +159,9 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         self._group: tuple[str, set[str]] | None = None  # :hosts group=NAME: its name and members
         self._stream_down = False
         self._polling = False
+        self._unnamed: dict[str, list[HostEvent]] = {}
+        """Events about hosts not known yet (the stream ran ahead of the listing, after a restart):
+        written to the feed once the host's name is known, not under its id."""
         self.live = False
         """True while the event stream is connected: the table follows changes as they happen."""
 
@@ -298,6 +303,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
 
     def on_fleet_screen_hosts_loaded(self, message: HostsLoaded) -> None:
         self._hosts.replace_all(message.hosts)
+        for host_id in [known for known in self._unnamed if known in self._hosts.hosts]:
+            self._write_unnamed(host_id, self._hosts.hosts[host_id].name)
         self.table.loading = False
         if not self._stream_down:
             self.banner.clear()
@@ -307,6 +314,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         self._upsert(message.host)
 
     def on_fleet_screen_host_gone(self, message: HostGone) -> None:
+        self._write_unnamed(message.host_id)
         if self._hosts.remove(message.host_id):
             self.table.set_marked(self.table.marked - {message.host_id})
             self._render_hosts()
@@ -316,10 +324,22 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         effect = self._hosts.apply_event(event)
         if effect.changed and effect.host is not None:
             self._show_upserted(effect.host)
+        if effect.host is None:
+            waiting = self._unnamed.setdefault(event.host_id, [])
+            if len(waiting) < UNNAMED_KEPT:
+                waiting.append(event)
+            if self.client is not None:
+                self.fetch_host(event.host_id)  # its name, then the line
+            return
         if effect.refetch and self.client is not None:
             self.fetch_host(event.host_id)  # agent info and last-seen change with the status
-        name = effect.host.name if effect.host is not None else event.host_id
-        self.query_one(EventFeed).add_event(event, name)
+        self.query_one(EventFeed).add_event(event, effect.host.name)
+
+    def _write_unnamed(self, host_id: str, name: str | None = None) -> None:
+        """The events that waited for ``host_id``'s name, written now (under ``name``, else its id)."""
+        feed = self.query_one(EventFeed)
+        for event in self._unnamed.pop(host_id, []):
+            feed.add_event(event, name or host_id)
 
     def on_fleet_screen_sys_info_loaded(self, message: SysInfoLoaded) -> None:
         detail = self.query_one(HostDetail)
@@ -627,6 +647,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
     def _show_upserted(self, host: Host) -> None:
         """A host record the cache now holds: its row, the counts, the detail, open host screens."""
         self.table.upsert(host)  # one row redrawn or moved, not the whole table
+        if host.id in self._unnamed:
+            self._write_unnamed(host.id, host.name)
         self._update_info()
         self._show_selected()
         self.host_updated.publish(host)
@@ -679,6 +701,17 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         if reason:
             parts.insert(1, f"[b]read-only[/b] ({reason})")
         self.query_one("#fleet-info", Static).update("  ·  ".join(parts))
+        self.table.border_subtitle = self._empty_reason()
+
+    def _empty_reason(self) -> str:
+        """Why the table shows no host although there are hosts (a filter, a group), else ""."""
+        if self.table.row_count or not len(self._hosts):
+            return ""
+        if self._filter.active:
+            return f"no hosts match '{host_markup(self._filter.text)}' — esc clears the filter"
+        if self._group is not None:
+            return f"no hosts in group {host_markup(self._group[0])}"
+        return ""
 
     def _tick(self) -> None:
         self.table.refresh_times()

@@ -19,6 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, TextArea
 
 from oc_tui.api.models import HostRegistration
+from oc_tui.widgets.clipboard import copy_text
 from oc_tui.widgets.formatting import host_markup
 from oc_tui.widgets.keys_footer import DialogKeys
 
@@ -79,8 +80,7 @@ class HostKeyScreen(DialogKeys, ModalScreen[None]):
         self.query_one("#copy", Button).focus()
 
     def action_copy(self) -> None:
-        self.app.copy_to_clipboard(self.command)
-        self.notify("oc-agent command copied to the clipboard", title="Copied")
+        copy_text(self, self.command, "oc-agent command")
 
     def action_close(self) -> None:
         self.dismiss(None)
