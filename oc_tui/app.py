@@ -54,7 +54,12 @@ class OcTuiCommands(Provider):
             ("Hosts", "Show the fleet view (:hosts)", app.action_show_hosts),
             ("Register host", "Register a new host and show its key", fleet.action_register),
             ("Edit labels", "Edit the labels of the selected host", fleet.action_edit_labels),
-            ("Revoke host", "Revoke the selected host (asks first)", fleet.action_revoke),
+            ("Rename host", "Rename the selected host (e)", fleet.action_rename),
+            (
+                "Revoke host",
+                "Revoke the selected host; a revoked one: delete it (asks first)",
+                fleet.action_revoke,
+            ),
             ("Open host", "Open the selected host (enter)", fleet.action_open_host),
             ("Run a job", "Open the selected host's Jobs tab", partial(fleet.action_open_host, "jobs")),
             ("Run on marked hosts", "One command on every marked host (x)", fleet.action_run_on_marked),

@@ -194,7 +194,9 @@ class JobManager:
             key, _, value = item.partition("=")
             env[key] = value
         env.update(call.secrets)
-        cwd = os.path.expanduser(call.cwd) if call.cwd else None
+        # no cwd: the home of the agent's user, where the Files tab and a terminal open (not the
+        # directory the agent happened to be started from)
+        cwd = os.path.expanduser(call.cwd or "~")
         timeout = float(call.timeout or 60)
         job = AgentJob(self, job_id, timeout, call.secrets.values())
         loop = asyncio.get_running_loop()

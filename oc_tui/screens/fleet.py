@@ -37,7 +37,7 @@ from oc_tui.readonly import ReadOnlyGuard, read_only_reason
 from oc_tui.screens.confirm import ConfirmRevokeScreen
 from oc_tui.screens.host_key import HostKeyScreen
 from oc_tui.screens.host_tab import client_of
-from oc_tui.screens.labels import EditLabelsScreen
+from oc_tui.screens.labels import EditLabelsScreen, RenameHostScreen
 from oc_tui.screens.register import RegisterHostScreen
 from oc_tui.screens.run_command import RunCommandScreen
 from oc_tui.widgets.connection_banner import ConnectionBanner
@@ -77,8 +77,15 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         Binding("n", "register", "Register"),
         # shown by ? and the palette; the footer keeps to what fits 80 columns
         Binding("l", "edit_labels", "Labels", show=False),
+        Binding("e", "rename", "Rename", show=False, tooltip="Rename the host"),
         Binding("t", "open_host('terminal')", "Terminal", show=False, tooltip="Open a terminal on the host"),
-        Binding("ctrl+d,delete", "revoke", "Revoke", show=False),
+        Binding(
+            "ctrl+d,delete",
+            "revoke",
+            "Revoke",
+            show=False,
+            tooltip="Revoke the host; on a revoked host: delete it from the list (purge)",
+        ),
         Binding("r", "reload", "Reload", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("v", "save_group", "Save view", show=False, tooltip="Save the filter as a host group"),
@@ -321,6 +328,11 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
 
     def on_fleet_screen_host_event_arrived(self, message: HostEventArrived) -> None:
         event = message.event
+        if event.type == "host_deleted":  # purged (here or by another client): it leaves the list
+            known = self._hosts.get(event.host_id)
+            self.post_message(self.HostGone(event.host_id))
+            self.query_one(EventFeed).add_event(event, known.name if known else event.host_id)
+            return
         effect = self._hosts.apply_event(event)
         if effect.changed and effect.host is not None:
             self._show_upserted(effect.host)
@@ -618,12 +630,27 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
             self._upsert(host)
             self.notify(f"labels of {host_markup(host.name)} saved", title="Saved")
 
+    def action_rename(self) -> None:
+        host = self._selected()
+        if host is None:
+            return
+        if host.status == "revoked":
+            self.notify(f"{host_markup(host.name)} is revoked: it can no longer change", severity="warning")
+            return
+
+        def renamed(updated: Host | None) -> None:
+            if updated is not None:
+                self._upsert(updated)
+                self.notify(f"{host_markup(host.name)} is now {host_markup(updated.name)}", title="Renamed")
+
+        self.app.push_screen(RenameHostScreen(self.client, host), renamed)
+
     def action_revoke(self) -> None:
         host = self._selected()
         if host is None:
             return
         if host.status == "revoked":
-            self.notify(f"{host_markup(host.name)} is already revoked", severity="warning")
+            self._ask_purge(host)
             return
 
         def confirmed(yes: bool | None) -> None:
@@ -631,6 +658,37 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
                 self.revoke_host(host)
 
         self.app.push_screen(ConfirmRevokeScreen(host), confirmed)
+
+    def _ask_purge(self, host: Host) -> None:
+        """A revoked host: delete it from the list for good (asking first, saying what goes)."""
+        from oc_tui.screens.confirm import ConfirmScreen
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.purge_host(host)
+
+        text = (
+            f"{host_markup(host.id)} is revoked. Deleting it removes it from the list with everything kept "
+            "about it: its jobs and their output, tunnels, secrets, AI agent sessions. This cannot be undone."
+        )
+        self.app.push_screen(
+            ConfirmScreen(f"Delete host {host_markup(host.name)}?", text, "Delete"), confirmed
+        )
+
+    @work(group="revoke", exit_on_error=False)
+    async def purge_host(self, host: Host) -> None:
+        client = self.client
+        if client is None:
+            return
+        try:
+            await client.purge_host(host.id)
+        except errors.NotFoundError:
+            pass  # gone already
+        except errors.OpenComputersError as exc:
+            self.post_message(self.RequestFailed(f"delete {host.name}", exc))
+            return
+        self.notify(f"{host_markup(host.name)} deleted from the list", title="Deleted")
+        self.post_message(self.HostGone(host.id))
 
     # --- helpers -------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The labels editor: the selected host's labels as ``k=v, k2=v2`` → ``PATCH /hosts/{id}``.
+"""Editing a host: its labels as ``k=v, k2=v2`` and its name, each → ``PATCH /hosts/{id}``.
 
 The whole map is replaced (as the API's PATCH does), so removing a pair here removes the label.
 Dismisses with the updated ``Host``.
@@ -46,3 +46,35 @@ class EditLabelsScreen(FormDialog[Host]):
     async def send(self, fields: dict[str, str]) -> Host:
         assert self.client is not None  # NEEDS_CLIENT
         return await self.client.update_host(self._host.id, labels=fields)
+
+
+class RenameHostScreen(FormDialog[Host]):
+    """Renames one host (``PATCH /hosts/{id}`` with ``name``); dismisses with the updated ``Host``."""
+
+    FAILURE_TITLE = "Not renamed"
+    NEEDS_CLIENT = True
+
+    def __init__(self, client: OpenComputersClient | None, host: Host) -> None:
+        super().__init__(client)
+        self._host = host
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"Rename {host_markup(self._host.name)}", classes="dialog-title")
+            yield Label("New name (1–64 characters; its agent keeps running)", classes="field-label")
+            yield Input(self._host.name, id="name", compact=True)
+            yield from self.compose_footer("Rename")
+
+    def on_mount(self) -> None:
+        self.query_one("#name", Input).select_all()
+
+    def fields(self) -> str | None:
+        name = self.query_one("#name", Input).value.strip()
+        if not name:
+            self.show_error("a name is required")
+            return None
+        return name
+
+    async def send(self, fields: str) -> Host:
+        assert self.client is not None  # NEEDS_CLIENT
+        return await self.client.update_host(self._host.id, name=fields)
