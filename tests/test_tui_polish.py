@@ -115,3 +115,80 @@ async def test_words_that_say_what_is_true() -> None:
         note = list(app._notifications)[-1]
         assert "OSC 52" in note.message and "copied" not in note.message.lower()
         assert "oc-agent --server" in note.message
+
+
+async def test_rename_job_options_save_output_and_purge(server, start_agent, tmp_path) -> None:
+    """End to end on one real host: rename it (e), run a job in a directory with environment and a
+    time limit (ctrl+o), save its whole output — more than the pane keeps — to a file (ctrl+s), then
+    revoke it and delete it from the list (ctrl+d twice), its job output files on the server with it."""
+    from conftest import make_app, online_host, rows
+
+    from oc_tui.screens.confirm import ConfirmScreen
+    from oc_tui.screens.host import HostScreen
+    from oc_tui.screens.job_dialogs import JobOptionsDialog, SaveOutputDialog
+    from oc_tui.screens.jobs_tab import JobsTab
+    from oc_tui.screens.labels import RenameHostScreen
+
+    registration = await online_host(server, start_agent, "before")
+    host_id = registration["id"]
+    app = make_app(server)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: rows(app).get("before") == "online", "the host online")
+        app.fleet.table.focus()
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(app.screen, RenameHostScreen), "the rename dialog")
+        await pilot.press("ctrl+u", *"after", "enter")
+        await wait_until(pilot, lambda: rows(app).get("after") == "online", "the new name in the table")
+        assert server.get_host(host_id)["name"] == "after"
+
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, HostScreen), "the host screen")
+        await pilot.press("j")
+        tab = app.screen.query_one(JobsTab)
+        await wait_until(pilot, lambda: tab.command_line.has_focus, "the command line")
+        assert "in ~ · 60 s" in str(tab.query_one("#job-options", Label).content)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(app.screen, JobOptionsDialog), "the options dialog")
+        dialog = app.screen
+        dialog.query_one("#cwd").value = str(tmp_path)
+        dialog.query_one("#env").value = "GREETING=hi"
+        dialog.query_one("#timeout").value = "0"
+        await pilot.press("enter")  # 0 s is refused in the dialog, which stays
+        await wait_until(pilot, lambda: "timeout" in str(dialog.query_one("#error", Label).content), "why")
+        dialog.query_one("#timeout").value = "30"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, JobOptionsDialog), "the options taken")
+        assert "30 s · 1 env" in str(tab.query_one("#job-options", Label).content)
+
+        await pilot.press(*'echo "$GREETING from $(pwd)"; seq 1 12000', "enter")
+        await wait_until(
+            pilot, lambda: [job.status for job in tab.job_list.jobs] == ["completed"], "the job done", 20
+        )
+        job = tab.job_list.jobs[0]
+        assert job.cwd == str(tmp_path) and job.timeout == 30 and job.env == ["GREETING=hi"]
+
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, SaveOutputDialog), "the save dialog")
+        target = tmp_path / "out" / "job.log"
+        app.screen.query_one("#path").value = str(target)
+        await pilot.press("enter")  # no such directory: said, the dialog stays
+        await wait_until(
+            pilot, lambda: "no such directory" in str(app.screen.query_one("#error", Label).content), "why"
+        )
+        target.parent.mkdir()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: target.exists(), "the output saved")
+        lines = target.read_text().splitlines()
+        assert lines[0] == f"hi from {tmp_path}" and lines[-1] == "12000" and len(lines) == 12001
+        assert not list(tmp_path.glob("out/*.part"))
+        outputs = list((server.data_dir / "jobs").glob(f"{job.id}.*"))
+        assert outputs
+
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.fleet, "back to the fleet")
+        for gone in (lambda: rows(app).get("after") == "revoked", lambda: "after" not in rows(app)):
+            await pilot.press("ctrl+d")  # revoke; then, revoked, delete it from the list: each asks first
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "asked first")
+            await pilot.press("y")
+            await wait_until(pilot, gone, "revoked, then gone from the list")
+        assert not [path for path in outputs if path.exists()]
