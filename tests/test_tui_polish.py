@@ -128,12 +128,20 @@ async def test_rename_job_options_save_output_and_purge(server, start_agent, tmp
     from oc_tui.screens.job_dialogs import JobOptionsDialog, SaveOutputDialog
     from oc_tui.screens.jobs_tab import JobsTab
     from oc_tui.screens.labels import RenameHostScreen
+    from oc_tui.screens.register import RegisterHostScreen
 
     registration = await online_host(server, start_agent, "before")
     host_id = registration["id"]
     app = make_app(server)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: rows(app).get("before") == "online", "the host online")
+        # the register dialog says where a new agent will connect: the control plane's public URL
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, RegisterHostScreen), "the register dialog")
+        where = app.screen.query_one("#agent-url", Label)
+        await wait_until(pilot, lambda: "reachable from this machine only" in str(where.content), "the URL")
+        assert f"connect to {server.base_url}" in str(where.content)
+        await pilot.press("escape")
         app.fleet.table.focus()
         await pilot.press("e")
         await wait_until(pilot, lambda: isinstance(app.screen, RenameHostScreen), "the rename dialog")

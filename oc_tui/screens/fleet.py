@@ -14,7 +14,6 @@ every host the filter shows, and ``x`` runs one command on all marked hosts (the
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -605,13 +604,12 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
     async def _show_host_key(self, registration: HostRegistration) -> None:
         """The key, with the agent command for the URL other machines reach the control plane at: the
         embedded server's ``public_url`` (``/healthz``), else the URL this app uses."""
+        from oc_tui.screens.host_key import public_url
+
         client = self.client
         base_url = client.base_url if client is not None else self._base_url
         if client is not None and self.live:
-            with contextlib.suppress(errors.OpenComputersError):
-                public = (await client.health()).get("public_url")
-                if isinstance(public, str) and public.startswith(("http://", "https://")):
-                    base_url = public
+            base_url = await public_url(client)
         self.app.push_screen(HostKeyScreen(registration, base_url))
 
     def action_edit_labels(self) -> None:

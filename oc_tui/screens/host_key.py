@@ -6,6 +6,7 @@ to the clipboard (OSC 52, so it also works over SSH when the terminal allows it)
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import shlex
 from typing import ClassVar
@@ -18,6 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, TextArea
 
+from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.models import HostRegistration
 from oc_tui.widgets.clipboard import copy_text
 from oc_tui.widgets.formatting import host_markup
@@ -30,6 +32,17 @@ def agent_command(base_url: str, host_key: str) -> str:
     return f"OC_HOST_KEY={shlex.quote(host_key)} oc-agent --server {shlex.quote(base_url)}"
 
 
+async def public_url(client: OpenComputersClient) -> str:
+    """The URL other machines reach the control plane at: the embedded server's ``public_url``
+    (``/healthz``, set with ``--public-url`` or ``public_url`` in config.toml), else the URL this client
+    uses (MIOSA's API, a server without the extension, or none answering)."""
+    with contextlib.suppress(errors.OpenComputersError):
+        public = (await client.health()).get("public_url")
+        if isinstance(public, str) and public.startswith(("http://", "https://")):
+            return public
+    return client.base_url
+
+
 def loopback_hint(base_url: str) -> str | None:
     """What to change when the control plane is only reachable from this machine, else None."""
     host = urlsplit(base_url).hostname or ""
@@ -40,8 +53,9 @@ def loopback_hint(base_url: str) -> str | None:
     if not loopback:
         return None
     return (
-        f"{base_url} is reachable from this machine only. For another machine, start the control "
-        "plane with `oc-server --bind 0.0.0.0 --public-url http://THIS-HOST:8787` and use that URL."
+        f"{base_url} is reachable from this machine only. For other machines, make it a public control "
+        "plane: start oc-tui with `--bind 0.0.0.0 --public-url http://THIS-HOST:8787` (or set bind and "
+        "public_url in [profiles.local] of config.toml; oc-server takes the same flags)."
     )
 
 
