@@ -139,7 +139,7 @@ async def test_rename_job_options_save_output_and_purge(server, start_agent, tmp
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, RegisterHostScreen), "the register dialog")
         where = app.screen.query_one("#agent-url", Label)
-        await wait_until(pilot, lambda: "reachable from this machine only" in str(where.content), "the URL")
+        await wait_until(pilot, lambda: "Only this machine reaches" in str(where.content), "the URL")
         assert f"connect to {server.base_url}" in str(where.content)
         await pilot.press("escape")
         app.fleet.table.focus()

@@ -26,7 +26,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.signal import Signal
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 from oc_tui.api import OpenComputersClient, StreamState, errors
@@ -45,6 +45,7 @@ from oc_tui.widgets.formatting import describe_error, host_markup
 from oc_tui.widgets.host_detail import HostDetail
 from oc_tui.widgets.host_filter import HostFilter
 from oc_tui.widgets.host_table import HostTable
+from oc_tui.widgets.keys_footer import KeysFooter
 
 UNREACHABLE = "control plane unreachable — retrying"
 UNNAMED_KEPT = 20
@@ -90,6 +91,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         Binding("v", "save_group", "Save view", show=False, tooltip="Save the filter as a host group"),
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (16, "-tall")]
 
     # --- messages: what workers (or a test) deliver ------------------------------------------------
 
@@ -180,7 +182,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
             with Vertical(id="side"):
                 yield HostDetail(self._clock, id="detail")
                 yield EventFeed(id="events")
-        yield Footer(compact=True)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.table.border_title = "hosts"

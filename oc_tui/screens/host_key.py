@@ -53,9 +53,8 @@ def loopback_hint(base_url: str) -> str | None:
     if not loopback:
         return None
     return (
-        f"{base_url} is reachable from this machine only. For other machines, make it a public control "
-        "plane: start oc-tui with `--bind 0.0.0.0 --public-url http://THIS-HOST:8787` (or set bind and "
-        "public_url in [profiles.local] of config.toml; oc-server takes the same flags)."
+        f"Only this machine reaches {base_url}. For others: oc-tui --bind 0.0.0.0 --public-url "
+        "http://THIS-HOST:8787 (or bind, public_url in [profiles.local] of config.toml)"
     )
 
 

@@ -78,7 +78,7 @@ class SaveOutputDialog(SaveFileDialog):
         self._host_id, self._job_id = host_id, job_id
 
     def describe(self) -> str:
-        return "The job's whole output (as stored by the server), to (on this machine)"
+        return "The whole output, to a file on this machine"
 
     async def write(self, path: Path) -> None:
         assert self.client is not None  # NEEDS_CLIENT

@@ -60,8 +60,9 @@ class RegisterHostScreen(FormDialog[HostRegistration]):
     def _agent_url_text(self, url: str | None) -> str:
         """Where the new host's agent will connect (the control plane's public URL), and what to change
         when only this machine can reach it."""
-        if url is None:
-            url = self.client.base_url if self.client is not None else "…"
+        if url is None:  # until /healthz answers: the URL this app uses
+            profile = getattr(self.app, "profile", None)
+            url = self.client.base_url if self.client is not None else getattr(profile, "base_url", "…")
         hint = loopback_hint(url) if url.startswith("http") else None
         text = f"Its agent will connect to {host_markup(url)}"
         return f"{text}\n{host_markup(hint)}" if hint else text
