@@ -113,6 +113,15 @@ class FormDialog(DialogKeys, ModalScreen[ResultType | None]):
     def _cancel_pressed(self) -> None:
         self.dismiss(None)
 
+    def required(self, selector: str, what: str = "a name") -> str | None:
+        """The stripped value of the ``Input`` at ``selector``; None (after saying "``what`` is
+        required" inline) when it is empty."""
+        value = self.query_one(selector, Input).value.strip()
+        if not value:
+            self.show_error(f"{what} is required")
+            return None
+        return value
+
     def set_busy(self, busy: bool) -> None:
         """Disable (or enable again) the submit button while the call runs."""
         self.query_one("#submit", Button).disabled = busy

@@ -6,6 +6,8 @@ Dismisses with the updated ``Host``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Input, Label
@@ -17,15 +19,29 @@ from oc_tui.widgets.formatting import host_markup
 from oc_tui.widgets.labels import format_labels, parse_labels
 
 
-class EditLabelsScreen(FormDialog[Host]):
-    """Edits one host's labels."""
+class HostEditDialog(FormDialog[Host]):
+    """One change to a host (``PATCH /hosts/{id}``): a dialog says which in :meth:`change`;
+    dismisses with the updated ``Host``."""
 
-    FAILURE_TITLE = "Labels not saved"
     NEEDS_CLIENT = True
 
     def __init__(self, client: OpenComputersClient | None, host: Host) -> None:
         super().__init__(client)
         self._host = host
+
+    def change(self, fields: Any) -> dict[str, Any]:
+        """The keyword arguments of :meth:`~oc_tui.api.OpenComputersClient.update_host` for ``fields``."""
+        raise NotImplementedError
+
+    async def send(self, fields: Any) -> Host:
+        assert self.client is not None  # NEEDS_CLIENT
+        return await self.client.update_host(self._host.id, **self.change(fields))
+
+
+class EditLabelsScreen(HostEditDialog):
+    """Edits one host's labels."""
+
+    FAILURE_TITLE = "Labels not saved"
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -43,20 +59,14 @@ class EditLabelsScreen(FormDialog[Host]):
             self.show_error(str(exc))
             return None
 
-    async def send(self, fields: dict[str, str]) -> Host:
-        assert self.client is not None  # NEEDS_CLIENT
-        return await self.client.update_host(self._host.id, labels=fields)
+    def change(self, fields: dict[str, str]) -> dict[str, Any]:
+        return {"labels": fields}
 
 
-class RenameHostScreen(FormDialog[Host]):
-    """Renames one host (``PATCH /hosts/{id}`` with ``name``); dismisses with the updated ``Host``."""
+class RenameHostScreen(HostEditDialog):
+    """Renames one host."""
 
     FAILURE_TITLE = "Not renamed"
-    NEEDS_CLIENT = True
-
-    def __init__(self, client: OpenComputersClient | None, host: Host) -> None:
-        super().__init__(client)
-        self._host = host
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -69,12 +79,7 @@ class RenameHostScreen(FormDialog[Host]):
         self.query_one("#name", Input).select_all()
 
     def fields(self) -> str | None:
-        name = self.query_one("#name", Input).value.strip()
-        if not name:
-            self.show_error("a name is required")
-            return None
-        return name
+        return self.required("#name")
 
-    async def send(self, fields: str) -> Host:
-        assert self.client is not None  # NEEDS_CLIENT
-        return await self.client.update_host(self._host.id, name=fields)
+    def change(self, fields: str) -> dict[str, Any]:
+        return {"name": fields}
