@@ -24,7 +24,7 @@ from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Input
+from textual.widgets import Input, TextArea
 from textual.worker import Worker, WorkerState
 
 from oc_tui import config
@@ -222,13 +222,18 @@ class OcTuiApp(App[None]):
         by any field. A field that has the keyboard now gets it, in order, instead of losing it (a field
         that had it would have taken the character and stopped it)."""
         focused = self.focused
-        if event.is_printable and event.character and isinstance(focused, Input) and not focused.disabled:
+        if not event.is_printable or not event.character or focused is None or focused.disabled:
+            return
+        if isinstance(focused, Input):
             event.stop()
             selection = focused.selection
             if selection.is_empty:
                 focused.insert_text_at_cursor(event.character)
             else:
                 focused.replace(event.character, *selection)
+        elif isinstance(focused, TextArea) and not focused.read_only:
+            event.stop()
+            focused.replace(event.character, *focused.selection)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Anything unexpected while starting the local control plane is reported, not a crash."""

@@ -11,7 +11,7 @@ from conftest import wait_until
 from test_tui_snapshots import screenshots
 from textual import events
 from textual.keys import _character_to_key
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Footer, Label, Static, TextArea
 
 from oc_tui.app import OcTuiApp
 from oc_tui.screens.fleet import FleetScreen
@@ -56,6 +56,18 @@ async def test_fanout_dialog_takes_a_burst_and_says_why_it_stays() -> None:
         assert "type a command" in str(error.content)
         await pilot.press("escape")
         assert isinstance(app.screen, FleetScreen)
+
+        # the same for a text area (the AI agent dispatch form): typed as the form opens, nothing lost
+        from oc_tui.screens.agents import DispatchForm
+
+        app.push_screen(DispatchForm(None, "host_demo0004"))
+        burst(app, "Rotate logs")
+        await wait_until(pilot, lambda: isinstance(app.screen, DispatchForm), "the dispatch form")
+
+        def task() -> list[str]:
+            return [area.text for area in app.screen.query("#task").results(TextArea)]
+
+        await wait_until(pilot, lambda: task() == ["Rotate logs"], "the whole task")
 
 
 async def test_words_that_say_what_is_true() -> None:
