@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -56,19 +57,67 @@ GONE = "supervisor gone: the process that ran the job on the host ended before r
 # --- platform: the OS-specific calls of the agent's side -------------------------------------------------
 
 
-async def spawn_supervisor() -> asyncio.subprocess.Process:
-    """Start a job supervisor detached from the agent (a session of its own), its stdin and stdout
-    pipes to us; it waits for its job's spec."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-I",
-        str(SUPERVISOR),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        start_new_session=True,
-        env={},
-    )
+class Launcher:
+    """The agent's supervisor launcher: one small process (``job_supervisor.py --launcher``, in a session
+    of its own) that forks a supervisor per job, so a job does not wait for Python to start. Started on
+    first use, restarted if it died; it exits when the agent closes its socket (or dies)."""
+
+    def __init__(self) -> None:
+        self.process: asyncio.subprocess.Process | None = None
+        self.sock: socket.socket | None = None
+
+    async def _start(self) -> socket.socket:
+        ours, theirs = socket.socketpair()
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-I",
+                str(SUPERVISOR),
+                "--launcher",
+                stdin=theirs.fileno(),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+                env={},
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.sock = ours
+        return ours
+
+    async def supervisor(self) -> socket.socket:
+        """A new supervisor, waiting for its spec: the agent's end of its socket pair.
+
+        Raises:
+            OSError: no launcher could be started or reached.
+        """
+        for attempt in (0, 1):
+            sock = self.sock
+            if sock is None or self.process is None or self.process.returncode is not None:
+                self.close()
+                sock = await self._start()
+            ours, theirs = socket.socketpair()
+            try:
+                socket.send_fds(sock, [b"j"], [theirs.fileno()])
+                return ours
+            except OSError:
+                ours.close()
+                self.close()  # it died: start another
+                if attempt:
+                    raise
+            finally:
+                theirs.close()
+        raise OSError("no supervisor launcher")  # not reached
+
+    def close(self) -> None:
+        """Close our end: the launcher exits (the supervisors it forked carry on)."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self.process = None
 
 
 def supervisor_alive(directory: Path) -> bool:
@@ -133,16 +182,15 @@ class AgentJob:
     """One job: its dir, the spool its supervisor writes, and what the agent knows of its end.
 
     Args:
-        job_id: the job's ID; directory: its supervisor's dir; spool: its spool file; process: our pipes
-            to its supervisor (None for a job adopted from a previous agent process).
+        job_id: the job's ID; directory: its supervisor's dir; spool: its spool file.
+
+    ``events`` is our socket to its supervisor, None for a job adopted from a previous agent process.
     """
 
-    def __init__(
-        self, job_id: str, directory: Path, spool: Path, process: asyncio.subprocess.Process | None
-    ) -> None:
+    def __init__(self, job_id: str, directory: Path, spool: Path) -> None:
         self.id = job_id
         self.dir = directory
-        self.process = process
+        self.events: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.spool = Spool(spool, follow=True)
         self.pid = 0
         self.started_at = time.time()
@@ -154,17 +202,24 @@ class AgentJob:
     async def follow(self) -> None:
         """Follow the supervisor's files until the job's end is known: woken by its events while we have
         its pipe, looking every :data:`POLL` s otherwise."""
-        stdout = self.process.stdout if self.process is not None else None
-        if stdout is not None:
-            while not (line := await stdout.readline()).startswith(b"x"):
+        try:
+            if self.events is not None:
+                reader = self.events[0]
+                while not (line := await reader.readline()).startswith(b"x"):
+                    self.spool.refresh()
+                    if not line:  # it exited (or was killed)
+                        break
+            while not self.check_end():
                 self.spool.refresh()
-                if not line:  # it exited (or was killed)
-                    break
-        while not self.check_end():
-            self.spool.refresh()
-            await asyncio.sleep(POLL)
-        if self.process is not None:
-            await self.process.wait()  # reaped (it exits right after recording the end)
+                await asyncio.sleep(POLL)
+        finally:
+            self.hang_up()
+
+    def hang_up(self) -> None:
+        """Close our socket to the supervisor (it carries on without us)."""
+        if self.events is not None:
+            self.events[1].close()
+            self.events = None
 
     def check_end(self) -> bool:
         """Take the end the supervisor recorded, or find it gone without one; True once the end is known."""
@@ -216,7 +271,7 @@ class JobManager:
                 os.chmod(directory, 0o700)
         self.streams = streams
         self.jobs: dict[str, AgentJob] = {}
-        self._spare: asyncio.Task[asyncio.subprocess.Process] | None = None
+        self.launcher = Launcher()
         self._adopt()
 
     def _adopt(self) -> None:
@@ -224,7 +279,7 @@ class JobManager:
         for directory in sorted(self.run_dir.iterdir()):
             if not directory.is_dir() or not JOB_ID.fullmatch(directory.name):
                 continue
-            job = AgentJob(directory.name, directory, self.spool_dir / f"{directory.name}.spool", None)
+            job = AgentJob(directory.name, directory, self.spool_dir / f"{directory.name}.spool")
             started = (directory / sup.JOB).exists() or (directory / sup.EXIT).exists()
             if not started and not supervisor_alive(directory):  # it never started: nothing to say
                 job.remove()
@@ -240,10 +295,7 @@ class JobManager:
                 stale.unlink(missing_ok=True)
 
     async def resume(self) -> None:
-        """Follow and deliver the adopted jobs (on the event loop, once the agent runs); warm a spare
-        supervisor for the next job."""
-        if self._spare is None:
-            self._spare = asyncio.create_task(spawn_supervisor())
+        """Follow and deliver the adopted jobs (on the event loop, once the agent runs)."""
         for job in self.jobs.values():
             if job.follow_task is None:
                 self._watch(job)
@@ -272,18 +324,6 @@ class JobManager:
     async def list_jobs(self, _call: protocol.JobList) -> dict[str, Any]:
         """``job.list``: ``{"jobs": [ids]}``, as :meth:`known`."""
         return {"jobs": self.known()}
-
-    async def _supervisor(self) -> asyncio.subprocess.Process:
-        """A supervisor waiting for its spec: the warm spare if there is one; a new spare is started."""
-        spare, self._spare = self._spare, None
-        process: asyncio.subprocess.Process | None = None
-        if spare is not None:
-            with contextlib.suppress(OSError):
-                process = await spare
-        if process is None or process.returncode is not None:
-            process = await spawn_supervisor()
-        self._spare = asyncio.create_task(spawn_supervisor())
-        return process
 
     async def start(self, call: protocol.JobStart) -> dict[str, Any]:
         """``job.start``: hand the job to a supervisor and answer once it started (docs/protocol.md).
@@ -319,27 +359,26 @@ class JobManager:
             "timeout": float(call.timeout or 60),
             "secrets": list(call.secrets.values()),
         }
-        job: AgentJob | None = None
+        job = AgentJob(job_id, directory, spool)
         try:
-            process = await self._supervisor()
-            job = AgentJob(job_id, directory, spool, process)
-            assert process.stdin is not None and process.stdout is not None
-            process.stdin.write(json.dumps(spec).encode() + b"\n")  # the secrets travel in this pipe only
-            await process.stdin.drain()
-            process.stdin.close()
+            job.events = reader, writer = await asyncio.open_unix_connection(
+                sock=await self.launcher.supervisor()
+            )
+            writer.write(json.dumps(spec).encode() + b"\n")  # the secrets travel on this socket only
+            await writer.drain()
             async with asyncio.timeout(START_TIMEOUT):
-                first = json.loads(await process.stdout.readline() or b"{}")
+                first = json.loads(await reader.readline() or b"{}")
         except (OSError, ValueError, TimeoutError) as exc:
+            job.hang_up()
             discard(directory, spool)
-            if job is not None and job.process is not None and job.process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    job.process.kill()
             log.warning("job %s: its supervisor failed: %s", job_id, exc)
             return {"started": False, "error": f"could not start: the job's supervisor failed ({exc})"}
         except BaseException:  # cancelled, or a failure of ours: the job's dir is not left behind
+            job.hang_up()
             discard(directory, spool)
             raise
         if "pid" not in first:
+            job.hang_up()
             discard(directory, spool)
             return {"started": False, "error": str(first.get("error") or "could not start")}
         job.pid, job.started_at = int(first["pid"]), float(first["started_at"])
@@ -407,16 +446,12 @@ class JobManager:
     def close(self) -> None:
         """The agent is stopping: its jobs' trees are killed (SIGKILL) by their supervisors, their dirs
         deleted. (An agent that dies instead leaves them running, to be re-adopted.)"""
-        if self._spare is not None:
-            self._spare.cancel()
-            if self._spare.done() and not self._spare.cancelled() and self._spare.exception() is None:
-                stdin = self._spare.result().stdin
-                if stdin is not None:
-                    stdin.close()  # the spare sees the end of its stdin and exits
+        self.launcher.close()
         for job in list(self.jobs.values()):
             for task in (job.stream_task, job.follow_task):
                 if task is not None:
                     task.cancel()
             job.kill("kill")
+            job.hang_up()
             job.remove()
         self.jobs.clear()

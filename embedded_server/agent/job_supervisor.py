@@ -1,9 +1,12 @@
 """A job's supervisor: the small process that runs one job so the job outlives its agent.
 
-The agent starts ``python -I …/job_supervisor.py`` detached, in a session of its own (a SIGKILL of the
-agent or of its process group does not reach it), and writes the job's spec as one JSON line to its
-stdin — command, environment and the secret values to mask travel over that pipe, never in an argv or
-an environment another user could read. The supervisor then
+Each supervisor runs in a session of its own (a SIGKILL of the agent or of its process group does not
+reach it). It is forked by the agent's *launcher* (``python -I …/job_supervisor.py --launcher``, one
+per agent, started once: a fork of it takes about a millisecond where starting Python takes tens), or,
+where there is no fork, started as ``python -I …/job_supervisor.py`` with the spec on stdin and its
+events on stdout. The spec is one JSON line read from the agent's end of a socket pair — command,
+environment and the secret values to mask travel there, never in an argv or an environment another
+user could read. The supervisor then
 
 - starts the job in a session of its own and holds its stdout and stderr pipes;
 - masks the secret values (:mod:`.masking`) and appends the output to the job's spool (the records of
@@ -12,18 +15,16 @@ an environment another user could read. The supervisor then
   SIGTERM to the whole process tree, SIGKILL :data:`KILL_GRACE` s later; ``kill`` is SIGKILL at once;
 - records the end in ``JOB_DIR/exit.json`` (after the last output byte is in the spool) and exits.
 
-It holds an exclusive lock on ``JOB_DIR/lock`` for its whole life: an agent that can take the lock knows
-the supervisor is gone. ``JOB_DIR/job.json`` says what runs (pids, start, deadline; no environment).
-To its stdout (a pipe to the agent that started it) it writes one JSON line when the job has started
-(``{"pid", "started_at"}``) or could not (``{"error"}``), then ``o`` lines as output is spooled and ``x``
-when the end is recorded; once that agent is gone it writes nothing more, and a restarted agent follows
-the files instead. The wire between agent and server is unchanged (docs/protocol.md).
+``JOB_DIR`` is ``STATE_DIR/supervised/<job_id>/`` (0700). The supervisor holds an exclusive lock on
+``JOB_DIR/lock`` for its whole life: an agent that can take the lock knows the supervisor is gone.
+``JOB_DIR/job.json`` says what runs (pids, start, deadline; no environment). On the socket it tells the
+agent that started it one JSON line when the job has started (``{"pid", "started_at"}``) or could not
+(``{"error"}``), then ``o`` lines as output is spooled and ``x`` when the end is recorded; once that
+agent is gone it writes nothing more, and a restarted agent follows the files instead. The wire between
+agent and server is unchanged (docs/protocol.md). It imports little on purpose.
 
-Started ahead of need, it waits for the spec (an agent keeps one spare warm, so a job does not wait for
-Python to start); it exits quietly when stdin closes without one. It imports little on purpose.
-
-The operating-system specific parts are the functions under "platform" below: spawn in a session of its
-own, adopt orphans, kill a whole tree.
+The operating-system specific parts are the functions under "platform" below (spawn in a session of its
+own, adopt orphans, kill a whole tree) and :func:`launcher` (fork).
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
@@ -46,12 +46,17 @@ READ_SIZE = 256 * 1024  # bytes read from a job's pipe at a time
 PIPE_SIZE = 1 << 20  # bytes: the job's pipes are widened to this where the OS allows
 F_SETPIPE_SZ = 1031
 RECORD = struct.Struct("<BI")  # as durable.RECORD: stream id, payload length
-SPEC_LIMIT = 16 << 20  # bytes: the largest spec accepted on stdin
+SPEC_LIMIT = 16 << 20  # bytes: the largest spec accepted
 EXIT, JOB, LOCK, CTL, LOG = "exit.json", "job.json", "lock", "ctl", "supervisor.log"  # in the job dir
+
+
+_MASKER: Any = None  # the Masker class, once imported
 
 
 def _masker_class() -> Any:
     """:class:`.masking.Masker`, imported without importing the package (a lean start) when run by path."""
+    if _MASKER is not None:
+        return _MASKER
     if __package__:
         from .masking import Masker
 
@@ -306,7 +311,7 @@ class Supervisor:
 
 
 def read_spec(stream: int, limit: int = SPEC_LIMIT) -> dict[str, Any] | None:
-    """The JSON spec line from ``stream``; None when it closes first (a spare never used)."""
+    """The JSON spec line from ``stream``; None when it closes first."""
     data = bytearray()
     while b"\n" not in data:
         chunk = os.read(stream, 65536)
@@ -317,10 +322,11 @@ def read_spec(stream: int, limit: int = SPEC_LIMIT) -> dict[str, Any] | None:
     return spec
 
 
-def main(read: Callable[[int], dict[str, Any] | None] = read_spec) -> int:
-    """Wait for the spec on stdin, run the job, exit 0 (1 when the spec is unusable)."""
+def run_job(spec_fd: int, events_fd: int) -> int:
+    """Read the spec from ``spec_fd``, run the job telling ``events_fd``; the exit status (0, or 1 when
+    the spec is unusable)."""
     try:
-        spec = read(0)
+        spec = read_spec(spec_fd)
     except (OSError, ValueError):
         return 1
     if spec is None:
@@ -332,15 +338,49 @@ def main(read: Callable[[int], dict[str, Any] | None] = read_spec) -> int:
         log = os.open(os.path.join(str(spec["dir"]), LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(log, 2)
         os.close(log)
-    events = 1
-    os.set_blocking(events, False)
+    os.set_blocking(events_fd, False)
     argv = [str(a) for a in spec["argv"]]
     env = {str(k): str(v) for k, v in (spec.get("env") or {}).items()}
     cwd = spec.get("cwd")
-    return Supervisor(spec, events).run(argv, env, str(cwd) if cwd else None)
+    return Supervisor(spec, events_fd).run(argv, env, str(cwd) if cwd else None)
+
+
+def launcher(control: int = 0) -> int:
+    """Fork a supervisor for each job the agent asks for: the agent sends one byte and one end of a
+    socket pair on the Unix socket ``control``; the child, in a session of its own, reads the spec from
+    that socket and tells its events on it. A fork of this small, single-threaded process takes about a
+    millisecond, where starting Python takes tens. Returns 0 once the agent closes ``control``."""
+    global _MASKER
+    _MASKER = _masker_class()
+    with contextlib.suppress(ImportError):  # imported once here, not in every supervisor
+        import ctypes  # noqa: F401
+
+        import psutil  # noqa: F401
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the supervisors are reaped by the system
+    import socket
+
+    sock = socket.socket(fileno=control)
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(sock, 1, 1)
+        except OSError:
+            return 0
+        if not message:
+            return 0
+        for fd in fds:
+            if os.fork() == 0:  # the supervisor
+                code = 1
+                try:
+                    os.setsid()
+                    sock.close()
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    code = run_job(fd, fd)
+                finally:
+                    os._exit(code)
+            os.close(fd)
 
 
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        sys.exit(main())
+        sys.exit(launcher() if sys.argv[1:] == ["--launcher"] else run_job(0, 1))
