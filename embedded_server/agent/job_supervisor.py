@@ -30,7 +30,6 @@ own, adopt orphans, kill a whole tree) and :func:`launcher` (fork).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import select
@@ -40,6 +39,11 @@ import subprocess
 import sys
 import time
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no fork, locks or FIFOs of this kind (the platform layer's part)
+    fcntl = None  # type: ignore[assignment]
 
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 READ_SIZE = 256 * 1024  # bytes read from a job's pipe at a time
@@ -173,6 +177,7 @@ class Supervisor:
     def run(self, argv: list[str], env: dict[str, str], cwd: str | None) -> int:
         """Run the job to its end; returns this process's exit status."""
         lock = os.open(self.path(LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+        assert fcntl is not None, "supervisors run on POSIX systems"
         fcntl.flock(lock, fcntl.LOCK_EX)  # held until we exit: the agent's sign of life
         adopt_orphans()
         with contextlib.suppress(FileExistsError):
