@@ -351,10 +351,12 @@ def run_job(spec_fd: int, events_fd: int) -> int:
 
 
 def launcher(control: int = 0) -> int:
-    """Fork a supervisor for each job the agent asks for: the agent sends one byte and one end of a
-    socket pair on the Unix socket ``control``; the child, in a session of its own, reads the spec from
-    that socket and tells its events on it. A fork of this small, single-threaded process takes about a
-    millisecond, where starting Python takes tens. Returns 0 once the agent closes ``control``."""
+    """Keep one forked supervisor ready for the next job the agent asks for: the agent sends one byte
+    and one end of a socket pair on the Unix socket ``control``; the ready child (in a session of its
+    own) takes it, tells us to fork the next one, reads the spec from that socket and tells its events
+    on it. A fork of this small, single-threaded process takes about a millisecond where starting Python
+    takes tens, and it happens before the job is asked for. Returns 0 once the agent closes ``control``
+    (or a ready child died)."""
     global _MASKER
     _MASKER = _masker_class()
     with contextlib.suppress(ImportError):  # imported once here, not in every supervisor
@@ -362,27 +364,41 @@ def launcher(control: int = 0) -> int:
 
         import psutil  # noqa: F401
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the supervisors are reaped by the system
+    while True:
+        taken_r, taken_w = os.pipe()
+        if os.fork() == 0:  # the next supervisor
+            code = 1
+            try:
+                os.close(taken_r)
+                code = _ready(control, taken_w)
+            finally:
+                os._exit(code)
+        os.close(taken_w)
+        taken = os.read(taken_r, 1)  # b"j": it took a job; b"": the agent left (or it died)
+        os.close(taken_r)
+        if taken != b"j":
+            return 0
+
+
+def _ready(control: int, taken: int) -> int:
+    """A forked supervisor: wait for a job on ``control``, say so on ``taken``, run it."""
     import socket
 
+    os.setsid()
     sock = socket.socket(fileno=control)
-    while True:
-        try:
-            message, fds, _, _ = socket.recv_fds(sock, 1, 1)
-        except OSError:
-            return 0
-        if not message:
-            return 0
-        for fd in fds:
-            if os.fork() == 0:  # the supervisor
-                code = 1
-                try:
-                    os.setsid()
-                    sock.close()
-                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                    code = run_job(fd, fd)
-                finally:
-                    os._exit(code)
-            os.close(fd)
+    try:
+        message, fds, _, _ = socket.recv_fds(sock, 1, 1)
+    except OSError:
+        return 0
+    if not message or not fds:
+        return 0
+    os.write(taken, b"j")
+    os.close(taken)
+    sock.close()
+    for extra in fds[1:]:
+        os.close(extra)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    return run_job(fds[0], fds[0])
 
 
 if __name__ == "__main__":
