@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -69,6 +70,55 @@ class Context:
     rows: list[Row] = field(default_factory=list)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds spent during a block by each of our processes: the control plane (``server``), its
+    real agents (``agent``) and this process (``client``: the benchmark drives our client library here).
+
+    ``with CpuMeter(plane) as cpu: …`` then ``cpu.spent`` is ``{"client", "server", "agent"}`` seconds;
+    several blocks add up in one meter (``cpu.spent`` sums them).
+    """
+
+    def __init__(self, plane: object) -> None:
+        proc = getattr(plane, "proc", None)
+        self.pids = {
+            "server": [proc.pid] if proc is not None else [],
+            "agent": [p.pid for p in getattr(plane, "agents", [])],
+        }
+        self.spent: dict[str, float] = {"client": 0.0, "server": 0.0, "agent": 0.0}
+
+    def _now(self) -> dict[str, float]:
+        now = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self.pids.items()}
+        return {"client": time.process_time()} | now
+
+    def __enter__(self) -> CpuMeter:
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._now()
+        for name in end:
+            self.spent[name] = self.spent.get(name, 0.0) + end[name] - self._start[name]
+
+
+def cpu_note(meters: list[CpuMeter], amount: float, per: str) -> str:
+    """``CPU s per <per>: client …, server …, agent …``: the meters' mean, scaled by ``amount`` (how many
+    units of ``per`` one meter's block did, e.g. GiB moved or thousands of operations)."""
+    if not meters or amount <= 0:
+        return ""
+    names = meters[0].spent
+    mean = {k: sum(m.spent[k] for m in meters) / len(meters) / amount for k in names}
+    return f"CPU s per {per}: " + ", ".join(f"{k} {v:.2f}" for k, v in mean.items())
+
+
 def fmt(value: float) -> str:
     if value == 0:
         return "0"
@@ -103,12 +153,13 @@ def round_trip_rows(ctx: Context, name: str, ours: Callable[[], object], ssh_com
         return lambda: subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
 
     repeats = ctx.repeats * (1 if ctx.smoke else 3)
-    mine = Samples(measure(ours, repeats, warmup=3), "ms")
+    with CpuMeter(ctx.plane) as cpu:
+        mine = Samples(measure(ours, repeats, warmup=3), "ms")
     shared = Samples(measure(ssh(True), repeats, warmup=2), "ms")
     fresh = Samples(measure(ssh(False), max(3, repeats // 3), warmup=1), "ms")
     return [
         Row(f"{name} vs ssh (shared conn)", mine, shared, target="≤ 0.5× ssh-shared",
-            met=mine.median <= 0.5 * shared.median),
+            met=mine.median <= 0.5 * shared.median, note=cpu_note([cpu], (repeats + 3) / 1000, "1,000")),
         Row(f"{name} vs ssh (new conn)", mine, fresh),
     ]  # fmt: skip
 
