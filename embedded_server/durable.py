@@ -113,14 +113,16 @@ def sse_event(
 
 
 async def sse(
-    events: AsyncGenerator[T, None], keepalive: float, connected: T = CONNECTED, idle: T = KEEPALIVE
+    events: AsyncGenerator[T, None], keepalive: float, connected: T | None = None, idle: T | None = None
 ) -> AsyncIterator[T]:
     """The SSE body for a producer of event frames: ``: connected``, the frames, and a keep-alive comment
     after every ``keepalive`` seconds the producer stays silent. The producer ends the stream (after its
     final event and :data:`DONE`, or without them when the client should resume later); leaving early
     (the client went away) closes the producer. A binary stream (:class:`FrameEncoder`) gives its own
-    ``connected`` and ``idle`` frames."""
-    yield connected
+    ``connected`` and ``idle`` frames (None: the SSE comments)."""
+    first: Any = CONNECTED if connected is None else connected  # T is str then
+    quiet: Any = KEEPALIVE if idle is None else idle
+    yield first
     pending: asyncio.Future[T] | None = None
     try:
         while True:
@@ -128,7 +130,7 @@ async def sse(
                 pending = asyncio.ensure_future(anext(events))
             done, _ = await asyncio.wait({pending}, timeout=keepalive)
             if not done:
-                yield idle
+                yield quiet
                 continue
             finished, pending = pending, None
             try:

@@ -146,17 +146,19 @@ class Spool:
                     file_pos = handle.tell()
                     view = memoryview(chunk)
                     pos = 0
-                    frames: list[bytearray] = []
+                    runs: list[list[Any]] = []  # [stream byte, bodies…] per frame
                     while pos + RECORD.size <= len(view):
                         stream, length = RECORD.unpack_from(view, pos)
                         if pos + RECORD.size + length > len(view):
                             break
-                        if not frames or frames[-1][0] != stream:
-                            frames.append(bytearray((stream,)))  # one copy of the bytes: into the frame
-                        frames[-1] += view[pos + RECORD.size + skip : pos + RECORD.size + length]
+                        if not runs or runs[-1][0][0] != stream:
+                            runs.append([bytes((stream,))])
+                        runs[-1].append(view[pos + RECORD.size + skip : pos + RECORD.size + length])
                         skip = 0
                         pos += RECORD.size + length
                     pending = bytes(view[pos:])
+                    frames = [b"".join(run) for run in runs]  # each byte copied once: into its frame
+                    runs.clear()
                     view.release()
                     for frame in frames:
                         await ws.send(frame)

@@ -905,7 +905,7 @@ class OpenComputersClient:
             if_range: an ETag or a Last-Modified date: the range is only for that version of the file.
 
         Yields:
-            One :class:`~transfers.DownloadStream` of chunks of at most 1 MiB.
+            One :class:`~transfers.DownloadStream` of chunks as they were read (at most 1 MiB each).
 
         Raises:
             ValueError: a negative ``offset`` or a ``length`` below 1.
@@ -934,7 +934,7 @@ class OpenComputersClient:
 
             async def chunks() -> AsyncIterator[bytes]:
                 with self._transport_errors("GET", url):
-                    async for chunk in response.aiter_bytes(transfers.CHUNK):
+                    async for chunk in response.aiter_bytes():  # as read: no copy to re-chunk them
                         yield chunk
 
             yield transfers.DownloadStream.from_headers(response.status_code, response.headers, chunks())

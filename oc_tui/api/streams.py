@@ -248,9 +248,9 @@ class EventStream(AsyncIterator[E], Generic[E]):
             content_type = response.headers.get("content-type", "")
             if self._output is not None and content_type.startswith(frames.MEDIA_TYPE):
                 self._set_state(StreamState(connected=True))
-                async for event in self._frames(response, self._output):
-                    yield event
-                    if self._final is not None and self._final(event):
+                async for framed in self._frames(response, self._output):
+                    yield framed
+                    if self._final is not None and self._final(framed):
                         return
                 if self._done:
                     return
