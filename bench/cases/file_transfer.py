@@ -65,11 +65,11 @@ async def _ours(plane: object, host_id: str, local: Path, remote: Path, back: Pa
     async with OpenComputersClient(
         plane.base_url, plane.token, timeout=600, stream_read_timeout=600
     ) as client:
-        with CpuMeter(plane) as up_cpu:
+        with CpuMeter(plane, "upload") as up_cpu:
             start = time.perf_counter()
             stat = await client.upload(host_id, str(remote), local)
             up = time.perf_counter() - start
-        with CpuMeter(plane) as down_cpu:
+        with CpuMeter(plane, "download") as down_cpu:
             start = time.perf_counter()
             got = await client.download_to(host_id, str(remote), back)
             down = time.perf_counter() - start

@@ -35,7 +35,7 @@ def run(ctx: Context) -> list[Row]:
     host_id = plane.local_host()
     n = size(ctx)
     runs = 2 if ctx.smoke else 3
-    meters = [CpuMeter(plane) for _ in range(runs)]
+    meters = [CpuMeter(plane, "job-output") for _ in range(runs)]
     mine = []
     for meter in meters:
         with meter:
