@@ -17,7 +17,9 @@ answers ``done`` (:func:`serve_agent_stream`).
 SSE (:func:`sse`): every event stream of the server, this log's and the host events', goes through it:
 a ``: connected`` comment first, keep-alive comments while the producer is idle, events made by
 :func:`sse_event` (``id:``, ``event:`` and a self-describing ``data:`` JSON ``{type, <owner>_id, data,
-timestamp}``), and :data:`DONE` after a final event.
+timestamp}``), and :data:`DONE` after a final event. A log's stream is also available in binary frames
+(:class:`FrameEncoder`, ``oc_tui.api.frames``) for a client that asks for them: :func:`log_events` writes
+either through an :class:`Encoder`.
 """
 
 from __future__ import annotations
