@@ -1,5 +1,5 @@
 """Output throughput: a job writing N bytes of zeros, received in full by the client through the job's
-SSE stream (the ``oc_tui.api`` client, decoding every event), against
+stream (the ``oc_tui.api`` client, which asks for its binary frames; decoding every event), against
 ``ssh host 'head -c N /dev/zero' > /dev/null``."""
 
 from __future__ import annotations
