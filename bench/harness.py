@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -69,6 +73,102 @@ class Context:
     rows: list[Row] = field(default_factory=list)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+PROFILE_DIR: Path | None = None
+"""Set by ``--profile DIR``: every :class:`CpuMeter` block is also sampled by py-spy, per process."""
+
+
+class CpuMeter:
+    """CPU seconds spent during a block by each of our processes: the control plane (``server``), its
+    real agents (``agent``) and this process (``client``: the benchmark drives our client library here).
+
+    ``with CpuMeter(plane) as cpu: …`` then ``cpu.spent`` is ``{"client", "server", "agent"}`` seconds;
+    several blocks add up in one meter (``cpu.spent`` sums them). With ``bench/run --profile DIR`` each
+    block is also recorded by py-spy (the ``bench`` extra): ``DIR/<label>-<n>-<process>.txt``, collapsed
+    stacks (``py-spy record --format raw``; speedscope and flamegraph.pl read them).
+    """
+
+    _blocks = 0
+
+    def __init__(self, plane: object, label: str = "block") -> None:
+        proc = getattr(plane, "proc", None)
+        self.pids = {
+            "server": [proc.pid] if proc is not None else [],
+            "agent": [p.pid for p in getattr(plane, "agents", [])],
+        }
+        self.label = label
+        self.spent: dict[str, float] = {"client": 0.0, "server": 0.0, "agent": 0.0}
+        self._spies: list[subprocess.Popen[bytes]] = []
+
+    def _now(self) -> dict[str, float]:
+        now = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self.pids.items()}
+        return {"client": time.process_time()} | now
+
+    def __enter__(self) -> CpuMeter:
+        if PROFILE_DIR is not None:
+            self._profile(PROFILE_DIR)
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._now()
+        for name in end:
+            self.spent[name] = self.spent.get(name, 0.0) + end[name] - self._start[name]
+        for spy in self._spies:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file when interrupted
+        for spy in self._spies:
+            try:
+                spy.wait(30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+        self._spies = []
+
+    def _profile(self, directory: Path) -> None:
+        spy = shutil.which("py-spy")
+        if spy is None:
+            raise SystemExit("bench: --profile needs py-spy (pip install -e '.[bench]')")
+        CpuMeter._blocks += 1
+        directory.mkdir(parents=True, exist_ok=True)
+        targets = {"client": [os.getpid()], **self.pids}
+        for name, pids in targets.items():
+            for i, pid in enumerate(pids):
+                out = directory / f"{self.label}-{CpuMeter._blocks}-{name}{i or ''}.txt"
+                argv = [
+                    spy,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--rate",
+                    "200",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(out),
+                ]
+                self._spies.append(
+                    subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                )
+        time.sleep(0.5)  # py-spy attaches
+
+
+def cpu_note(meters: list[CpuMeter], amount: float, per: str) -> str:
+    """``CPU s per <per>: client …, server …, agent …``: the meters' mean, scaled by ``amount`` (how many
+    units of ``per`` one meter's block did, e.g. GiB moved or thousands of operations)."""
+    if not meters or amount <= 0:
+        return ""
+    names = meters[0].spent
+    mean = {k: sum(m.spent[k] for m in meters) / len(meters) / amount for k in names}
+    return f"CPU s per {per}: " + ", ".join(f"{k} {v:.2f}" for k, v in mean.items())
+
+
 def fmt(value: float) -> str:
     if value == 0:
         return "0"
@@ -103,12 +203,13 @@ def round_trip_rows(ctx: Context, name: str, ours: Callable[[], object], ssh_com
         return lambda: subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
 
     repeats = ctx.repeats * (1 if ctx.smoke else 3)
-    mine = Samples(measure(ours, repeats, warmup=3), "ms")
+    with CpuMeter(ctx.plane, name.split()[0]) as cpu:
+        mine = Samples(measure(ours, repeats, warmup=3), "ms")
     shared = Samples(measure(ssh(True), repeats, warmup=2), "ms")
     fresh = Samples(measure(ssh(False), max(3, repeats // 3), warmup=1), "ms")
     return [
         Row(f"{name} vs ssh (shared conn)", mine, shared, target="≤ 0.5× ssh-shared",
-            met=mine.median <= 0.5 * shared.median),
+            met=mine.median <= 0.5 * shared.median, note=cpu_note([cpu], (repeats + 3) / 1000, "1,000")),
         Row(f"{name} vs ssh (new conn)", mine, fresh),
     ]  # fmt: skip
 
@@ -149,6 +250,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--full", action="store_true", help="also the largest sizes (10,000 agents)")
     parser.add_argument("--only", action="append", default=[], help="run only cases whose name contains this")
     parser.add_argument("--json", type=Path, default=RESULTS / "latest.json", help="where to write JSON")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample our processes with py-spy while measured (into DIR)",
+    )
     return parser.parse_args(argv)
 
 
@@ -157,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     from bench.plane import ControlPlane
     from bench.sshd import PrivateSshd, ensure_tools
 
+    global PROFILE_DIR
     args = parse_args(argv)
+    PROFILE_DIR = args.profile
     ctx = Context(
         quick=args.quick or args.smoke,
         smoke=args.smoke,

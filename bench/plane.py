@@ -72,9 +72,12 @@ class ControlPlane(Service):
         return body["id"], body["host_key"]
 
     def start_agent(self, host_key: str) -> subprocess.Popen[bytes]:
+        # A state dir of its own: agents sharing the default one (other benchmark runs, other users'
+        # tests on this machine) sweep each other's job spools and upload temporary files at start.
+        state = self.dir / f"agent-{len(self.agents)}"
         proc = subprocess.Popen(
             [sys.executable, "-m", "embedded_server.agent", "--server", self.base_url],
-            env=os.environ | {"OC_HOST_KEY": host_key},
+            env=os.environ | {"OC_HOST_KEY": host_key, "OC_AGENT_STATE_DIR": str(state)},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -152,7 +152,10 @@ def keepalive_of(request: Request) -> float:
     return float(request.app.state.settings.keepalive_interval)
 
 
-def sse_response(body: AsyncIterator[str]) -> StreamingResponse:
-    """A ``text/event-stream`` response for ``body`` (see ``durable.sse``), unbuffered by proxies."""
+def sse_response(
+    body: AsyncIterator[str] | AsyncIterator[bytes], media_type: str = "text/event-stream"
+) -> StreamingResponse:
+    """A ``text/event-stream`` response for ``body`` (see ``durable.sse``), unbuffered by proxies; another
+    ``media_type`` for the binary frames of the same stream."""
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+    return StreamingResponse(body, media_type=media_type, headers=headers)

@@ -17,7 +17,9 @@ answers ``done`` (:func:`serve_agent_stream`).
 SSE (:func:`sse`): every event stream of the server, this log's and the host events', goes through it:
 a ``: connected`` comment first, keep-alive comments while the producer is idle, events made by
 :func:`sse_event` (``id:``, ``event:`` and a self-describing ``data:`` JSON ``{type, <owner>_id, data,
-timestamp}``), and :data:`DONE` after a final event.
+timestamp}``), and :data:`DONE` after a final event. A log's stream is also available in binary frames
+(:class:`FrameEncoder`, ``oc_tui.api.frames``) for a client that asks for them: :func:`log_events` writes
+either through an :class:`Encoder`.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ import re
 import struct
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Generic, TypeVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from oc_tui.api import frames
 from oc_tui.api.models import format_timestamp, utcnow
 
 from . import protocol
@@ -59,12 +62,29 @@ CONNECTED = ": connected\n\n"
 KEEPALIVE = ": keepalive\n\n"
 DONE = "data: [DONE]\n\n"
 
+T = TypeVar("T", str, bytes)
+
 
 def _now() -> str:
     return format_timestamp(utcnow())
 
 
 # --- SSE -----------------------------------------------------------------------------------------------
+
+
+def event_json(
+    type_: str, owner: str, owner_id: str, data: str, timestamp: str, fields: dict[str, Any] | None = None
+) -> str:
+    """An event's self-describing JSON ``{"type", "<owner>_id", …fields, "data", "timestamp"}`` (compact):
+    the ``data:`` line of an SSE event (:func:`sse_event`) and the payload of a binary event frame
+    (:class:`FrameEncoder`). Arguments as for :func:`sse_event`."""
+    extra = "".join(
+        f"{json.dumps(k)}:{json.dumps(v, ensure_ascii=False)}," for k, v in (fields or {}).items()
+    )
+    return (
+        f'{{"type":{json.dumps(type_)},"{owner}_id":{json.dumps(owner_id)},{extra}"data":{data},'
+        f'"timestamp":{json.dumps(timestamp)}}}'
+    )
 
 
 def sse_event(
@@ -90,30 +110,29 @@ def sse_event(
             ``exit_code`` …), JSON-encodable.
     """
     head = f"id: {event_id}\n" if event_id is not None else ""
-    extra = "".join(
-        f"{json.dumps(k)}:{json.dumps(v, ensure_ascii=False)}," for k, v in (fields or {}).items()
-    )
-    return (
-        f"{head}event: {type_}\ndata: "
-        f'{{"type":{json.dumps(type_)},"{owner}_id":{json.dumps(owner_id)},{extra}"data":{data},'
-        f'"timestamp":{json.dumps(timestamp)}}}\n\n'
-    )
+    body = event_json(type_, owner, owner_id, data, timestamp, fields)
+    return f"{head}event: {type_}\ndata: {body}\n\n"
 
 
-async def sse(events: AsyncGenerator[str, None], keepalive: float) -> AsyncIterator[str]:
+async def sse(
+    events: AsyncGenerator[T, None], keepalive: float, connected: T | None = None, idle: T | None = None
+) -> AsyncIterator[T]:
     """The SSE body for a producer of event frames: ``: connected``, the frames, and a keep-alive comment
     after every ``keepalive`` seconds the producer stays silent. The producer ends the stream (after its
     final event and :data:`DONE`, or without them when the client should resume later); leaving early
-    (the client went away) closes the producer."""
-    yield CONNECTED
-    pending: asyncio.Future[str] | None = None
+    (the client went away) closes the producer. A binary stream (:class:`FrameEncoder`) gives its own
+    ``connected`` and ``idle`` frames (None: the SSE comments)."""
+    first: Any = CONNECTED if connected is None else connected  # T is str then
+    quiet: Any = KEEPALIVE if idle is None else idle
+    yield first
+    pending: asyncio.Future[T] | None = None
     try:
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(anext(events))
             done, _ = await asyncio.wait({pending}, timeout=keepalive)
             if not done:
-                yield KEEPALIVE
+                yield quiet
                 continue
             finished, pending = pending, None
             try:
@@ -144,7 +163,7 @@ async def error_events(
     yield DONE
 
 
-def _retrieve(task: asyncio.Future[str]) -> None:
+def _retrieve(task: asyncio.Future[Any]) -> None:
     """Mark a finished producer step's outcome as seen (no "exception was never retrieved" warning)."""
     if not task.cancelled():
         task.exception()
@@ -159,7 +178,7 @@ class Reader:
     def __init__(self) -> None:
         self.at_cap = False
         self.cut = False
-        self.queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(4)
+        self.queue: asyncio.Queue[tuple[int, bytes | memoryview] | None] = asyncio.Queue(4)
 
 
 def private_append(path: Path) -> BinaryIO:
@@ -255,7 +274,7 @@ class OutputLog:
             data = data[room:]
         if not self.readers:
             return
-        item = (stream, bytes(data))
+        item = (stream, data)  # a view of the agent's frame: no copy
         async with self._live_lock:  # a redialled stream must not overtake its predecessor's last chunk
             await self._wait_readers_at_cap()
             for reader in list(self.readers):
@@ -391,6 +410,97 @@ def output_events(
     return events, pos
 
 
+class Encoder(Generic[T]):
+    """How a log's stream is put on the wire (:func:`log_events`): SSE text for every client
+    (:class:`SseEncoder`), or length-prefixed binary frames for a client that asks for them
+    (:class:`FrameEncoder`).
+
+    Args:
+        owner: the owner kind named in events (``"job"``); owner_id: its ID.
+        extra: more top-level fields of every event (a fan-out's ``host_id``).
+    """
+
+    connected: T
+    idle: T
+    done: T
+    stamps = True  # its output carries the time it was sent
+
+    def __init__(self, owner: str, owner_id: str, extra: dict[str, Any] | None = None) -> None:
+        self.owner, self.owner_id, self.extra = owner, owner_id, extra
+
+    def output(
+        self, stream: int, chunk: bytes | memoryview, start: int | None, more: bool, timestamp: str
+    ) -> tuple[T, int]:
+        """The wire form of ``chunk`` (one stream, log offset ``start``, None when live) and how many of
+        its bytes it covers (``more``: output may follow that completes a character)."""
+        raise NotImplementedError
+
+    def event(self, event_id: int | None, type_: str, data: str, timestamp: str, fields: dict[str, Any]) -> T:
+        """The wire form of a non-output event (``truncated``, the final event): see :func:`sse_event`."""
+        raise NotImplementedError
+
+    def join(self, parts: list[T]) -> T:
+        """``parts`` as one write."""
+        raise NotImplementedError
+
+
+class SseEncoder(Encoder[str]):
+    """SSE: :func:`output_events` and :func:`sse_event` (what MIOSA's SDKs and every client read)."""
+
+    connected, idle, done = CONNECTED, KEEPALIVE, DONE
+
+    def output(
+        self, stream: int, chunk: bytes | memoryview, start: int | None, more: bool, timestamp: str
+    ) -> tuple[str, int]:
+        """See :meth:`Encoder.output`."""
+        events, used = output_events(
+            self.owner, self.owner_id, stream, bytes(chunk), start, more, timestamp, self.extra
+        )
+        return "".join(events), used
+
+    def event(
+        self, event_id: int | None, type_: str, data: str, timestamp: str, fields: dict[str, Any]
+    ) -> str:
+        """See :meth:`Encoder.event`."""
+        return sse_event(event_id, type_, self.owner, self.owner_id, data, timestamp, fields)
+
+    def join(self, parts: list[str]) -> str:
+        """See :meth:`Encoder.join`."""
+        return "".join(parts)
+
+
+FRAMES_MEDIA_TYPE = frames.MEDIA_TYPE
+
+
+class FrameEncoder(Encoder[bytes]):
+    """Binary frames (``oc_tui.api.frames``, docs/api.md "Binary frames"): output frames carry the raw
+    bytes (no text or base64 encoding, no splitting at characters) with the same id an SSE event would
+    have; other events carry the same JSON as an SSE event's ``data:`` line. Keep-alive and done frames
+    are empty. A frame's payload is at most :data:`READ_BATCH` (stored output) or one agent frame (live)."""
+
+    connected = idle = frames.HEAD.pack(frames.KEEPALIVE, 0, 0, 0)
+    done = frames.HEAD.pack(frames.DONE, 0, 0, 0)
+    stamps = False
+
+    def output(
+        self, stream: int, chunk: bytes | memoryview, start: int | None, more: bool, timestamp: str
+    ) -> tuple[bytes, int]:
+        """See :meth:`Encoder.output`."""
+        event_id = 0 if start is None or self.extra else start + len(chunk)
+        return b"".join((frames.HEAD.pack(frames.OUTPUT, stream, event_id, len(chunk)), chunk)), len(chunk)
+
+    def event(
+        self, event_id: int | None, type_: str, data: str, timestamp: str, fields: dict[str, Any]
+    ) -> bytes:
+        """See :meth:`Encoder.event`."""
+        body = event_json(type_, self.owner, self.owner_id, data, timestamp, fields).encode()
+        return frames.HEAD.pack(frames.EVENT, 0, event_id or 0, len(body)) + body
+
+    def join(self, parts: list[bytes]) -> bytes:
+        """See :meth:`Encoder.join`."""
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
 def open_reader(out: OutputLog) -> Reader:
     """A reader of ``out``, registered now (while the owner is live) so that live output past the cap
     cannot slip by between a client's request and the first byte of its response."""
@@ -403,24 +513,24 @@ def open_reader(out: OutputLog) -> Reader:
 async def log_events(
     out: OutputLog,
     reader: Reader,
-    owner: str,
     last_event_id: int | None,
     final: Callable[[], tuple[str, str, dict[str, Any]]],
-    extra: dict[str, Any] | None = None,
-) -> AsyncGenerator[str, None]:
-    """The SSE frames of an output log (for :func:`sse`): stored output from ``last_event_id`` (a log
-    offset), a ``truncated`` marker at the cap, live output, then the final event and :data:`DONE`.
+    encoder: Encoder[T],
+) -> AsyncGenerator[T, None]:
+    """The frames of an output log's stream (for :func:`sse`): stored output from ``last_event_id`` (a
+    log offset), a ``truncated`` marker at the cap, live output, then the final event and the end.
 
     Args:
         out: the log; reader: from :func:`open_reader`.
-        owner: the owner kind named in the events (``"job"`` → ``"job_id"``).
         last_event_id: the client's ``Last-Event-ID`` (None: from the start).
         final: ``() -> (type, data JSON, top-level fields)`` of the final event, read when the owner
             has ended.
-        extra: more top-level fields of every event (a fan-out's ``host_id``). Such events carry no
-            ``id:``: they are merged into a stream of many logs, where one log's offset means nothing.
+        encoder: the wire form (:class:`SseEncoder`, :class:`FrameEncoder`), with the owner kind named
+            in the events (``"job"`` → ``"job_id"``) and any ``extra`` fields on every event (a
+            fan-out's ``host_id``). Events with extra fields carry no id: they are merged into a stream
+            of many logs, where one log's offset means nothing.
     """
-    owner_id = out.owner_id
+    extra = encoder.extra
     ids = not extra
     try:
         pos, truncated_sent = 0, False
@@ -428,7 +538,7 @@ async def log_events(
             pos = out.stored
             truncated_sent = out.truncated
             if out.finished and last_event_id >= out.stored + 1 + int(out.truncated):
-                yield DONE  # it saw the final event already
+                yield encoder.done  # it saw the final event already
                 return
         elif last_event_id is not None:
             pos = last_event_id
@@ -438,26 +548,25 @@ async def log_events(
             if reader.cut:
                 return
             if pos < out.stored:
-                batch: list[str] = []
+                batch: list[T] = []
                 end = min(out.stored, pos + READ_BATCH)
                 data = out.read(pos, end - pos)
-                timestamp = _now()
+                timestamp = _now() if encoder.stamps else ""
                 offset = 0
                 while offset < len(data):
                     stream, run_end = out.stream_at(pos + offset)
                     piece = data[offset : min(len(data), run_end - pos)]
                     at_end = pos + offset + len(piece) == out.stored
                     more = at_end and not out.finished and not out.truncated  # may complete a character
-                    events, used = output_events(
-                        owner, owner_id, stream, piece, pos + offset, more, timestamp, extra
-                    )
-                    batch.extend(events)
+                    frame, used = encoder.output(stream, piece, pos + offset, more, timestamp)
+                    if used:
+                        batch.append(frame)
                     offset += used
                     if used < len(piece):
                         break
                 if batch:
                     pos += offset
-                    yield "".join(batch)
+                    yield encoder.join(batch)
                     out.progressed()
                     continue
             if out.truncated and not truncated_sent and pos >= out.stored:
@@ -465,7 +574,7 @@ async def log_events(
                 limit = json.dumps({"limit": out.cap})
                 fields = {**(extra or {}), "limit": out.cap}
                 event_id = out.stored + 1 if ids else None
-                yield sse_event(event_id, "truncated", owner, owner_id, limit, _now(), fields)
+                yield encoder.event(event_id, "truncated", limit, _now(), fields)
                 reader.at_cap = True
                 out.progressed()
                 continue
@@ -473,8 +582,8 @@ async def log_events(
                 type_, data_json, fields = final()
                 final_id = out.stored + 1 + (1 if out.truncated else 0) if ids else None
                 fields = {**(extra or {}), **fields}
-                yield sse_event(final_id, type_, owner, owner_id, data_json, _now(), fields)
-                yield DONE
+                yield encoder.event(final_id, type_, data_json, _now(), fields)
+                yield encoder.done
                 return
             if reader.at_cap:
                 item = await reader.queue.get()
@@ -482,8 +591,7 @@ async def log_events(
                     if reader.cut:
                         return
                     continue
-                events, _ = output_events(owner, owner_id, item[0], item[1], None, False, _now(), extra)
-                yield "".join(events)
+                yield encoder.output(item[0], item[1], None, False, _now() if encoder.stamps else "")[0]
                 continue
             await changed.wait()
     finally:

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import Context, Row, Samples
+from bench.harness import Context, CpuMeter, Row, Samples, cpu_note
 from bench.sshd import BENCH_USER
 from oc_tui.api import OpenComputersClient
 
@@ -60,55 +60,22 @@ def timed(argv: list[str], **kwargs: object) -> float:
     return time.perf_counter() - start
 
 
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class CpuMeter:
-    """CPU seconds spent by the server, the agents and this (client) process during a block."""
-
-    def __init__(self, plane: object) -> None:
-        self.pids = {"server": [plane.proc.pid], "agent": [p.pid for p in plane.agents]}
-        self.spent: dict[str, float] = {}
-
-    def _now(self) -> dict[str, float]:
-        now = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self.pids.items()}
-        return now | {"client": time.process_time()}
-
-    def __enter__(self) -> CpuMeter:
-        self._start = self._now()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        end = self._now()
-        self.spent = {name: end[name] - self._start[name] for name in end}
-
-
 async def _ours(plane: object, host_id: str, local: Path, remote: Path, back: Path) -> tuple:
     """(upload s, download s, upload CPU, download CPU) through the client."""
     async with OpenComputersClient(
         plane.base_url, plane.token, timeout=600, stream_read_timeout=600
     ) as client:
-        with CpuMeter(plane) as up_cpu:
+        with CpuMeter(plane, "upload") as up_cpu:
             start = time.perf_counter()
             stat = await client.upload(host_id, str(remote), local)
             up = time.perf_counter() - start
-        with CpuMeter(plane) as down_cpu:
+        with CpuMeter(plane, "download") as down_cpu:
             start = time.perf_counter()
             got = await client.download_to(host_id, str(remote), back)
             down = time.perf_counter() - start
     if stat.size != local.stat().st_size or got != stat.size:
         raise RuntimeError(f"sizes differ: sent {local.stat().st_size}, stored {stat.size}, got {got}")
-    return up, down, up_cpu.spent, down_cpu.spent
-
-
-def describe_cpu(spent: list[dict[str, float]], n: int) -> str:
-    per_gib = {k: sum(s[k] for s in spent) / len(spent) * (1 << 30) / n for k in spent[0]}
-    return "CPU s per GiB: " + ", ".join(f"{k} {v:.2f}" for k, v in per_gib.items())
+    return up, down, up_cpu, down_cpu
 
 
 def run(ctx: Context) -> list[Row]:
@@ -123,7 +90,7 @@ def run(ctx: Context) -> list[Row]:
         remote, back = work / "remote.bin", work / "back.bin"
         target = f"{BENCH_USER}@127.0.0.1"
         ours_up, ours_down, scp_up, scp_down, cat_up, cat_down = [], [], [], [], [], []
-        cpu: dict[str, list[dict[str, float]]] = {"upload": [], "download": []}
+        cpu: dict[str, list[CpuMeter]] = {"upload": [], "download": []}
         for _ in range(runs):
             up, down, up_cpu, down_cpu = asyncio.run(_ours(plane, host_id, local, remote, back))
             cpu["upload"].append(up_cpu)
@@ -157,7 +124,7 @@ def run(ctx: Context) -> list[Row]:
         scp_s = Samples(scp, "MB/s")
         rows.append(
             Row(f"file {verb} {label} vs scp ({where})", ours_s, scp_s, lower_is_better=False,
-                target="≥ 1.5× scp", met=ours_s.median >= 1.5 * scp_s.median, note=describe_cpu(cpu[verb], n))
+                target="≥ 1.5× scp", met=ours_s.median >= 1.5 * scp_s.median, note=cpu_note(cpu[verb], n / (1 << 30), "GiB"))
         )  # fmt: skip
         rows.append(Row(f"file {verb} {label} vs ssh cat ({where})", ours_s, Samples(cat, "MB/s"),
                         lower_is_better=False))  # fmt: skip

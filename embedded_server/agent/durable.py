@@ -32,7 +32,7 @@ from .streams import StreamDialer
 log = logging.getLogger("oc_agent.durable")
 
 RECORD = struct.Struct("<BI")  # stream id, payload length
-READ_SIZE = 256 * 1024  # bytes read from the spool per frame
+READ_SIZE = 1024 * 1024  # bytes read from the spool per frame
 INDEX_EVERY = 1 << 20  # a (payload offset, file offset) mark every MiB of spool: resuming seeks near it
 MAX_FRAME = 2**22  # bytes: the largest frame accepted from the server (its frames are small JSON)
 WRITE_LIMIT = 2**20  # bytes buffered for sending before a send waits
@@ -156,7 +156,8 @@ class Spool:
     async def send_from(self, ws: FrameSink, offset: int, exit_frame: Callable[[], str]) -> None:
         """Send the payload from ``offset`` on as binary frames, live, then ``exit_frame()`` once ended.
 
-        Consecutive records of one stream are merged into one frame ``[stream byte][bytes]``.
+        Consecutive records of one stream are merged into one frame ``[stream byte][bytes]`` of at
+        most :data:`READ_SIZE` bytes.
         """
         offset = max(0, min(offset, self.written))
         with open(self.path, "rb", buffering=0) as handle:
@@ -170,24 +171,21 @@ class Spool:
                     chunk = pending + handle.read(min(READ_SIZE, self.size - file_pos))
                     file_pos = handle.tell()
                     view = memoryview(chunk)
-                    pos, current = 0, -1
-                    frames: list[bytes] = []
-                    parts: list[memoryview] = []
+                    pos = 0
+                    runs: list[list[Any]] = []  # [stream byte, bodies…] per frame
                     while pos + RECORD.size <= len(view):
                         stream, length = RECORD.unpack_from(view, pos)
                         if pos + RECORD.size + length > len(view):
                             break
-                        body = view[pos + RECORD.size + skip : pos + RECORD.size + length]
+                        if not runs or runs[-1][0][0] != stream:
+                            runs.append([bytes((stream,))])
+                        runs[-1].append(view[pos + RECORD.size + skip : pos + RECORD.size + length])
                         skip = 0
                         pos += RECORD.size + length
-                        if stream != current and parts:
-                            frames.append(bytes([current]) + b"".join(parts))
-                            parts = []
-                        current = stream
-                        parts.append(body)
-                    if parts:
-                        frames.append(bytes([current]) + b"".join(parts))
                     pending = bytes(view[pos:])
+                    frames = [b"".join(run) for run in runs]  # each byte copied once: into its frame
+                    runs.clear()
+                    view.release()
                     for frame in frames:
                         await ws.send(frame)
                     continue

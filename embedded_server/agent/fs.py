@@ -37,7 +37,7 @@ from .upload_journal import UPLOAD_MARK, UploadJournal, is_upload_temp
 log = logging.getLogger("oc_agent.fs")
 
 MAX_PATH = 4096  # bytes, as PATH_MAX
-READ_CHUNK = 256 * 1024  # bytes per download frame
+READ_CHUNK = 1024 * 1024  # bytes per download frame
 MAX_ENTRIES = 100_000  # a listing longer than this is cut (``truncated: true``)
 MAX_NAME_BYTES = 8 * 1024 * 1024  # … and so is one whose names add up to more (the answer is one frame)
 

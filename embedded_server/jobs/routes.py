@@ -289,6 +289,10 @@ async def cancel(hub: Hub, jobs: JobStore, host_id: str, job_id: str) -> None:
 
 @router.get("/{host_id}/exec/{job_id}/stream")
 async def stream_job(request: Request, host: TenantHost, job_id: JobId) -> StreamingResponse:
-    """The job's output as SSE, resumable with ``Last-Event-ID`` (a byte offset), ending with ``exit``."""
+    """The job's output as SSE, resumable with ``Last-Event-ID`` (a byte offset), ending with ``exit``;
+    in binary frames instead when the client's ``Accept`` names ``durable.FRAMES_MEDIA_TYPE``."""
     row = job_row(request, host, job_id)
-    return sse_response(jobs_of(request).stream(row, last_event_id(request), keepalive_of(request)))
+    jobs, after, keepalive = jobs_of(request), last_event_id(request), keepalive_of(request)
+    if durable.FRAMES_MEDIA_TYPE in request.headers.get("accept", ""):
+        return sse_response(jobs.frames(row, after, keepalive), durable.FRAMES_MEDIA_TYPE)
+    return sse_response(jobs.stream(row, after, keepalive))

@@ -299,11 +299,26 @@ class JobStore:
         slip by between the client's request and the first byte of the response."""
         return durable.sse(self.events(row, last_event_id), keepalive)
 
+    def frames(
+        self, row: dict[str, Any], last_event_id: int | None, keepalive: float
+    ) -> AsyncIterator[bytes]:
+        """The same stream as :meth:`stream` in binary frames (``durable.FrameEncoder``), for a client
+        that asked for them (docs/api.md, "Binary frames")."""
+        encoder = durable.FrameEncoder(OWNER, row["id"])
+        return durable.sse(
+            self._log_events(row, last_event_id, encoder), keepalive, encoder.connected, encoder.idle
+        )
+
     def events(
         self, row: dict[str, Any], last_event_id: int | None, extra: dict[str, Any] | None = None
     ) -> AsyncGenerator[str, None]:
         """The SSE frames of a job's stream (for ``durable.sse``), its reader registered now; ``extra``:
         more fields on every event (a fan-out's ``host_id``; see ``durable.log_events``)."""
+        return self._log_events(row, last_event_id, durable.SseEncoder(OWNER, row["id"], extra))
+
+    def _log_events(
+        self, row: dict[str, Any], last_event_id: int | None, encoder: durable.Encoder[durable.T]
+    ) -> AsyncGenerator[durable.T, None]:
         out = self.output(row)
         reader = durable.open_reader(out)
         job_id = row["id"]
@@ -311,7 +326,7 @@ class JobStore:
         def exit_event() -> tuple[str, str, dict[str, Any]]:
             return end_event(self.db.one("SELECT * FROM jobs WHERE id = ?", (job_id,)) or {})
 
-        return durable.log_events(out, reader, OWNER, last_event_id, exit_event, extra)
+        return durable.log_events(out, reader, last_event_id, exit_event, encoder)
 
     def shutdown(self) -> None:
         """Server stopping: end every live stream (uvicorn would wait for them); clients resume later."""

@@ -42,6 +42,21 @@ API_PREFIX = "/api/v1/opencomputers"
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
+READ_BYTES = 1024 * 1024
+"""Bytes httpcore may take from the socket per read of a response (its own default: 64 KiB)."""
+
+
+def _bigger_reads() -> None:
+    """Let httpcore read responses up to :data:`READ_BYTES` at a time (a read still returns only what
+    the socket has: at most 256 KiB, asyncio's own read size). At 64 KiB a GiB of job output or of a
+    download is 16,384 reads, each through httpcore's and anyio's timeout and error layers: about 2 s
+    of CPU per GiB in this client (bench/README.md). Process-wide, and only ever made bigger."""
+    import httpcore  # httpx imports it when the client makes its transport: no import time added
+
+    connection = httpcore.AsyncHTTP11Connection
+    if getattr(connection, "READ_NUM_BYTES", READ_BYTES) < READ_BYTES:
+        connection.READ_NUM_BYTES = READ_BYTES
+
 
 def _user_agent() -> str:
     try:
@@ -128,6 +143,7 @@ class OpenComputersClient:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
         )
+        _bigger_reads()
 
     async def __aenter__(self) -> Self:
         """Nothing to open: returns the client itself."""
@@ -531,8 +547,9 @@ class OpenComputersClient:
     ) -> EventStream[models.JobEvent]:
         """A job's raw output events from its start, then live; ends after the ``exit`` event (or ``[DONE]``).
 
-        ``stdout``/``stderr`` events carry ``{"text"}`` or ``{"b64"}`` (:func:`job_output_bytes` gives
-        the bytes); ``truncated`` says the server stopped storing output; ``exit`` carries ``status``,
+        ``stdout``/``stderr`` events carry ``{"text"}`` or ``{"b64"}`` from an SSE stream, ``{"bytes"}``
+        from our server, which sends this client binary frames (:mod:`~oc_tui.api.frames`;
+        :func:`job_output_bytes` gives the bytes of any of them); ``truncated`` says the server stopped storing output; ``exit`` carries ``status``,
         ``exit_code`` and ``error``. A dropped connection resumes with ``Last-Event-ID``: nothing is
         lost and nothing arrives twice. Most callers want :meth:`job_output`, which decodes them.
 
@@ -558,6 +575,12 @@ class OpenComputersClient:
             reconnect=reconnect,
             on_state=on_state,
             final=lambda event: event.type == "exit",
+            output=lambda stream, data: models.JobEvent.model_construct(
+                type="stderr" if stream == 2 else "stdout",
+                job_id=job_id,
+                data={"bytes": data},
+                timestamp=models.utcnow(),
+            ),
         )
 
     def job_output(
@@ -897,7 +920,7 @@ class OpenComputersClient:
             if_range: an ETag or a Last-Modified date: the range is only for that version of the file.
 
         Yields:
-            One :class:`~transfers.DownloadStream` of chunks of at most 1 MiB.
+            One :class:`~transfers.DownloadStream` of chunks as they were read (at most 1 MiB each).
 
         Raises:
             ValueError: a negative ``offset`` or a ``length`` below 1.
@@ -926,7 +949,7 @@ class OpenComputersClient:
 
             async def chunks() -> AsyncIterator[bytes]:
                 with self._transport_errors("GET", url):
-                    async for chunk in response.aiter_bytes(transfers.CHUNK):
+                    async for chunk in response.aiter_bytes():  # as read: no copy to re-chunk them
                         yield chunk
 
             yield transfers.DownloadStream.from_headers(response.status_code, response.headers, chunks())

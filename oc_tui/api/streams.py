@@ -28,7 +28,7 @@ import httpx
 import pydantic
 from httpx_sse import EventSource
 
-from . import errors, models
+from . import errors, frames, models
 from .backoff import backoff_delay
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,7 @@ class EventStream(AsyncIterator[E], Generic[E]):
         initial_delay: float = 0.25,
         max_delay: float = 10.0,
         final: Callable[[E], bool] | None = None,
+        output: Callable[[int, bytes], E] | None = None,
     ) -> None:
         """Open nothing yet: the first connection is made by the first ``__anext__``.
 
@@ -149,6 +150,9 @@ class EventStream(AsyncIterator[E], Generic[E]):
             max_delay: the largest backoff window, in seconds.
             final: an event after which the stream ends by itself (a job's ``exit``), so a server
                 that closes the connection without ``[DONE]`` is not mistaken for a dropped one.
+            output: ask for the stream's binary frames (:mod:`.frames`) as well as SSE, and make the
+                event of an output frame with ``output(stream, bytes)``; a server that answers SSE is
+                read as SSE.
         """
         self._http = http
         self._url = url
@@ -162,6 +166,8 @@ class EventStream(AsyncIterator[E], Generic[E]):
         self._max_delay = max_delay
         self._state: StreamState | None = None
         self._final = final
+        self._output = output
+        self._done = False  # a binary stream's DONE frame came
         self._events = self._run()
 
     def __aiter__(self) -> Self:
@@ -225,7 +231,8 @@ class EventStream(AsyncIterator[E], Generic[E]):
 
     async def _connect_once(self) -> AsyncGenerator[E, None]:
         """One connection: yields events until ``[DONE]`` (returns) or a drop (raises _Retry/TransportError)."""
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+        accept = "text/event-stream" if self._output is None else f"{frames.MEDIA_TYPE}, text/event-stream"
+        headers = {"Accept": accept, "Cache-Control": "no-store"}
         if self.last_event_id:
             headers["Last-Event-ID"] = self.last_event_id
         kwargs: dict[str, Any] = {"headers": headers}
@@ -239,13 +246,22 @@ class EventStream(AsyncIterator[E], Generic[E]):
                     raise error
                 raise _Retry(str(error))
             content_type = response.headers.get("content-type", "")
+            if self._output is not None and content_type.startswith(frames.MEDIA_TYPE):
+                self._set_state(StreamState(connected=True))
+                async for framed in self._frames(response, self._output):
+                    yield framed
+                    if self._final is not None and self._final(framed):
+                        return
+                if self._done:
+                    return
+                raise _Retry("the server ended the stream")
             if "text/event-stream" not in content_type:
                 raise errors.OpenComputersError(
                     f"{self._url} is not an event stream (content-type {content_type or 'missing'})"
                 )
             self._set_state(StreamState(connected=True))
-            async with contextlib.aclosing(EventSource(response).aiter_sse()) as frames:
-                async for sse in frames:
+            async with contextlib.aclosing(EventSource(response).aiter_sse()) as sse_frames:
+                async for sse in sse_frames:
                     if sse.id:
                         self.last_event_id = sse.id
                     data = sse.data.strip()
@@ -259,6 +275,39 @@ class EventStream(AsyncIterator[E], Generic[E]):
                         if self._final is not None and self._final(event):
                             return
         raise _Retry("the server ended the stream")
+
+    async def _frames(
+        self, response: httpx.Response, output: Callable[[int, bytes], E]
+    ) -> AsyncGenerator[E, None]:
+        """The events of a binary-framed response (:mod:`.frames`) until its ``DONE`` frame (then
+        ``_done`` is set) or the connection's end; ids update ``last_event_id`` as SSE ids do.
+
+        Raises:
+            _Retry: the bytes are not frames (the stream is read again from the last id).
+        """
+        decoder = frames.FrameDecoder()
+        try:
+            async for data in response.aiter_raw():
+                for kind, stream, event_id, payload in decoder.feed(data):
+                    event_name = str(event_id) if event_id else None
+                    if event_name:
+                        self.last_event_id = event_name
+                    if kind == frames.OUTPUT:
+                        event = output(stream, payload)
+                    elif kind == frames.EVENT:
+                        parsed = self._parse(payload.decode("utf-8", "replace"), "")
+                        if parsed is None:
+                            continue
+                        event = parsed
+                    elif kind == frames.DONE:
+                        self._done = True
+                        return
+                    else:  # keep-alive
+                        continue
+                    event.event_id = event_name  # type: ignore[attr-defined]
+                    yield event
+        except frames.FrameError as exc:
+            raise _Retry(str(exc)) from None
 
     def _parse(self, data: str, name: str) -> E | None:
         """The event from its ``data:`` JSON; a body without a ``type`` takes the SSE ``event:`` name
@@ -274,7 +323,8 @@ class EventStream(AsyncIterator[E], Generic[E]):
 
 
 def job_output_bytes(event: Any) -> bytes:
-    """The output bytes a job's ``stdout``/``stderr`` event carries (``{"text"}`` or ``{"b64"}``).
+    """The output bytes a job's ``stdout``/``stderr`` event carries (``{"text"}`` or ``{"b64"}``, or
+    ``{"bytes"}`` from a binary frame).
 
     ``text`` is used when the agent's bytes were valid UTF-8, ``b64`` when they were not: together they
     make the stream binary-exact. This is the client's one decoder of job output;
@@ -288,6 +338,9 @@ def job_output_bytes(event: Any) -> bytes:
         valid base64 (logged, never raised).
     """
     data = getattr(event, "data", None) or {}
+    raw = data.get("bytes")
+    if isinstance(raw, bytes):  # from a binary frame (:mod:`.frames`): the bytes themselves
+        return raw
     text = data.get("text")
     if isinstance(text, str):
         return text.encode("utf-8", "replace")

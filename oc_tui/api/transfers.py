@@ -316,11 +316,18 @@ def open_part(part: Path, offset: int) -> BinaryIO:
     return handle
 
 
+def _write_all(handle: BinaryIO, pieces: list[bytes]) -> int:
+    """Write ``pieces`` to ``handle`` as they are (no joining copy); returns how many bytes."""
+    handle.writelines(pieces)
+    return sum(len(piece) for piece in pieces)
+
+
 async def write_chunks(
     chunks: AsyncIterable[bytes], handle: BinaryIO, done: int, total: int | None, progress: Progress | None
 ) -> int:
-    """Write ``chunks`` to ``handle`` in a worker thread, each while the next one arrives (so disk and
-    network overlap).
+    """Write ``chunks`` to ``handle`` in a worker thread, :data:`CHUNK` bytes or more at a time, each
+    while the next ones arrive (so disk and network overlap). The chunks are written as they came (no
+    copy to join them).
 
     Args:
         chunks: the body, chunk by chunk.
@@ -339,19 +346,28 @@ async def write_chunks(
     if progress is not None:
         progress(done, total)
     pending: asyncio.Future[int] | None = None
+    batch: list[bytes] = []
+    size = 0
     try:
         async for chunk in chunks:
+            batch.append(chunk)
+            size += len(chunk)
+            if size < CHUNK:
+                continue
             if pending is not None:
                 done += await pending
                 pending = None
                 if progress is not None:
                     progress(done, total)
-            pending = asyncio.ensure_future(asyncio.to_thread(handle.write, chunk))
+            pending = asyncio.ensure_future(asyncio.to_thread(_write_all, handle, batch))
+            batch, size = [], 0
         if pending is not None:
             done += await pending
             pending = None
-            if progress is not None:
-                progress(done, total)
+        if batch:
+            done += await asyncio.to_thread(_write_all, handle, batch)
+        if progress is not None:
+            progress(done, total)
     finally:
         if pending is not None:  # stopped (cancelled, or the stream failed): let the write finish
             with contextlib.suppress(Exception):
