@@ -1,7 +1,8 @@
 """The agent's job runner: run processes and deliver their output over a durable stream per job.
 
-A job's process runs in a session (and so a process group) of its own, so a timeout or a cancel kills
-the whole tree: SIGTERM to the group, SIGKILL 2 s later. Its stdout and stderr are appended, in the
+A job's process runs as a tree of its own (:func:`.platform.adopt`: a session, so a process group, on
+POSIX; a Job Object on Windows), so a timeout or a cancel ends the whole tree: SIGTERM to the group
+(CTRL_BREAK on Windows), SIGKILL (TerminateJobObject) 2 s later. Its stdout and stderr are appended, in the
 order they arrive, to a :class:`~.durable.Spool` in the agent's state dir, so nothing is held in memory
 and nothing is lost while the server is away; :func:`~.durable.deliver` dials
 ``/opencomputers/ws/agent/stream?job_id=…`` and sends it, resuming after any loss, and ends with the
@@ -18,13 +19,13 @@ import contextlib
 import logging
 import os
 import re
-import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .. import protocol
+from . import platform
 from .capabilities import Capability
 from .durable import Spool, deliver
 from .masking import Masker
@@ -37,14 +38,8 @@ JOB_ID = re.compile(r"job_[A-Za-z0-9]{3,64}")
 STREAM_KEY = "job_id"  # names a job's durable stream (query and exit frame)
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 PIPE_SIZE = 1 << 20
-F_SETPIPE_SZ = 1031
 INLINE_WINDOW = 0.25  # seconds a start with "wait" may wait for the job to end and answer with its result
 INLINE_BYTES = 64 * 1024  # output up to this much is answered inline; more goes over the stream
-
-
-def _kill_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 class _Protocol(asyncio.SubprocessProtocol):
@@ -73,6 +68,7 @@ class AgentJob:
         self.timeout = timeout
         self.spool = Spool(manager.spool_dir / f"{job_id}.spool")
         self.transport: asyncio.SubprocessTransport | None = None
+        self.tree: platform.ProcessTree | None = None
         self.pid = 0
         self.reason = "exited"  # or "timeout" / "cancelled"
         self.exit: dict[str, Any] | None = None
@@ -114,19 +110,25 @@ class AgentJob:
         self.exit = info
         if self.transport is not None:
             self.transport.close()
+        if self.tree is not None:  # a pending SIGKILL stays armed on POSIX; a Job Object ends with it
+            self.tree.close()
         self.done.set()
         self.spool.finish(info)
         log.debug("job %s ended: %s", self.id, info)
 
     def kill(self, reason: str) -> None:
-        """Kill the whole process group: SIGTERM now, SIGKILL after the grace period."""
-        if self.exit is not None or not self.pid:
+        """End the whole process tree: SIGTERM now, SIGKILL after the grace period."""
+        if self.exit is not None or self.tree is None:
             return
         if self.reason == "exited":
             self.reason = reason
-        _kill_group(self.pid, signal.SIGTERM)
+        self.tree.terminate()
         loop = asyncio.get_running_loop()
-        self._timers.append(loop.call_later(KILL_GRACE, _kill_group, self.pid, signal.SIGKILL))
+        self._timers.append(loop.call_later(KILL_GRACE, self._kill_now))
+
+    def _kill_now(self) -> None:
+        if self.tree is not None:
+            self.tree.kill()
 
     def on_timeout(self) -> None:
         """The job's timeout passed: kill its process group (reason ``timeout``)."""
@@ -145,8 +147,7 @@ class JobManager:
     def __init__(self, state_dir: Path, streams: StreamDialer) -> None:
         self.spool_dir = state_dir / "jobs"
         self.spool_dir.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):
-            os.chmod(state_dir, 0o700)
+        platform.secure_dir(str(state_dir))
         # Spools of a previous agent process belong to processes we can no longer follow.
         for stale in self.spool_dir.glob("*.spool"):
             stale.unlink(missing_ok=True)
@@ -183,12 +184,10 @@ class JobManager:
             raise protocol.AgentError("VALIDATION_ERROR", f"{job_id!r} is not a job ID")
         if job_id in self.jobs:
             return {"started": True, "pid": self.jobs[job_id].pid}
-        if call.args:
-            argv = [call.command, *call.args]
-        elif os.name == "nt":
-            argv = ["cmd", "/c", call.command]
-        else:
-            argv = ["/bin/sh", "-c", call.command]
+        try:
+            launch = platform.job_launch(call.command, call.args, call.shell)
+        except platform.NoSuchShell as exc:
+            return {"started": False, "error": f"could not start: {exc}"}
         env = work_env()
         for item in call.env:
             key, _, value = item.partition("=")
@@ -198,17 +197,19 @@ class JobManager:
         timeout = float(call.timeout or 60)
         job = AgentJob(self, job_id, timeout, call.secrets.values())
         loop = asyncio.get_running_loop()
+        options: dict[str, Any] = dict(
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            **platform.spawn_options(),
+        )
         try:
-            transport, _ = await loop.subprocess_exec(
-                lambda: _Protocol(job),
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=env,
-                cwd=cwd,
-                start_new_session=True,
-            )
+            if isinstance(launch.args, str):  # cmd.exe on Windows: %ComSpec% /c "command"
+                transport, _ = await loop.subprocess_shell(lambda: _Protocol(job), launch.args, **options)
+            else:
+                transport, _ = await loop.subprocess_exec(lambda: _Protocol(job), *launch.args, **options)
         except (OSError, ValueError) as exc:  # ValueError: what the OS cannot take (a NUL byte)
             job.spool.close(delete=True)
             what = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
@@ -220,14 +221,13 @@ class JobManager:
             raise
         job.transport = transport
         job.pid = transport.get_pid()
+        job.tree = platform.adopt(job.pid)
         for fd in (1, 2):
             pipe = transport.get_pipe_transport(fd)
             handle = pipe.get_extra_info("pipe") if pipe else None
             if handle is not None:
-                with contextlib.suppress(OSError, ValueError, ImportError):
-                    import fcntl
-
-                    fcntl.fcntl(handle.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
+                with contextlib.suppress(OSError, ValueError):
+                    platform.enlarge_pipe(handle.fileno(), PIPE_SIZE)
         job._timers.append(loop.call_later(timeout, job.on_timeout))
         self.jobs[job_id] = job
         inline: dict[str, Any] | None = None
@@ -292,7 +292,8 @@ class JobManager:
         for job in list(self.jobs.values()):
             if job.stream_task is not None:
                 job.stream_task.cancel()
-            if job.exit is None and job.pid:
-                _kill_group(job.pid, signal.SIGKILL)
+            if job.exit is None and job.tree is not None:
+                job.tree.kill()
+                job.tree.close()
             job.spool.close(delete=True)
         self.jobs.clear()

@@ -1,7 +1,7 @@
 """The agent's desktop bridge: ``vnc.open`` joins a stream to the host's VNC server.
 
 The agent is the VNC server's client: it connects (``VncTarget``: ``--vnc HOST:PORT`` / ``OC_VNC_ADDR``,
-default 127.0.0.1:5900) and authenticates there, with security type None or VNC authentication (the
+default 127.0.0.1:5900: an X VNC server on Linux, Screen Sharing on macOS, TightVNC/UltraVNC on Windows) and authenticates there, with security type None or VNC authentication (the
 password from ``OC_VNC_PASSWORD`` or ``--vnc-password-file``), before it answers the request, so a
 missing server or a wrong password refuses the session with a reason the client can show. On the
 stream it then plays an RFB server to the client up to the end of the security handshake (version 3.8,
@@ -21,6 +21,7 @@ from pathlib import Path
 from websockets.asyncio.client import ClientConnection
 
 from .. import protocol
+from . import platform
 from .capabilities import Capability, StreamReply
 from .streams import relay
 
@@ -80,6 +81,8 @@ class VncTarget:
         password = env.get("OC_VNC_PASSWORD") or None
         if password is None and env.get("OC_VNC_PASSWORD_FILE"):
             password = read_password_file(Path(env["OC_VNC_PASSWORD_FILE"]))
+        if password is None and environ is None:
+            password = platform.desktop_password()  # macOS Screen Sharing's, for an agent run as root
         return cls.parse(env.get("OC_VNC_ADDR"), password)
 
 
@@ -138,11 +141,11 @@ def _refuse(code: str, message: str) -> protocol.AgentError:
 
 def no_server(target: VncTarget, why: str) -> protocol.AgentError:
     """NO_VNC_SERVER with a reason that fits a close frame; the TUI says how to enable a server."""
-    full = (
-        f"no VNC server at {target.address} ({why}); start one, or point oc-agent at it with --vnc HOST:PORT"
-    )
-    if len(full.encode()) <= MAX_REASON:
-        return protocol.AgentError("NO_VNC_SERVER", full)
+    hint = platform.desktop_hint()  # "start one"; macOS: turn on Screen Sharing …
+    full = f"no VNC server at {target.address} ({why}); {hint}, or point oc-agent at it with --vnc HOST:PORT"
+    for message in (full, f"no VNC server at {target.address} ({why}); {hint}"):
+        if len(message.encode()) <= MAX_REASON:
+            return protocol.AgentError("NO_VNC_SERVER", message)
     return _refuse("NO_VNC_SERVER", f"no VNC server at {target.address} ({why})")
 
 
