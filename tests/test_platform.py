@@ -10,6 +10,8 @@ their own systems (README, "Platforms").
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
 import ntpath
 import plistlib
@@ -24,7 +26,7 @@ from typing import Any
 import pytest
 from conftest import api, online_host_id
 
-from embedded_server.agent import fs, install, platform
+from embedded_server.agent import doctor, fs, install, platform, vnc
 from embedded_server.agent.platform import commands, macos, service, windows_rules
 from embedded_server.fs.routes import listing
 from embedded_server.protocol import AgentError
@@ -334,3 +336,34 @@ async def test_job_shell_and_backslash_paths_end_to_end(
         assert (await client.get(f"/hosts/{host_id}/fs/stat", params={"path": path})).json()["size"] == 2
         down = await client.get(f"/hosts/{host_id}/fs/download", params={"path": path})
         assert down.status_code == 200 and down.content == b"hi"
+
+
+async def fake_screen_sharing(offered: bytes) -> tuple[asyncio.Server, int]:
+    """A VNC server that greets as macOS Screen Sharing does (RFB 003.889) and offers ``offered``."""
+
+    async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"RFB 003.889\n")
+        await reader.readexactly(12)
+        writer.write(bytes([len(offered)]) + offered)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            if (await reader.readexactly(1)) == b"\x01":
+                writer.write((0).to_bytes(4, "big"))  # SecurityResult OK
+                await writer.drain()
+            await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(greet, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_screen_sharing_without_vnc_password_says_what_to_turn_on(tmp_path: Path) -> None:
+    server, port = await fake_screen_sharing(bytes([30, 35]))  # Apple's authentication only
+    async with server:
+        with pytest.raises(AgentError, match="VNC viewers may control screen with password"):
+            await vnc.connect(vnc.VncTarget("127.0.0.1", port))
+        offer = await doctor.desktop_offer(vnc.VncTarget("127.0.0.1", port))
+        assert not offer.ok and "Screen Sharing" in offer.detail
+    server, port = await fake_screen_sharing(bytes([30, 1]))
+    async with server:
+        offer = await doctor.desktop_offer(vnc.VncTarget("127.0.0.1", port))
+        assert offer.ok and f"127.0.0.1:{port}" in offer.detail

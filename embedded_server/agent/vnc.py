@@ -36,6 +36,7 @@ MAX_REASON = 120  # a refusal's message becomes a WebSocket close reason (≤ 12
 
 SECURITY_NONE = 1
 SECURITY_VNC_AUTH = 2
+APPLE_SECURITY = {30, 33, 35, 36}  # macOS Screen Sharing's own (Diffie-Hellman) authentication types
 VNCPASSWD_KEY = bytes([23, 82, 107, 6, 35, 78, 88, 7])  # the fixed key of vncpasswd files (d3des order)
 
 
@@ -162,6 +163,11 @@ def _choose(target: VncTarget, offered: set[int]) -> int:
     for kind in preference:
         if kind in offered:
             return kind
+    if offered & APPLE_SECURITY:  # macOS Screen Sharing without its VNC password turned on
+        raise _refuse(
+            "VNC_UNSUPPORTED",
+            "Screen Sharing wants a Mac login: turn on 'VNC viewers may control screen with password'",
+        )
     raise _refuse(
         "VNC_UNSUPPORTED", f"VNC server offers only security types {sorted(offered)}; enable None or VncAuth"
     )
