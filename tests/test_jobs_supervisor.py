@@ -90,21 +90,35 @@ async def test_the_timeout_is_enforced_while_the_agent_is_down(
         assert final["stdout"] == "before\n"
 
 
+async def supervised(state: Path, job_id: str) -> dict[str, Any]:
+    """The job's ``job.json`` (its pid and its supervisor's), once its supervisor wrote it."""
+    info = state / "supervised" / job_id / "job.json"
+    deadline = time.monotonic() + 10
+    while not info.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return dict(json.loads(info.read_text()))
+
+
 async def test_a_job_whose_supervisor_is_killed_is_reported_as_such(
     server: Any, start_agent: Any, tmp_path: Path
 ) -> None:
+    """Its supervisor killed while the agent runs, or while it is down: either way the job ends failed,
+    "supervisor gone", with the output it had, and what was left of it is killed."""
     host, agent = await machine(server, start_agent, "orphaned")
     [state] = tmp_path.glob("agent-state-*")
     async with api(server) as client:
-        job = await run(client, host["id"], wait=None, command="echo partial; exec sleep 300")
-        info = state / "supervised" / job["id"] / "job.json"
-        deadline = time.monotonic() + 10
-        while not info.exists() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        record = json.loads(info.read_text())
-        os.kill(record["supervisor"], signal.SIGKILL)
-        final = await wait_job(client, host["id"], job["id"])
-        assert final["status"] == "failed" and final["exit_code"] is None, final
-        assert final["error"].startswith("supervisor gone"), final
-        assert final["stdout"] == "partial\n"
-        assert await gone(record["pid"]), "the job of a dead supervisor was left running"
+        now, away = [
+            await run(client, host["id"], wait=None, command=f"echo {name}; exec sleep 300")
+            for name in ("now", "away")
+        ]
+        records = {job["id"]: await supervised(state, job["id"]) for job in (now, away)}
+        os.kill(records[now["id"]]["supervisor"], signal.SIGKILL)
+        final = await wait_job(client, host["id"], now["id"])
+        await kill_agent(server, agent, host["id"])
+        os.kill(records[away["id"]]["supervisor"], signal.SIGKILL)
+        start_agent(host["host_key"])
+        for job in (final, await wait_job(client, host["id"], away["id"])):
+            assert job["status"] == "failed" and job["exit_code"] is None, job
+            assert job["error"].startswith("supervisor gone"), job
+            assert job["stdout"] == f"{'now' if job['id'] == now['id'] else 'away'}\n"
+            assert await gone(records[job["id"]]["pid"]), "the job of a dead supervisor was left running"

@@ -41,6 +41,11 @@ import sys
 import time
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # Windows: no fork, locks or FIFOs of this kind (the platform layer's part)
+    fcntl = None  # type: ignore[assignment]
+
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 READ_SIZE = 256 * 1024  # bytes read from a job's pipe at a time
 PIPE_SIZE = 1 << 20  # bytes: the job's pipes are widened to this where the OS allows
@@ -213,9 +218,8 @@ class Supervisor:
         """Run the job to its end; returns this process's exit status."""
         if sys.platform == "win32":  # POSIX only so far (see "platform" above)
             raise OSError(errno.ENOSYS, NOT_HERE)
-        import fcntl
-
         lock = os.open(self.path(LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+        assert fcntl is not None, "supervisors run on POSIX systems"
         fcntl.flock(lock, fcntl.LOCK_EX)  # held until we exit: the agent's sign of life
         adopt_orphans()
         with contextlib.suppress(FileExistsError):
@@ -397,10 +401,12 @@ def run_job(spec_fd: int, events_fd: int) -> int:
 
 
 def launcher(control: int = 0) -> int:
-    """Fork a supervisor for each job the agent asks for: the agent sends one byte and one end of a
-    socket pair on the Unix socket ``control``; the child, in a session of its own, reads the spec from
-    that socket and tells its events on it. A fork of this small, single-threaded process takes about a
-    millisecond, where starting Python takes tens. Returns 0 once the agent closes ``control``."""
+    """Keep one forked supervisor ready for the next job the agent asks for: the agent sends one byte
+    and one end of a socket pair on the Unix socket ``control``; the ready child (in a session of its
+    own) takes it, tells us to fork the next one, reads the spec from that socket and tells its events
+    on it. A fork of this small, single-threaded process takes about a millisecond where starting Python
+    takes tens, and it happens before the job is asked for. Returns 0 once the agent closes ``control``
+    (or a ready child died)."""
     if sys.platform == "win32":
         raise OSError(errno.ENOSYS, NOT_HERE)
     global _MASKER
@@ -411,27 +417,43 @@ def launcher(control: int = 0) -> int:
 
         import psutil  # noqa: F401
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the supervisors are reaped by the system
+    while True:
+        taken_r, taken_w = os.pipe()
+        if os.fork() == 0:  # the next supervisor
+            code = 1
+            try:
+                os.close(taken_r)
+                code = _ready(control, taken_w)
+            finally:
+                os._exit(code)
+        os.close(taken_w)
+        taken = os.read(taken_r, 1)  # b"j": it took a job; b"": the agent left (or it died)
+        os.close(taken_r)
+        if taken != b"j":
+            return 0
+
+
+def _ready(control: int, taken: int) -> int:
+    """A forked supervisor: wait for a job on ``control``, say so on ``taken``, run it."""
+    if sys.platform == "win32":
+        raise OSError(errno.ENOSYS, NOT_HERE)
     import socket
 
+    os.setsid()
     sock = socket.socket(fileno=control)
-    while True:
-        try:
-            message, fds, _, _ = socket.recv_fds(sock, 1, 1)
-        except OSError:
-            return 0
-        if not message:
-            return 0
-        for fd in fds:
-            if os.fork() == 0:  # the supervisor
-                code = 1
-                try:
-                    os.setsid()
-                    sock.close()
-                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                    code = run_job(fd, fd)
-                finally:
-                    os._exit(code)
-            os.close(fd)
+    try:
+        message, fds, _, _ = socket.recv_fds(sock, 1, 1)
+    except OSError:
+        return 0
+    if not message or not fds:
+        return 0
+    os.write(taken, b"j")
+    os.close(taken)
+    sock.close()
+    for extra in fds[1:]:
+        os.close(extra)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    return run_job(fds[0], fds[0])
 
 
 if __name__ == "__main__":
