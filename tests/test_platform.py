@@ -367,3 +367,32 @@ async def test_screen_sharing_without_vnc_password_says_what_to_turn_on(tmp_path
     async with server:
         offer = await doctor.desktop_offer(vnc.VncTarget("127.0.0.1", port))
         assert offer.ok and f"127.0.0.1:{port}" in offer.detail
+
+
+async def test_jobs_without_a_supervisor_as_on_windows(server: Any, start_agent: Any, tmp_path: Path) -> None:
+    """The agent's own job runner (Windows has no supervisor yet; OC_AGENT_SUPERVISOR=0 elsewhere) runs
+    a job as a tree of the platform layer's: output, exit code, the job's shell, and a timeout and a
+    cancel that end the whole tree (a process group here; a Job Object on Windows)."""
+    from test_jobs_api import gone, pids_in, run
+
+    host_id = await online_host_id(server, start_agent, "direct-box", OC_AGENT_SUPERVISOR="0")
+    pids = tmp_path / "pids"
+    async with api(server) as client:
+        job = await run(client, host_id, command="echo out; echo err >&2; exit 3")
+        assert (job["status"], job["exit_code"], job["stdout"], job["stderr"]) == (
+            "failed",
+            3,
+            "out\n",
+            "err\n",
+        )
+        bash = await run(client, host_id, command="echo ${BASH_VERSION:+bash}", shell="bash")
+        assert bash["stdout"] == "bash\n"
+        timed = await run(client, host_id, command=f"sleep 300 & echo $! $$ > {pids}; wait", timeout=1)
+        assert timed["status"] == "failed" and timed["error"] == "timed out after 1 s"
+        for pid in await pids_in(pids, 2):
+            assert await gone(pid), f"pid {pid} survived the timeout"
+        pids.unlink()
+        running = await run(client, host_id, wait=None, command=f"sleep 300 & echo $! $$ > {pids}; wait")
+        first, shell = await pids_in(pids, 2)
+        assert (await client.delete(f"/hosts/{host_id}/exec/{running['id']}")).status_code == 204
+        assert await gone(first) and await gone(shell)

@@ -350,16 +350,21 @@ class Supervisor:
             if rest:
                 os.writev(spool, [RECORD.pack(stream, len(rest)), rest])
         os.close(spool)
-        code = self.returncode
-        info: dict[str, Any] = {"reason": self.reason, "exit_code": None, "signal": None}
-        if code is not None and code >= 0:
-            info["exit_code"] = code
-        elif code is not None:
-            info["signal"] = -code
-        info["finished_at"] = time.time()
+        info = exit_info(self.reason, self.returncode)
         with contextlib.suppress(OSError):  # the agent may have dropped the job dir (it was stopped)
             _write_json(self.path(EXIT), info)
         self.tell("x")
+
+
+def exit_info(reason: str, code: int | None) -> dict[str, Any]:
+    """A job's end as recorded: ``reason``, and the exit code or (a negative ``code``) the signal."""
+    info: dict[str, Any] = {"reason": reason, "exit_code": None, "signal": None}
+    if code is not None and code >= 0:
+        info["exit_code"] = code
+    elif code is not None:
+        info["signal"] = -code
+    info["finished_at"] = time.time()
+    return info
 
 
 def read_spec(stream: int, limit: int = SPEC_LIMIT) -> dict[str, Any] | None:
