@@ -98,6 +98,7 @@ class Launcher:
             raise
         finally:
             theirs.close()
+        ours.setblocking(False)  # a launcher that stopped reading is replaced, never waited for
         self.sock = ours
         return ours
 
