@@ -396,3 +396,23 @@ async def test_jobs_without_a_supervisor_as_on_windows(server: Any, start_agent:
         first, shell = await pids_in(pids, 2)
         assert (await client.delete(f"/hosts/{host_id}/exec/{running['id']}")).status_code == 204
         assert await gone(first) and await gone(shell)
+
+
+def test_install_writes_the_key_and_unit_then_says_what_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real install on this machine, without a service manager to call (PATH has none): the key is
+    copied (0600), the unit written, and the failure says how to remove both."""
+    key = tmp_path / "key"
+    key.write_text("hk_real\n")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    state = tmp_path / "state"
+    argv = ["--server", "http://127.0.0.1:1", "--host-key-file", str(key), "--state-dir", str(state)]
+    assert install.install_main(argv) == 1
+    copied = state / install.KEY_FILE
+    assert copied.read_text() == "hk_real\n" and stat.S_IMODE(copied.stat().st_mode) == 0o600
+    unit = tmp_path / "home" / ".config" / "systemd" / "user" / "oc-agent.service"
+    assert f"--host-key-file {copied}" in unit.read_text()
+    err = capsys.readouterr().err
+    assert "systemctl not found" in err and f"rm {copied} {unit}" in err

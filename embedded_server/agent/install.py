@@ -124,17 +124,17 @@ def _install(here: service.Plan, key: str, key_file: str) -> int:
     print(f"wrote {key_file} and {here.path}")
     for command in here.commands:
         if shutil.which(command[0]) is None:
-            print(
-                f"oc-agent install: {command[0]} not found; run it yourself: {_shown(command)}",
-                file=sys.stderr,
-            )
-            return EXIT_FAILED
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            why = (done.stderr or done.stdout).strip()
-            print(f"oc-agent install: {_shown(command)} failed: {why}", file=sys.stderr)
-            return EXIT_FAILED
-        print(f"ran: {_shown(command)}")
+            why = f"{command[0]} not found; run it yourself: {_shown(command)}"
+        else:
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode == 0:
+                print(f"ran: {_shown(command)}")
+                continue
+            why = f"{_shown(command)} failed: {(done.stderr or done.stdout).strip()}"
+        print(f"oc-agent install: {why}", file=sys.stderr)
+        print(f"the {here.kind} service is not running. To remove what was written:", file=sys.stderr)
+        print(f"  rm {_shown([key_file, here.path])}", file=sys.stderr)
+        return EXIT_FAILED
     print(f"oc-agent runs as a {here.kind} service. To remove it:")
     for command in here.remove:
         print(f"  {_shown(command)}")
