@@ -487,7 +487,9 @@ class JobManager:
             "argv": launch.args,  # a list, or with "shell" the command line for cmd.exe (Windows)
             "shell": launch.shell,
             "env": env,
-            "cwd": os.path.expanduser(call.cwd) if call.cwd else None,
+            # no cwd: the home of the agent's user, where the Files tab and a terminal open (not the
+            # directory the agent happened to be started from)
+            "cwd": os.path.expanduser(call.cwd or "~"),
             "timeout": float(call.timeout or 60),
             "secrets": list(call.secrets.values()),
         }
