@@ -138,6 +138,7 @@ class JobStart(Call):
     job_id: str
     command: str
     args: list[str] = []
+    shell: str | None = None  # without args: sh, bash, zsh, cmd, powershell, pwsh; None: the host's default
     env: list[str] = []  # KEY=VALUE
     cwd: str | None = None
     timeout: float = 60  # seconds

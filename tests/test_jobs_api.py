@@ -228,7 +228,9 @@ async def test_answers_at_once_without_wait(server: Any, start_agent: Any) -> No
         ({"command": "true", "env": ["1BAD=x"]}, {}, "env"),
         ({"command": "true", "timeout": 0}, {}, "timeout"),
         ({"command": "true", "timeout": 86401}, {}, "timeout"),
-        ({"command": "true", "shell": True}, {}, "shell: is not a known field"),
+        ({"command": "true", "use_shell": True}, {}, "use_shell: is not a known field"),
+        ({"command": "true", "shell": True}, {}, "shell: Input should be 'sh'"),  # a known field now
+        ({"command": "true", "shell": "fish"}, {}, "shell: Input should be 'sh'"),
         ({"command": "   "}, {}, "command"),
         ({}, {}, "command: is required"),
         ({"command": "true"}, {"wait": 301}, "wait"),

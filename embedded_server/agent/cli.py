@@ -1,5 +1,8 @@
 """``oc-agent --server URL --host-key-file FILE``: run the host agent until stopped or refused.
 
+``oc-agent install`` installs it as a service of this machine, ``oc-agent doctor`` says what the
+machine can offer (:mod:`.install`).
+
 The host key is read from a file (``--host-key-file``, ``OC_HOST_KEY_FILE``) or the environment
 (``OC_HOST_KEY``). ``--host-key`` still works but is not advertised: argv is visible to every user.
 
@@ -13,12 +16,13 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 import warnings
 from pathlib import Path
 
+from . import platform
 from .connection import Agent, Refused
+from .install import doctor_main, install_main
 from .vnc import VncTarget, read_password_file
 
 EXIT_OK = 0
@@ -26,7 +30,11 @@ EXIT_REFUSED = 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="oc-agent", description="Connect this machine to an oc-server.")
+    parser = argparse.ArgumentParser(
+        prog="oc-agent",
+        description="Connect this machine to an oc-server. Also: oc-agent install (as a service), "
+        "oc-agent doctor (what this machine offers).",
+    )
     parser.add_argument(
         "--server", default=os.environ.get("OC_SERVER_URL"), help="server root URL (env OC_SERVER_URL)"
     )
@@ -62,10 +70,8 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _run(agent: Agent) -> int:
     """Run the agent until a stop signal (exit 0) or a refusal (exit 2)."""
-    loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    platform.on_stop_signals(asyncio.get_running_loop(), stop.set)
     work = asyncio.create_task(agent.run_forever())
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -86,7 +92,15 @@ async def _run(agent: Agent) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``oc-agent``: parse ``argv`` (default sys.argv), run the agent; returns the exit status (0 or 2)."""
+    """``oc-agent``: parse ``argv`` (default sys.argv), run the agent; returns the exit status (0 or 2).
+
+    ``oc-agent install …`` and ``oc-agent doctor …`` are the service installer and the machine's
+    check (:mod:`.install`)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["install"]:
+        return install_main(argv[1:])
+    if argv[:1] == ["doctor"]:
+        return doctor_main(argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -127,6 +141,8 @@ def _vnc_target(args: argparse.Namespace) -> VncTarget:
     password = os.environ.get("OC_VNC_PASSWORD") or None
     if password is None and args.vnc_password_file:
         password = read_password_file(Path(args.vnc_password_file))
+    if password is None:
+        password = platform.desktop_password()  # macOS Screen Sharing's, when readable (root)
     return VncTarget.parse(args.vnc, password)
 
 

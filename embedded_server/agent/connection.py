@@ -19,16 +19,11 @@ from oc_tui.api.backoff import backoff_delay
 
 from .. import protocol
 from ..identity import Identity
-from . import fs, system, tunnels, vnc
+from . import fs, pty, system, tunnels, vnc
 from .capabilities import Capability, Registry
 from .dial import agent_url, dial
 from .job_runner import JobManager
 from .streams import StreamDialer
-
-try:
-    from . import pty
-except ImportError:  # no POSIX terminals here (Windows): the host serves no terminal sessions
-    pty = None  # type: ignore[assignment]  # the capability is simply absent
 
 __all__ = ["Agent", "Refused", "agent_url"]
 
@@ -87,9 +82,8 @@ class Agent:
             fs.capability(state_dir),
             vnc.capability(vnc_target or vnc.VncTarget.from_env()),
             tunnels.capability(),
+            pty.capability(),
         ]
-        if pty is not None:
-            capabilities.append(pty.capability())
         self.registry = Registry(capabilities, self.streams)
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import struct
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -60,7 +61,8 @@ class Spool:
 
     def __init__(self, path: Path, follow: bool = False) -> None:
         self.path = path
-        self._fd = -1 if follow else os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_BINARY", 0)  # no CRLF
+        self._fd = -1 if follow else os.open(path, flags, 0o600)
         self.size = 0
         self.written = 0
         self.marks: list[tuple[int, int]] = [(0, 0)]  # (payload offset, file offset) at record starts
@@ -73,7 +75,10 @@ class Spool:
             return
         if self.size - self.marks[-1][1] >= INDEX_EVERY:
             self.marks.append((self.written, self.size))
-        os.writev(self._fd, [RECORD.pack(stream, len(data)), data])
+        if sys.platform == "win32":  # no writev there: one write of header and data
+            os.write(self._fd, RECORD.pack(stream, len(data)) + data)
+        else:
+            os.writev(self._fd, [RECORD.pack(stream, len(data)), data])
         self.size += RECORD.size + len(data)
         self.written += len(data)
         self._notify()

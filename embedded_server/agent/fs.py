@@ -3,7 +3,9 @@ and ``fs.read`` / ``fs.write`` (a file body on a stream the agent dials back; do
 
 Paths are absolute, or relative to the agent user's home; ``~`` and ``~/x`` expand. They are normalised
 lexically (``.`` and ``..`` collapse, symlinks stay as they are), so browsing through a symlinked
-directory keeps the path the user followed. Every ``OSError`` becomes an :class:`AgentError` whose code
+directory keeps the path the user followed. They are the host's own: ``/home/me`` on POSIX,
+``C:\\Users\\me`` on Windows (``/`` works there too; answers use ``\\``, and ``fs.list`` says so in
+``sep``). Everything OS-specific (directory descriptors, modes, metadata) is the platform layer's. Every ``OSError`` becomes an :class:`AgentError` whose code
 the API maps to a status (``NOT_FOUND`` 404, ``FORBIDDEN`` 403 …).
 
 Bodies are bounded in memory: a download reads one chunk ahead of the one the WebSocket is sending, an
@@ -23,6 +25,7 @@ import stat
 import time
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
@@ -30,8 +33,9 @@ from websockets.exceptions import ConnectionClosed
 
 from .. import protocol
 from ..protocol import AgentError
+from . import platform
 from .capabilities import Capability, StreamReply
-from .fs_tree import make_parents, remove_tree
+from .platform import make_parents, remove_tree
 from .upload_journal import UPLOAD_MARK, UploadJournal, is_upload_temp
 
 log = logging.getLogger("oc_agent.fs")
@@ -67,13 +71,17 @@ def fs_error(exc: OSError, path: str) -> AgentError:
 # --- paths -------------------------------------------------------------------------------------------
 
 
-def home() -> str:
-    """The agent user's home directory."""
-    return os.path.expanduser("~")
+def home(paths: ModuleType = platform.paths) -> str:
+    """The agent user's home directory (``paths``: ``posixpath`` or ``ntpath``, the host's by default)."""
+    return str(paths.expanduser("~"))
 
 
-def resolve(raw: Any, *, default_home: bool = False) -> str:
-    """The absolute, normalised path for a request's ``path``; VALIDATION_ERROR for a bad one."""
+def resolve(raw: Any, *, default_home: bool = False, paths: ModuleType = platform.paths) -> str:
+    """The absolute, normalised path for a request's ``path``; VALIDATION_ERROR for a bad one.
+
+    ``paths`` is the host's path module (``ntpath`` on Windows: ``C:/x`` becomes ``C:\\x``, ``\\x`` the
+    home drive's ``\\x``, and ``C:x`` — relative to a drive's current directory — is refused); tests
+    pass ``ntpath`` to check the Windows rules anywhere."""
     if raw is None and default_home:
         raw = ""
     if not isinstance(raw, str):
@@ -86,10 +94,15 @@ def resolve(raw: Any, *, default_home: bool = False) -> str:
         if not default_home:
             raise AgentError("VALIDATION_ERROR", "path must not be empty")
         raw = "~"
-    path = os.path.expanduser(raw) if raw.startswith("~") else raw
-    if not os.path.isabs(path):
-        path = os.path.join(home(), path)
-    return os.path.normpath(path)
+    path = str(paths.expanduser(raw)) if raw.startswith("~") else raw
+    drive, rest = paths.splitdrive(path)  # a drive only with ntpath: "C:", "\\\\server\\share"
+    if drive and not rest:
+        path = drive + paths.sep
+    elif drive and rest[0] not in "/\\":
+        raise AgentError("VALIDATION_ERROR", f"path is relative to a drive's current directory: {raw}")
+    if not paths.isabs(path) or not drive and paths.sep == "\\":  # "\\x": the home drive's
+        path = paths.join(home(paths), path)
+    return str(paths.normpath(path))
 
 
 def iso_time(seconds: float) -> str:
@@ -122,16 +135,22 @@ def describe(path: str) -> dict[str, Any]:
     if link:
         with contextlib.suppress(OSError):
             symlink_target = os.readlink(path)
-    return {
+    info: dict[str, Any] = {
         "path": path,
         "name": os.path.basename(path) or path,
         "size": target.st_size,
-        "mode": st.st_mode,
+        "mode": platform.file_mode(path, st),
         "is_dir": stat.S_ISDIR(target.st_mode),
         "is_symlink": link,
         "symlink_target": symlink_target,
         "modified_at": iso_time(target.st_mtime),
     }
+    extras = platform.stat_extras(target)
+    if "created" in extras:
+        info["created_at"] = iso_time(extras["created"])
+    if "flags" in extras:
+        info["flags"] = extras["flags"]
+    return info
 
 
 # --- control calls -----------------------------------------------------------------------------------
@@ -153,7 +172,10 @@ def list_dir(call: protocol.FsList) -> dict[str, Any]:
     if len(names) > MAX_ENTRIES:
         names, truncated = names[:MAX_ENTRIES], True
     rows: list[list[Any]] = []
-    dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        directory = platform.Directory(path)
+    except OSError as exc:
+        raise fs_error(exc, path) from None
     try:
         for name in names:
             budget -= len(name) + 64
@@ -161,14 +183,14 @@ def list_dir(call: protocol.FsList) -> dict[str, Any]:
                 truncated = True
                 break
             try:
-                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                st = directory.stat(name, follow_symlinks=False)
             except OSError:  # gone since the listing, or unreadable: skip it
                 continue
             link = stat.S_ISLNK(st.st_mode)
             target = st
             if link:
                 with contextlib.suppress(OSError):
-                    target = os.stat(name, dir_fd=dir_fd)
+                    target = directory.stat(name)
             rows.append(
                 [
                     name,
@@ -176,12 +198,15 @@ def list_dir(call: protocol.FsList) -> dict[str, Any]:
                     stat.S_ISDIR(target.st_mode),
                     round(target.st_mtime, 3),
                     link,
-                    st.st_mode,
+                    platform.file_mode(name, st),
                 ]
             )
     finally:
-        os.close(dir_fd)
-    return {"path": path, "entries": rows, "truncated": truncated}
+        directory.close()
+    result: dict[str, Any] = {"path": path, "entries": rows, "truncated": truncated}
+    if os.sep != "/":
+        result["sep"] = os.sep  # the server joins names to the path with it
+    return result
 
 
 def stat_path(call: protocol.FsStat) -> dict[str, Any]:
@@ -216,8 +241,8 @@ def make_dir(call: protocol.FsMkdir) -> dict[str, Any]:
 def delete(call: protocol.FsDelete) -> dict[str, Any]:
     """Remove a file, a symlink (never what it points to), an empty directory, or with ``recursive`` a tree."""
     path = resolve(call.path)
-    if path == "/":
-        raise AgentError("VALIDATION_ERROR", "refusing to delete /")
+    if platform.is_root(path):
+        raise AgentError("VALIDATION_ERROR", f"refusing to delete {path}")
     recursive = call.recursive
     try:
         st = os.lstat(path)
@@ -243,7 +268,7 @@ def delete(call: protocol.FsDelete) -> dict[str, Any]:
 def open_for_read(path: str) -> tuple[int, os.stat_result]:
     """An fd on a regular file (no blocking on a FIFO), and its stat."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = platform.open_for_read(path)
     except OSError as exc:
         raise fs_error(exc, path) from None
     try:
@@ -252,7 +277,7 @@ def open_for_read(path: str) -> tuple[int, os.stat_result]:
             raise AgentError("IS_A_DIRECTORY", f"is a directory: {path}")
         if not stat.S_ISREG(st.st_mode):
             raise AgentError("VALIDATION_ERROR", f"not a regular file: {path}")
-        os.set_blocking(fd, True)
+        platform.make_blocking(fd)
     except BaseException:
         os.close(fd)
         raise
@@ -385,7 +410,7 @@ def upload_target(path: str) -> str:
             target = os.readlink(current)
         except OSError as exc:
             raise fs_error(exc, current) from None
-        if st.st_uid not in (os.geteuid(), parent_owner):
+        if not platform.may_follow_link(st, parent_owner):
             raise AgentError(
                 "FORBIDDEN",
                 f"not writing through {current}: a symlink of another user (uid {st.st_uid}) "
@@ -404,15 +429,16 @@ class PendingUpload:
     The journal records the temporary file while it exists.
     """
 
-    def __init__(self, dir_fd: int, directory: str, final: str, journal: UploadJournal | None) -> None:
-        self.dir_fd, self.directory, self.final = dir_fd, directory, final
+    def __init__(
+        self, opened: platform.Directory, directory: str, final: str, journal: UploadJournal | None
+    ) -> None:
+        self.opened, self.directory, self.final = opened, directory, final
         self.name = os.path.basename(final)
         self.temp = _temp_name(self.name)
         self.journal, self.token = journal, None
         if journal is not None:
             self.token = journal.add(os.path.join(directory, self.temp))
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
-        self.fd = os.open(self.temp, flags, 0o666, dir_fd=dir_fd)
+        self.fd = opened.create(self.temp, 0o666)
 
     def write(self, data: bytes) -> None:
         """Append ``data`` to the temporary file."""
@@ -425,9 +451,8 @@ class PendingUpload:
         os.fsync(self.fd)
         os.close(self.fd)
         self.fd = -1
-        os.replace(self.temp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
-        with contextlib.suppress(OSError):
-            os.fsync(self.dir_fd)
+        self.opened.replace(self.temp, self.name)
+        self.opened.sync()
         self._release()
 
     def discard(self) -> None:
@@ -436,16 +461,14 @@ class PendingUpload:
             _close_quietly(self.fd)
             self.fd = -1
             with contextlib.suppress(OSError):
-                os.unlink(self.temp, dir_fd=self.dir_fd)
+                self.opened.unlink(self.temp)
         self._release()
 
     def _release(self) -> None:
         if self.token is not None and self.journal is not None:
             self.journal.remove(self.token)
             self.token = None
-        if self.dir_fd >= 0:
-            _close_quietly(self.dir_fd)
-            self.dir_fd = -1
+        self.opened.close()
 
 
 def prepare_upload(path: str, mkdir: bool, journal: UploadJournal | None = None) -> PendingUpload:
@@ -462,7 +485,7 @@ def prepare_upload(path: str, mkdir: bool, journal: UploadJournal | None = None)
     try:
         if mkdir:
             make_parents(parent)
-        dir_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        opened = platform.Directory(parent)
     except FileExistsError as exc:
         raise AgentError("NOT_A_DIRECTORY", f"not a directory: {exc.filename or parent}") from None
     except OSError as exc:
@@ -472,23 +495,20 @@ def prepare_upload(path: str, mkdir: bool, journal: UploadJournal | None = None)
         raise error from None
     try:
         try:
-            existing: os.stat_result | None = os.stat(os.path.basename(final), dir_fd=dir_fd)
+            existing: os.stat_result | None = opened.stat(os.path.basename(final))
         except OSError:
             existing = None
         if existing is not None and stat.S_ISDIR(existing.st_mode):
             raise AgentError("IS_A_DIRECTORY", f"is a directory: {final}")
         try:
-            upload = PendingUpload(dir_fd, parent, final, journal)
+            upload = PendingUpload(opened, parent, final, journal)
         except OSError as exc:
             raise fs_error(exc, parent) from None
     except BaseException:
-        _close_quietly(dir_fd)
+        opened.close()
         raise
     if existing is not None:
-        with contextlib.suppress(OSError):
-            os.fchmod(upload.fd, stat.S_IMODE(existing.st_mode))
-            if os.geteuid() == 0:
-                os.fchown(upload.fd, existing.st_uid, existing.st_gid)
+        platform.keep_attributes(upload.fd, existing)
     return upload
 
 

@@ -15,6 +15,9 @@ re-adopts them: a job still running is followed again (and can be cancelled), a 
 agent was there is delivered with its real end, and a job whose supervisor is gone without recording an
 end is reported as such (``reason: "supervisor_gone"``, what is left of its process group is killed).
 A stopped agent (SIGTERM) still ends its jobs. The wire is docs/protocol.md, "Jobs and supervisors".
+
+Where there is no supervisor (Windows so far; ``OC_AGENT_SUPERVISOR=0`` anywhere) the agent runs each
+job itself (:class:`DirectJob`): the same answers and output stream, but the job ends with the agent.
 """
 
 from __future__ import annotations
@@ -22,12 +25,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import errno
 import json
 import logging
 import os
 import re
 import shutil
-import signal
 import socket
 import sys
 import time
@@ -36,8 +39,10 @@ from typing import Any
 
 from .. import protocol
 from . import job_supervisor as sup
+from . import platform
 from .capabilities import Capability
 from .durable import Spool, deliver
+from .masking import Masker
 from .streams import StreamDialer
 from .system import work_env
 
@@ -55,6 +60,12 @@ GONE = "supervisor gone: the process that ran the job on the host ended before r
 
 
 # --- platform: the OS-specific calls of the agent's side -------------------------------------------------
+# Supervisors need POSIX (fork, Unix sockets, FIFOs, flock): on Windows the agent runs jobs itself
+# (DirectJob); the supervisor's calls refuse there with NO_SUPERVISOR's message. Starting and killing a
+# process tree is the platform layer's (:func:`.platform.spawn_options`, :func:`.platform.adopt`: a Job
+# Object on Windows).
+
+NO_SUPERVISOR = sup.NOT_HERE
 
 
 class Launcher:
@@ -67,6 +78,8 @@ class Launcher:
         self.sock: socket.socket | None = None
 
     async def _start(self) -> socket.socket:
+        if sys.platform == "win32":
+            raise OSError(errno.ENOSYS, NO_SUPERVISOR)
         ours, theirs = socket.socketpair()
         try:
             self.process = await asyncio.create_subprocess_exec(
@@ -77,8 +90,8 @@ class Launcher:
                 stdin=theirs.fileno(),
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
-                start_new_session=True,
                 env={},
+                **platform.spawn_options(),
             )
         except BaseException:
             ours.close()
@@ -93,8 +106,10 @@ class Launcher:
         """A new supervisor, waiting for its spec: the agent's end of its socket pair.
 
         Raises:
-            OSError: no launcher could be started or reached.
+            OSError: no launcher could be started or reached (always on Windows: :data:`NO_SUPERVISOR`).
         """
+        if sys.platform == "win32":
+            raise OSError(errno.ENOSYS, NO_SUPERVISOR)
         for attempt in (0, 1):
             sock = self.sock
             if sock is None or self.process is None or self.process.returncode is not None:
@@ -123,6 +138,8 @@ class Launcher:
 
 def supervisor_alive(directory: Path) -> bool:
     """Whether a supervisor still holds the job dir's lock (False when the dir has no lock file)."""
+    if sys.platform == "win32":
+        return False
     import fcntl
 
     try:
@@ -148,7 +165,7 @@ def kill_leftovers(directory: Path) -> None:
 
         if abs(psutil.Process(pid).create_time() - started) > 2.0:
             return
-        os.killpg(pid, signal.SIGKILL)
+        platform.adopt(pid).kill()  # SIGKILL to its process group
     except (OSError, ValueError, KeyError, TypeError, ImportError):
         return
     except Exception as exc:  # psutil.Error: the process is gone, or not ours to see
@@ -157,6 +174,8 @@ def kill_leftovers(directory: Path) -> None:
 
 def send_command(directory: Path, command: str) -> bool:
     """Write ``command`` to the job's control FIFO; False when no supervisor reads it (it is gone)."""
+    if sys.platform == "win32":
+        return False
     try:
         fd = os.open(directory / sup.CTL, os.O_WRONLY | os.O_NONBLOCK)
     except OSError:  # ENXIO: nobody has it open for reading; ENOENT: never made
@@ -253,6 +272,118 @@ class AgentJob:
             self.check_end()  # nobody to ask: it is gone (or just ended)
 
 
+class _Pipes(asyncio.SubprocessProtocol):
+    """A :class:`DirectJob`'s process: its output and its end."""
+
+    def __init__(self, job: DirectJob) -> None:
+        self.job = job
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self.job.append(fd, data)
+
+    def connection_lost(self, exc: Exception | None) -> None:  # process gone and both pipes closed
+        self.job.finished()
+
+
+class DirectJob(AgentJob):
+    """A job the agent runs itself, without a supervisor: where there is none (Windows, so far), or with
+    ``OC_AGENT_SUPERVISOR=0``. It starts as a tree of its own (:func:`.platform.adopt`: a process group on
+    POSIX, a Job Object on Windows), the agent masks and spools its output, enforces its timeout and ends
+    its tree on cancel; it does not outlive the agent."""
+
+    def __init__(self, job_id: str, directory: Path, spool: Path) -> None:
+        super().__init__(job_id, directory, spool)
+        self.tree: platform.ProcessTree | None = None
+        self.transport: asyncio.SubprocessTransport | None = None
+        self.maskers: dict[int, Masker] = {}
+        self.reason = "exited"  # or "timeout" / "cancelled"
+        self._timers: list[asyncio.TimerHandle] = []
+
+    async def begin(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Start the process of ``spec`` (as a supervisor gets it); ``{"pid", "started_at"}``, or
+        ``{"error"}`` when it could not start (as a supervisor's first line)."""
+        secrets = list(spec["secrets"])
+        self.maskers = {fd: Masker(secrets) for fd in (1, 2)} if secrets else {}
+        self.spool = Spool(self.spool.path)  # written here, by the agent itself
+        loop = asyncio.get_running_loop()
+        options: dict[str, Any] = dict(
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=spec["env"],
+            cwd=spec["cwd"],
+            **platform.spawn_options(),
+        )
+        try:
+            if spec["shell"]:  # cmd.exe: %ComSpec% /c "command"
+                transport, _ = await loop.subprocess_shell(lambda: _Pipes(self), spec["argv"], **options)
+            else:
+                transport, _ = await loop.subprocess_exec(lambda: _Pipes(self), *spec["argv"], **options)
+        except (OSError, ValueError) as exc:  # ValueError: what the OS cannot take (a NUL byte)
+            self.spool.close(delete=True)
+            what = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+            filename = exc.filename if isinstance(exc, OSError) else None
+            return {"error": f"could not start: {what}{f': {filename}' if filename else ''}"}
+        self.transport, self.pid = transport, transport.get_pid()
+        self.tree = platform.adopt(self.pid)
+        self._timers.append(loop.call_later(float(spec["timeout"]), self.kill, "timeout"))
+        return {"pid": self.pid, "started_at": self.started_at}
+
+    def append(self, fd: int, data: bytes) -> None:
+        """Output from the process's pipe ``fd`` (1 = stdout, 2 = stderr), masked, to the spool."""
+        masker = self.maskers.get(fd)
+        if masker is not None:
+            data = masker.feed(data)
+        if data:
+            self.spool.append(fd, data)
+
+    def finished(self) -> None:
+        """The process is gone and both pipes closed: record the exit."""
+        if self.exit is not None:
+            return
+        for timer in self._timers[:1]:  # the timeout; a pending kill stays armed for what is left
+            timer.cancel()
+        info = sup.exit_info(self.reason, self.transport.get_returncode() if self.transport else None)
+        for fd, masker in self.maskers.items():  # what was held back as a possible start of a value
+            rest = masker.flush()
+            if rest:
+                self.spool.append(fd, rest)
+        self.exit = info
+        if self.transport is not None:
+            self.transport.close()
+        if self.tree is not None:
+            self.tree.close()
+        self.done.set()
+        self.spool.finish(info)
+
+    async def follow(self) -> None:
+        """Nothing to follow: the end comes from the process itself."""
+        await self.done.wait()
+
+    def check_end(self) -> bool:
+        """Whether the end is known."""
+        return self.exit is not None
+
+    def kill(self, command: str = "cancel") -> None:
+        """End the tree: ``cancel`` (SIGTERM, SIGKILL 2 s later), ``timeout`` (the same) or ``kill``."""
+        if self.exit is not None or self.tree is None:
+            return
+        if self.reason == "exited":
+            self.reason = "timeout" if command == "timeout" else "cancelled"
+        if command == "kill":
+            self.tree.kill()
+            return
+        self.tree.terminate()
+        self._timers.append(asyncio.get_running_loop().call_later(KILL_GRACE, self.tree.kill))
+
+    def remove(self) -> None:
+        """Close and delete the spool (and the job's dir)."""
+        for timer in self._timers:
+            timer.cancel()
+        self.spool.close(delete=True)
+        super().remove()
+
+
 class JobManager:
     """The jobs of this agent process: start, cancel, list, re-adopt, and the dir they live in.
 
@@ -268,11 +399,12 @@ class JobManager:
         for directory in (self.spool_dir, self.run_dir):
             directory.mkdir(parents=True, exist_ok=True)
         for directory in (state_dir, self.spool_dir, self.run_dir):
-            with contextlib.suppress(OSError):
-                os.chmod(directory, 0o700)
+            platform.secure_dir(str(directory))
         self.streams = streams
         self.jobs: dict[str, AgentJob] = {}
         self.launcher = Launcher()
+        # Without supervisors (Windows so far, or OC_AGENT_SUPERVISOR=0) the agent runs jobs itself.
+        self.direct = sys.platform == "win32" or os.environ.get("OC_AGENT_SUPERVISOR") == "0"
         self._adopt()
 
     def _adopt(self) -> None:
@@ -337,12 +469,10 @@ class JobManager:
             raise protocol.AgentError("VALIDATION_ERROR", f"{job_id!r} is not a job ID")
         if job_id in self.jobs:
             return {"started": True, "pid": self.jobs[job_id].pid}
-        if call.args:
-            argv = [call.command, *call.args]
-        elif os.name == "nt":
-            argv = ["cmd", "/c", call.command]
-        else:
-            argv = ["/bin/sh", "-c", call.command]
+        try:
+            launch = platform.job_launch(call.command, call.args, call.shell)
+        except platform.NoSuchShell as exc:
+            return {"started": False, "error": f"could not start: {exc}"}
         env = work_env()
         for item in call.env:
             key, _, value = item.partition("=")
@@ -354,7 +484,8 @@ class JobManager:
         spec = {
             "dir": str(directory),
             "spool": str(spool),
-            "argv": argv,
+            "argv": launch.args,  # a list, or with "shell" the command line for cmd.exe (Windows)
+            "shell": launch.shell,
             "env": env,
             # no cwd: the home of the agent's user, where the Files tab and a terminal open (not the
             # directory the agent happened to be started from)
@@ -362,15 +493,12 @@ class JobManager:
             "timeout": float(call.timeout or 60),
             "secrets": list(call.secrets.values()),
         }
-        job = AgentJob(job_id, directory, spool)
+        job = DirectJob(job_id, directory, spool) if self.direct else AgentJob(job_id, directory, spool)
         try:
-            job.events = reader, writer = await asyncio.open_unix_connection(
-                sock=await self.launcher.supervisor()
-            )
-            writer.write(json.dumps(spec).encode() + b"\n")  # the secrets travel on this socket only
-            await writer.drain()
-            async with asyncio.timeout(START_TIMEOUT):
-                first = json.loads(await reader.readline() or b"{}")
+            if isinstance(job, DirectJob):
+                first = await job.begin(spec)
+            else:
+                first = await self._supervise(job, spec)
         except (OSError, ValueError, TimeoutError) as exc:
             job.hang_up()
             discard(directory, spool)
@@ -397,6 +525,23 @@ class JobManager:
                     deliver(job.spool, self.streams, STREAM_KEY, job.id, lambda: self._forget(job, kill=True))
                 )
         return inline or {"started": True, "pid": job.pid, "started_at": job.started_at}
+
+    async def _supervise(self, job: AgentJob, spec: dict[str, Any]) -> dict[str, Any]:
+        """Hand ``spec`` to a new supervisor; its first line (``{"pid", "started_at"}`` or ``{"error"}``).
+
+        Raises:
+            OSError, ValueError, TimeoutError: the supervisor could not be reached or did not answer.
+        """
+        if sys.platform == "win32":
+            raise OSError(errno.ENOSYS, NO_SUPERVISOR)
+        job.events = reader, writer = await asyncio.open_unix_connection(
+            sock=await self.launcher.supervisor()
+        )
+        writer.write(json.dumps(spec).encode() + b"\n")  # the secrets travel on this socket only
+        await writer.drain()
+        async with asyncio.timeout(START_TIMEOUT):
+            first: dict[str, Any] = json.loads(await reader.readline() or b"{}")
+        return first
 
     async def _inline(self, job: AgentJob, window: float) -> dict[str, Any] | None:
         """A short job with little output: its whole result, to answer the start with (no stream)."""

@@ -30,6 +30,7 @@ own, adopt orphans, kill a whole tree) and :func:`launcher` (fork).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import select
@@ -75,12 +76,46 @@ def _masker_class() -> Any:
     return module.Masker
 
 
-# --- platform: the OS-specific calls (POSIX here; Windows would use a Job Object) ------------------------
+# --- platform: the OS-specific calls, through the agent's platform layer ---------------------------------
+# Starting a tree and killing it whole are :mod:`.platform`'s (a session and its process group on POSIX,
+# a Job Object on Windows). The supervisor itself (fork, FIFOs, flock, SIGCHLD) is POSIX-only so far: its
+# functions below raise NOT_HERE on Windows (a check mypy understands), and the agent never starts it there.
+
+_PLATFORM: Any = None  # the platform layer, once imported
+NOT_HERE = "the job supervisor needs POSIX (fork, FIFOs, flock); it does not run on Windows yet"
 
 
-def spawn_tree(argv: list[str], env: dict[str, str], cwd: str | None) -> subprocess.Popen[bytes]:
-    """Start ``argv`` as the leader of a new session (its own process group), stdin from the null
-    device, stdout and stderr to pipes.
+def _platform() -> Any:
+    """:mod:`.platform`, imported without importing our package when run by path (a lean start: the
+    layer needs only the standard library, and psutil on Windows)."""
+    global _PLATFORM
+    if _PLATFORM is not None:
+        return _PLATFORM
+    if __package__:
+        from . import platform
+
+        _PLATFORM = platform
+        return platform
+    import importlib.util
+
+    directory = os.path.join(os.path.dirname(os.path.abspath(__file__)), "platform")
+    spec = importlib.util.spec_from_file_location(
+        "oc_agent_platform", os.path.join(directory, "__init__.py"), submodule_search_locations=[directory]
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its submodules import it by this name
+    spec.loader.exec_module(module)
+    _PLATFORM = module
+    return module
+
+
+def spawn_tree(
+    argv: list[str] | str, env: dict[str, str], cwd: str | None, shell: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` as a tree of its own (:func:`.platform.spawn_options`: the leader of a new session,
+    so its own process group, on POSIX), stdin from the null device, stdout and stderr to pipes.
+    ``shell``: ``argv`` is a command line for cmd.exe (:class:`.platform.Launch`).
 
     Raises:
         OSError: it could not be started (``filename`` names what was missing); ValueError: an argument
@@ -88,12 +123,13 @@ def spawn_tree(argv: list[str], env: dict[str, str], cwd: str | None) -> subproc
     """
     return subprocess.Popen(
         argv,
+        shell=shell,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
         cwd=cwd,
-        start_new_session=True,
+        **_platform().spawn_options(),
     )
 
 
@@ -110,9 +146,13 @@ def adopt_orphans() -> None:
 
 
 def kill_tree(pgid: int, sig: int) -> None:
-    """Send ``sig`` to the job's process group ``pgid`` and to every other descendant of this process."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+    """End the job's tree led by ``pgid`` (:func:`.platform.adopt`: SIGTERM for ``terminate``, SIGKILL
+    for ``kill`` to its process group), and send ``sig`` to every other descendant of this process."""
+    tree = _platform().adopt(pgid)
+    if sig == signal.SIGTERM:
+        tree.terminate()
+    else:
+        tree.kill()
     for pid in _descendants():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
@@ -174,8 +214,10 @@ class Supervisor:
         except OSError:
             self.events = -1
 
-    def run(self, argv: list[str], env: dict[str, str], cwd: str | None) -> int:
+    def run(self, argv: list[str] | str, env: dict[str, str], cwd: str | None, shell: bool = False) -> int:
         """Run the job to its end; returns this process's exit status."""
+        if sys.platform == "win32":  # POSIX only so far (see "platform" above)
+            raise OSError(errno.ENOSYS, NOT_HERE)
         lock = os.open(self.path(LOCK), os.O_RDWR | os.O_CREAT, 0o600)
         assert fcntl is not None, "supervisors run on POSIX systems"
         fcntl.flock(lock, fcntl.LOCK_EX)  # held until we exit: the agent's sign of life
@@ -192,7 +234,7 @@ class Supervisor:
             signal.signal(sig, signal.SIG_IGN)
         spool = os.open(self.spool, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            self.proc = proc = spawn_tree(argv, env, cwd)
+            self.proc = proc = spawn_tree(argv, env, cwd, shell)
         except (OSError, ValueError) as exc:
             what = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
             filename = exc.filename if isinstance(exc, OSError) else None
@@ -215,8 +257,7 @@ class Supervisor:
         for stream, handle in ((1, proc.stdout), (2, proc.stderr)):
             assert handle is not None
             fd = handle.fileno()
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+            _platform().enlarge_pipe(fd, PIPE_SIZE)
             pipes[fd] = stream
         poller = select.poll()
         for fd in (*pipes, wake_r, ctl):
@@ -259,6 +300,8 @@ class Supervisor:
 
     def append(self, spool: int, stream: int, data: bytes) -> None:
         """Masked output of ``stream`` to the spool; tells the agent."""
+        if sys.platform == "win32":
+            raise OSError(errno.ENOSYS, NOT_HERE)
         masker = self.maskers.get(stream)
         if masker is not None:
             data = masker.feed(data)
@@ -268,6 +311,8 @@ class Supervisor:
 
     def reap(self) -> None:
         """Collect every exited child (the job's leader, and orphans we adopted)."""
+        if sys.platform == "win32":
+            raise OSError(errno.ENOSYS, NOT_HERE)
         assert self.proc is not None
         while True:
             try:
@@ -298,21 +343,28 @@ class Supervisor:
 
     def finish(self, spool: int) -> None:
         """Flush what the maskers held back, record the end (after the last byte) and tell the agent."""
+        if sys.platform == "win32":
+            raise OSError(errno.ENOSYS, NOT_HERE)
         for stream, masker in self.maskers.items():
             rest = masker.flush()
             if rest:
                 os.writev(spool, [RECORD.pack(stream, len(rest)), rest])
         os.close(spool)
-        code = self.returncode
-        info: dict[str, Any] = {"reason": self.reason, "exit_code": None, "signal": None}
-        if code is not None and code >= 0:
-            info["exit_code"] = code
-        elif code is not None:
-            info["signal"] = -code
-        info["finished_at"] = time.time()
+        info = exit_info(self.reason, self.returncode)
         with contextlib.suppress(OSError):  # the agent may have dropped the job dir (it was stopped)
             _write_json(self.path(EXIT), info)
         self.tell("x")
+
+
+def exit_info(reason: str, code: int | None) -> dict[str, Any]:
+    """A job's end as recorded: ``reason``, and the exit code or (a negative ``code``) the signal."""
+    info: dict[str, Any] = {"reason": reason, "exit_code": None, "signal": None}
+    if code is not None and code >= 0:
+        info["exit_code"] = code
+    elif code is not None:
+        info["signal"] = -code
+    info["finished_at"] = time.time()
+    return info
 
 
 def read_spec(stream: int, limit: int = SPEC_LIMIT) -> dict[str, Any] | None:
@@ -330,6 +382,8 @@ def read_spec(stream: int, limit: int = SPEC_LIMIT) -> dict[str, Any] | None:
 def run_job(spec_fd: int, events_fd: int) -> int:
     """Read the spec from ``spec_fd``, run the job telling ``events_fd``; the exit status (0, or 1 when
     the spec is unusable)."""
+    if sys.platform == "win32":
+        raise OSError(errno.ENOSYS, NOT_HERE)
     try:
         spec = read_spec(spec_fd)
     except (OSError, ValueError):
@@ -344,10 +398,11 @@ def run_job(spec_fd: int, events_fd: int) -> int:
         os.dup2(log, 2)
         os.close(log)
     os.set_blocking(events_fd, False)
-    argv = [str(a) for a in spec["argv"]]
+    shell = bool(spec.get("shell"))  # argv is then cmd.exe's command line (.platform.Launch)
+    argv: list[str] | str = str(spec["argv"]) if shell else [str(a) for a in spec["argv"]]
     env = {str(k): str(v) for k, v in (spec.get("env") or {}).items()}
     cwd = spec.get("cwd")
-    return Supervisor(spec, events_fd).run(argv, env, str(cwd) if cwd else None)
+    return Supervisor(spec, events_fd).run(argv, env, str(cwd) if cwd else None, shell)
 
 
 def launcher(control: int = 0) -> int:
@@ -357,8 +412,11 @@ def launcher(control: int = 0) -> int:
     on it. A fork of this small, single-threaded process takes about a millisecond where starting Python
     takes tens, and it happens before the job is asked for. Returns 0 once the agent closes ``control``
     (or a ready child died)."""
+    if sys.platform == "win32":
+        raise OSError(errno.ENOSYS, NOT_HERE)
     global _MASKER
     _MASKER = _masker_class()
+    _platform()  # imported once here, not in every supervisor
     with contextlib.suppress(ImportError):  # imported once here, not in every supervisor
         import ctypes  # noqa: F401
 
@@ -385,6 +443,8 @@ def launcher(control: int = 0) -> int:
 
 def _ready(control: int, taken: int) -> int:
     """A forked supervisor: wait for a job on ``control``, say so on ``taken``, run it."""
+    if sys.platform == "win32":
+        raise OSError(errno.ENOSYS, NOT_HERE)
     import socket
 
     os.setsid()

@@ -6,48 +6,35 @@ from __future__ import annotations
 import os
 import platform
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from .. import __version__, protocol
+from . import platform as host_platform
 from .capabilities import Capability
 
 
-def _meminfo() -> dict[str, int]:
-    """``/proc/meminfo`` in bytes (Linux); empty elsewhere."""
-    try:
-        lines = Path("/proc/meminfo").read_text().splitlines()
-    except OSError:
-        return {}
-    values = {}
-    for line in lines:
-        name, _, rest = line.partition(":")
-        parts = rest.split()
-        if parts and parts[0].isdigit():
-            values[name] = int(parts[0]) * 1024
-    return values
-
-
-def _uptime() -> float | None:
-    try:
-        return float(Path("/proc/uptime").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def sys_info(_: protocol.SysInfo) -> dict[str, Any]:
-    """``sys.info``: hostname, OS, CPU count, load, memory (bytes) and uptime (seconds) of this machine."""
-    mem = _meminfo()
-    mem_total = mem.get("MemTotal")
-    if mem_total is None and hasattr(os, "sysconf"):
-        try:
-            mem_total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError):
-            mem_total = None
+    """``sys.info``: hostname, OS, CPU count, load, memory (bytes) and uptime (seconds) of this machine,
+    as psutil reads them on each OS (``/proc`` on Linux, ``sysctl`` on macOS, the Win32 API on Windows;
+    Windows has no load average: psutil's emulation of it, zeros for its first 5 seconds)."""
     try:
-        load_avg: list[float] | None = list(os.getloadavg())
-    except (AttributeError, OSError):
+        memory = psutil.virtual_memory()
+        mem_total: int | None = memory.total
+        mem_available: int | None = memory.available
+    except (OSError, RuntimeError):
+        mem_total = mem_available = None
+    try:
+        load_avg: list[float] | None = list(psutil.getloadavg())
+    except (AttributeError, OSError, RuntimeError):
         load_avg = None
+    try:
+        uptime: float | None = max(0.0, time.time() - psutil.boot_time())
+    except (OSError, RuntimeError):
+        uptime = None
     return {
         "hostname": socket.gethostname(),
         "os": platform.system(),
@@ -56,15 +43,15 @@ def sys_info(_: protocol.SysInfo) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "load_avg": load_avg,
         "mem_total": mem_total,
-        "mem_available": mem.get("MemAvailable"),
-        "uptime_s": _uptime(),
+        "mem_available": mem_available,
+        "uptime_s": uptime,
         "agent_version": __version__,
         "python": platform.python_version(),
     }
 
 
 def capability() -> Capability:
-    """The ``sys.info`` method (run in a worker thread: it reads /proc)."""
+    """The ``sys.info`` method (run in a worker thread: it reads /proc or asks the system)."""
     return Capability("system", {protocol.SysInfo: sys_info})
 
 
@@ -75,14 +62,10 @@ def work_env() -> dict[str, str]:
 
 
 def default_state_dir() -> Path:
-    """``$OC_AGENT_STATE_DIR``, else the per-user state dir of oc-tui + ``/agent``: the machine's identity
-    key (which must outlive cache cleaning), job output spools, the upload journal."""
-    env = os.environ.get("OC_AGENT_STATE_DIR")
-    if env:
-        return Path(env)
-    from platformdirs import user_state_dir
-
-    return Path(user_state_dir("oc-tui")) / "agent"
+    """Where the agent keeps its state (:func:`.platform.state_dir`): ``$OC_AGENT_STATE_DIR``, else the
+    per-user state dir of oc-tui + ``/agent``: the machine's identity key (which must outlive cache
+    cleaning), job output spools, the upload journal."""
+    return host_platform.state_dir()
 
 
 def hello(capabilities: list[str]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The agent's desktop bridge: ``vnc.open`` joins a stream to the host's VNC server.
 
 The agent is the VNC server's client: it connects (``VncTarget``: ``--vnc HOST:PORT`` / ``OC_VNC_ADDR``,
-default 127.0.0.1:5900) and authenticates there, with security type None or VNC authentication (the
+default 127.0.0.1:5900: an X VNC server on Linux, Screen Sharing on macOS, TightVNC/UltraVNC on Windows) and authenticates there, with security type None or VNC authentication (the
 password from ``OC_VNC_PASSWORD`` or ``--vnc-password-file``), before it answers the request, so a
 missing server or a wrong password refuses the session with a reason the client can show. On the
 stream it then plays an RFB server to the client up to the end of the security handshake (version 3.8,
@@ -21,6 +21,7 @@ from pathlib import Path
 from websockets.asyncio.client import ClientConnection
 
 from .. import protocol
+from . import platform
 from .capabilities import Capability, StreamReply
 from .streams import relay
 
@@ -35,6 +36,7 @@ MAX_REASON = 120  # a refusal's message becomes a WebSocket close reason (≤ 12
 
 SECURITY_NONE = 1
 SECURITY_VNC_AUTH = 2
+APPLE_SECURITY = {30, 33, 35, 36}  # macOS Screen Sharing's own (Diffie-Hellman) authentication types
 VNCPASSWD_KEY = bytes([23, 82, 107, 6, 35, 78, 88, 7])  # the fixed key of vncpasswd files (d3des order)
 
 
@@ -80,6 +82,8 @@ class VncTarget:
         password = env.get("OC_VNC_PASSWORD") or None
         if password is None and env.get("OC_VNC_PASSWORD_FILE"):
             password = read_password_file(Path(env["OC_VNC_PASSWORD_FILE"]))
+        if password is None and environ is None:
+            password = platform.desktop_password()  # macOS Screen Sharing's, for an agent run as root
         return cls.parse(env.get("OC_VNC_ADDR"), password)
 
 
@@ -138,11 +142,11 @@ def _refuse(code: str, message: str) -> protocol.AgentError:
 
 def no_server(target: VncTarget, why: str) -> protocol.AgentError:
     """NO_VNC_SERVER with a reason that fits a close frame; the TUI says how to enable a server."""
-    full = (
-        f"no VNC server at {target.address} ({why}); start one, or point oc-agent at it with --vnc HOST:PORT"
-    )
-    if len(full.encode()) <= MAX_REASON:
-        return protocol.AgentError("NO_VNC_SERVER", full)
+    hint = platform.desktop_hint()  # "start one"; macOS: turn on Screen Sharing …
+    full = f"no VNC server at {target.address} ({why}); {hint}, or point oc-agent at it with --vnc HOST:PORT"
+    for message in (full, f"no VNC server at {target.address} ({why}); {hint}"):
+        if len(message.encode()) <= MAX_REASON:
+            return protocol.AgentError("NO_VNC_SERVER", message)
     return _refuse("NO_VNC_SERVER", f"no VNC server at {target.address} ({why})")
 
 
@@ -159,6 +163,11 @@ def _choose(target: VncTarget, offered: set[int]) -> int:
     for kind in preference:
         if kind in offered:
             return kind
+    if offered & APPLE_SECURITY:  # macOS Screen Sharing without its VNC password turned on
+        raise _refuse(
+            "VNC_UNSUPPORTED",
+            "Screen Sharing wants a Mac login: turn on 'VNC viewers may control screen with password'",
+        )
     raise _refuse(
         "VNC_UNSUPPORTED", f"VNC server offers only security types {sorted(offered)}; enable None or VncAuth"
     )

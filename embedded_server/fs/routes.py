@@ -108,7 +108,8 @@ def listing(result: Any) -> bytes:
     """The agent's compact rows expanded into the reference's entries (``FsList``), as JSON."""
     try:
         base = str(result["path"])
-        prefix = base if base.endswith("/") else base + "/"
+        sep = "\\" if result.get("sep") == "\\" else "/"  # a Windows host's paths: C:\\Users\\me
+        prefix = base if base.endswith(sep) else base + sep
         entries = [
             {
                 "name": name,

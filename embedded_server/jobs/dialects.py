@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
-from oc_tui.api.models import JobCreate, RequestModel
+from oc_tui.api.models import JobCreate, JobShell, RequestModel
 
 MAX_TIMEOUT = 86400  # seconds, as JobCreate allows
 HOSTED_TIMEOUT = (
@@ -35,6 +35,7 @@ class ExecRequest(RequestModel):
     command: str | None = None
     cmd: str | None = None
     args: list[str] | None = None
+    shell: JobShell | None = None  # extension: the shell of a command without args (docs/api.md)
     env: list[str | EnvVar] | None = None
     cwd: str | None = None
     timeout: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT)
@@ -72,6 +73,8 @@ class ExecRequest(RequestModel):
         body: dict[str, Any] = {"command": self.command if self.command is not None else self.cmd}
         if self.args is not None:
             body["args"] = self.args
+        if self.shell is not None:
+            body["shell"] = self.shell
         if self.env is not None:
             body["env"] = [
                 item if isinstance(item, str) else f"{item.name}={item.value}" for item in self.env

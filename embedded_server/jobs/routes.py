@@ -138,6 +138,7 @@ async def launch(
         job_id=row["id"],
         command=spec.command,
         args=spec.args or [],
+        shell=spec.shell,
         env=spec.env or [],
         cwd=spec.cwd,
         timeout=spec.timeout,

@@ -326,9 +326,15 @@ def _check_secret_name(value: str) -> str:
     return value
 
 
+JobShell = Literal["sh", "bash", "zsh", "cmd", "powershell", "pwsh"]
+"""A job's ``shell`` (docs/api.md): what runs ``command`` when ``args`` is empty."""
+
+
 class JobCreate(RequestModel):
     command: str
     args: list[str] | None = None
+    # Extension: the shell for a command without args (None: /bin/sh, or cmd.exe on Windows).
+    shell: JobShell | None = None
     env: list[str] | None = None
     cwd: str | None = None
     timeout: int = Field(default=60, ge=1, le=86400)
@@ -621,6 +627,8 @@ class FsStat(ApiModel):
     is_symlink: bool = False
     symlink_target: str | None = None
     modified_at: datetime | None = None
+    created_at: datetime | None = None  # extension: the birth time, where the host has one (macOS, Windows)
+    flags: list[str] | None = None  # extension: chflags (macOS) or attributes (Windows) by name
 
     @property
     def permissions(self) -> str | None:

@@ -1,4 +1,4 @@
-"""Directory trees of any depth, without recursion: delete a tree, create missing parents.
+"""Directory trees of any depth (POSIX), without recursion: delete a tree, create missing parents.
 
 Host data has no depth bound (a path is limited to 4096 bytes, a tree is not), so neither function
 recurses nor builds a path longer than one name: ``remove_tree`` works through directory file
@@ -13,7 +13,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 from dataclasses import dataclass, field
+
+assert sys.platform != "win32"  # POSIX only (directory descriptors); Windows: windows.remove_tree
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 
