@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.widgets import Checkbox, Input, Label, TextArea
+from textual.widgets import Checkbox, Label
 
 from oc_tui.api.models import AgentSession
 from oc_tui.screens.form_dialog import FormDialog
 from oc_tui.widgets.formatting import relative_time
 from oc_tui.widgets.resource_table import HOST_COLUMN, STATUS, Column
+from oc_tui.widgets.text_entry import Input, TextArea
 
 if TYPE_CHECKING:
     from oc_tui.api import OpenComputersClient

@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, Sparkline, Static
+from textual.widgets import Footer, Label, Sparkline, Static
 
 from oc_tui.api import errors
 from oc_tui.api.models import Cluster, ClusterHost
@@ -23,6 +23,7 @@ from oc_tui.readonly import ReadOnlyGuard
 from oc_tui.screens.host_tab import client_of
 from oc_tui.widgets.formatting import describe_error, host_markup, host_text
 from oc_tui.widgets.statuses import status_label
+from oc_tui.widgets.text_entry import Input
 
 REFRESH = 1.0  # seconds between two reads of the cluster
 HEALTH_WORDS = {

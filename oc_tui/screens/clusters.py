@@ -14,7 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import DataTable, Input, Label, Select, SelectionList
+from textual.widgets import DataTable, Label, Select, SelectionList
 from textual.widgets.selection_list import Selection
 
 from oc_tui.api import errors
@@ -26,6 +26,7 @@ from oc_tui.screens.resource import ResourceScreen
 from oc_tui.widgets.clipboard import copy_text
 from oc_tui.widgets.formatting import describe_error, host_markup
 from oc_tui.widgets.resource_table import STATUS, Column
+from oc_tui.widgets.text_entry import Input
 
 if TYPE_CHECKING:
     from textual.app import App

@@ -11,9 +11,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
-from textual.widgets import Input, Label
+from textual.widgets import Label
 
 from oc_tui.widgets.keys_footer import DialogKeys
+from oc_tui.widgets.text_entry import Input
 
 
 class CommandScreen(DialogKeys, ModalScreen[str | None]):

@@ -15,12 +15,13 @@ from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Input, Label
+from textual.widgets import Label
 
 from oc_tui.api import OpenComputersClient
 from oc_tui.api.transfers import existing_size, part_path
 from oc_tui.screens.form_dialog import FormDialog
 from oc_tui.widgets.formatting import format_bytes, host_markup, host_text
+from oc_tui.widgets.text_entry import Input
 
 
 def remote_join(directory: str, name: str) -> str:

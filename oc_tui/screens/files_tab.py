@@ -25,7 +25,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Input, Label, Static
+from textual.widgets import Label, Static
 from textual.worker import Worker, WorkerState
 
 from oc_tui.api import errors
@@ -50,6 +50,7 @@ from oc_tui.widgets.file_preview import (
 )
 from oc_tui.widgets.file_transfers import TransferPanel
 from oc_tui.widgets.formatting import describe_error, format_bytes, host_markup, host_text
+from oc_tui.widgets.text_entry import Input
 
 PREVIEW_DELAY = 0.25
 """Seconds the cursor must rest on an entry before its preview is fetched."""

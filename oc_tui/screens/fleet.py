@@ -26,7 +26,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.signal import Signal
-from textual.widgets import Input, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from oc_tui.api import OpenComputersClient, StreamState, errors
@@ -46,6 +46,7 @@ from oc_tui.widgets.host_detail import HostDetail
 from oc_tui.widgets.host_filter import HostFilter
 from oc_tui.widgets.host_table import HostTable
 from oc_tui.widgets.keys_footer import KeysFooter
+from oc_tui.widgets.text_entry import Input
 
 UNREACHABLE = "control plane unreachable — retrying"
 UNNAMED_KEPT = 20

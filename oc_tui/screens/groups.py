@@ -10,7 +10,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Input, Label
+from textual.widgets import Label
 
 from oc_tui.api import OpenComputersClient
 from oc_tui.api.models import Group
@@ -18,6 +18,7 @@ from oc_tui.screens.form_dialog import FormDialog
 from oc_tui.widgets.formatting import host_markup, host_text
 from oc_tui.widgets.host_filter import HostFilter
 from oc_tui.widgets.resource_table import Column
+from oc_tui.widgets.text_entry import Input
 
 COLUMNS: Sequence[Column] = (
     Column("name", "NAME", lambda group, _now: host_text(group.name)),

@@ -17,13 +17,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, TextArea
+from textual.widgets import Button, Label
 
 from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.models import HostRegistration
 from oc_tui.widgets.clipboard import copy_text
 from oc_tui.widgets.formatting import host_markup
 from oc_tui.widgets.keys_footer import DialogKeys
+from oc_tui.widgets.text_entry import TextArea
 
 
 def agent_command(base_url: str, host_key: str) -> str:

@@ -9,13 +9,14 @@ from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Input, Label
+from textual.widgets import Label
 
 from oc_tui.api import OpenComputersClient
 from oc_tui.api.streams import OutputChunk
 from oc_tui.jobs_model import MAX_TIMEOUT, JobOptions
 from oc_tui.screens.form_dialog import FormDialog
 from oc_tui.screens.save_picture import SaveFileDialog
+from oc_tui.widgets.text_entry import Input
 
 
 class JobOptionsDialog(FormDialog[JobOptions]):

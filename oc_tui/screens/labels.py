@@ -10,13 +10,14 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Input, Label
+from textual.widgets import Label
 
 from oc_tui.api import OpenComputersClient
 from oc_tui.api.models import Host
 from oc_tui.screens.form_dialog import FormDialog
 from oc_tui.widgets.formatting import host_markup
 from oc_tui.widgets.labels import format_labels, parse_labels
+from oc_tui.widgets.text_entry import Input
 
 
 class HostEditDialog(FormDialog[Host]):

@@ -20,7 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.widgets import DataTable, Footer, Label, Static
 
 from oc_tui.api import errors
 from oc_tui.api.models import Host
@@ -29,6 +29,7 @@ from oc_tui.readonly import ReadOnlyGuard
 from oc_tui.screens.form_dialog import FormDialog
 from oc_tui.screens.host_tab import client_of
 from oc_tui.widgets.formatting import describe_error, format_bytes, host_markup, host_text
+from oc_tui.widgets.text_entry import Input
 
 UPLOADS_AT_ONCE = 8
 

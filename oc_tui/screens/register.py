@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Input, Label
+from textual.widgets import Label
 
 from oc_tui.api.models import HostRegistration
 from oc_tui.screens.form_dialog import FormDialog
 from oc_tui.screens.host_key import loopback_hint, public_url
 from oc_tui.widgets.formatting import host_markup
 from oc_tui.widgets.labels import parse_labels
+from oc_tui.widgets.text_entry import Input
 
 
 @dataclass

@@ -13,10 +13,11 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Input, Label
+from textual.widgets import Label
 
 from oc_tui.screens.form_dialog import FormDialog
 from oc_tui.widgets.formatting import host_markup
+from oc_tui.widgets.text_entry import Input
 
 
 def default_save_path(folder: str, name: str) -> Path:

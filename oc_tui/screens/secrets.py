@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widget import Widget
-from textual.widgets import Input, Label
+from textual.widgets import Label
 
 from oc_tui.api.models import MAX_SECRET_NAME, SECRET_NAME_RE, Secret, utcnow
 from oc_tui.screens.confirm import ConfirmScreen
@@ -26,6 +26,7 @@ from oc_tui.screens.host_tab import client_of
 from oc_tui.screens.resource import ResourceScreen
 from oc_tui.widgets.formatting import host_markup, relative_time
 from oc_tui.widgets.resource_table import Column
+from oc_tui.widgets.text_entry import Input
 
 if TYPE_CHECKING:
     from textual.app import App

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, cast
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Input, Label, Select
+from textual.widgets import Label, Select
 
 from oc_tui.api.models import SLUG_PATTERN, Tunnel, TunnelAuthMode
 from oc_tui.screens.form_dialog import FormDialog
 from oc_tui.widgets.resource_table import HOST_COLUMN, STATUS, Column
+from oc_tui.widgets.text_entry import Input
 
 if TYPE_CHECKING:
     from oc_tui.api import OpenComputersClient

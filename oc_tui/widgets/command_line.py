@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual.binding import Binding, BindingType
-from textual.widgets import Input
+
+from oc_tui.widgets.text_entry import Input
 
 HISTORY_LIMIT = 500
 

@@ -1,0 +1,76 @@
+"""Editing keys keep their order with the characters typed around them (Textual issue #6605): keys that
+arrive in one burst — a paste of keys, an SSH link delivering a packet of keystrokes — edit the field as
+they would one by one."""
+
+from __future__ import annotations
+
+import pytest
+from textual import events
+from textual.app import App, ComposeResult
+from textual.widgets import Input as TextualInput
+
+from oc_tui.widgets.text_entry import Input, TextArea
+
+BURSTS = [
+    (["b", "a", "backspace", "c"], "vmbc"),
+    (["ctrl+u", "w", "e", "b"], "web"),
+    (["home", "x", "end", "y"], "xvmy"),
+]
+
+
+def key(name: str) -> events.Key:
+    return events.Key(name, name if len(name) == 1 else None)
+
+
+class Fields(App[None]):
+    def __init__(self, field_class: type[TextualInput]) -> None:
+        super().__init__()
+        self.field_class = field_class
+
+    def compose(self) -> ComposeResult:
+        yield self.field_class(value="vm")
+        yield TextArea("vm", id="area")
+
+
+async def burst(app: App[None], keys: list[str]) -> None:
+    for name in keys:
+        app.post_message(key(name))  # all queued before the first is handled, as from one read
+
+
+@pytest.mark.parametrize(("keys", "value"), BURSTS)
+async def test_a_burst_of_keys_edits_the_field_in_order(keys: list[str], value: str) -> None:
+    app = Fields(Input)
+    async with app.run_test() as pilot:
+        field = app.query_one(Input)
+        field.focus()
+        field.cursor_position = len(field.value)
+        await pilot.pause()
+        await burst(app, keys)
+        await pilot.pause(0.2)
+        assert field.value == value
+
+
+async def test_textual_own_input_reorders_the_same_burst() -> None:
+    """The upstream behaviour this module corrects; when this fails, Textual has fixed it and
+    oc_tui.widgets.text_entry can go."""
+    app = Fields(TextualInput)
+    async with app.run_test() as pilot:
+        field = app.query_one(TextualInput)
+        field.focus()
+        field.cursor_position = len(field.value)
+        await pilot.pause()
+        await burst(app, ["ctrl+u", "w", "e", "b"])
+        await pilot.pause(0.2)
+        assert field.value != "web"
+
+
+async def test_a_burst_in_a_text_area() -> None:
+    app = Fields(Input)
+    async with app.run_test() as pilot:
+        area = app.query_one(TextArea)
+        area.focus()
+        area.move_cursor((0, 2))
+        await pilot.pause()
+        await burst(app, ["a", "b", "backspace", "c", "left", "left", "x"])
+        await pilot.pause(0.2)
+        assert area.text == "vmxac"
