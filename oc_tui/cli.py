@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from importlib import metadata
 from pathlib import Path
 
 from oc_tui import config
@@ -41,8 +40,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="look, never touch: every key that would change a host or the control plane is disabled",
     )
-    parser.add_argument("--version", action="version", version=f"oc-tui {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     return parser
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print it and exit; the package metadata is read only then (not at every start)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version and exit"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kwargs: object) -> None:
+        parser.exit(message=f"oc-tui {_version()}\n")
 
 
 ESCAPE_DELAY = 0.025
@@ -92,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         bind=args.bind,
         public_url=args.public_url,
         read_only=args.read_only,
+        host_cache=True,
     ).run()
     return 0
 
@@ -102,6 +114,8 @@ def _fail(message: str) -> int:
 
 
 def _version() -> str:
+    from importlib import metadata
+
     try:
         return metadata.version("oc-tui")
     except metadata.PackageNotFoundError:

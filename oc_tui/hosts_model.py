@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import pydantic
 
-from oc_tui.api import OpenComputersClient, errors
+from oc_tui.api import errors
 from oc_tui.api.models import HOST_STATUSES, Host, HostEvent, HostSysInfo
 from oc_tui.widgets.formatting import describe_error
+
+if TYPE_CHECKING:
+    from oc_tui.api import OpenComputersClient
 
 
 async def load_sysinfo(client: OpenComputersClient, host_id: str) -> HostSysInfo | str:

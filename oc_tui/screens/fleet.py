@@ -14,11 +14,13 @@ every host the filter shows, and ``x`` runs one command on all marked hosts (the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -30,22 +32,23 @@ from textual.signal import Signal
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
-from oc_tui.api import OpenComputersClient, StreamState, errors
+from oc_tui import fleet_cache
+from oc_tui.api import errors
 from oc_tui.api.models import Host, HostEvent, HostRegistration, HostSysInfo
 from oc_tui.hosts_model import HostCache, load_sysinfo
 from oc_tui.readonly import ReadOnlyGuard, read_only_reason
-from oc_tui.screens.confirm import ConfirmRevokeScreen
-from oc_tui.screens.host_key import HostKeyScreen
-from oc_tui.screens.host_tab import client_of
-from oc_tui.screens.labels import EditLabelsScreen
-from oc_tui.screens.register import RegisterHostScreen
-from oc_tui.screens.run_command import RunCommandScreen
 from oc_tui.widgets.connection_banner import ConnectionBanner
 from oc_tui.widgets.event_feed import EventFeed
 from oc_tui.widgets.formatting import describe_error, host_markup
 from oc_tui.widgets.host_detail import HostDetail
 from oc_tui.widgets.host_filter import HostFilter
 from oc_tui.widgets.host_table import HostTable
+
+if TYPE_CHECKING:
+    from oc_tui.api import OpenComputersClient, StreamState
+
+# The dialogs, the host screens and the HTTP client are imported when first used, not at start-up:
+# the first frame waits for every import (bench/cases/tui_first_frame.py).
 
 UNREACHABLE = "control plane unreachable — retrying"
 TICK_SECONDS = 10.0
@@ -87,9 +90,13 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
 
     @dataclass
     class HostsLoaded(Message):
-        """Every host the API has (all pages)."""
+        """Every host the API has (all pages); or, ``cached``, the list the last session was shown."""
 
         hosts: list[Host]
+        cached: bool = False
+
+    class CacheShown(Message):
+        """The cached host list is drawn (or there was none): the app may connect now."""
 
     @dataclass
     class HostFetched(Message):
@@ -144,8 +151,17 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
 
     # --- setup -------------------------------------------------------------------------------------
 
-    def __init__(self, profile_name: str, base_url: str, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, profile_name: str, base_url: str, clock: Callable[[], datetime], *, cache: Path | None = None
+    ) -> None:
+        """``cache``: the file of the last host list this profile was shown (see oc_tui/fleet_cache.py),
+        drawn by :meth:`show_cached` and replaced after every load; None: no cache."""
         super().__init__()
+        self.cache = cache
+        self.stale = False
+        """True while the hosts shown are the cached list, before the control plane's first answer."""
+        self._answered = False
+        self._saved: list[Host] | None = None
         self._scope_known = False
         self._profile_name = profile_name
         self._base_url = base_url
@@ -182,6 +198,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
     @property
     def client(self) -> OpenComputersClient | None:
         """The app's client, None until the app has one."""
+        from oc_tui.screens.host_tab import client_of
+
         return client_of(self)
 
     @property
@@ -221,6 +239,24 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
             self.post_message(self.RequestFailed("load hosts", exc))
         else:
             self.post_message(self.HostsLoaded(hosts))
+            if self.cache is not None:
+                await asyncio.to_thread(self._save_cache, self.cache, hosts)
+
+    def _save_cache(self, path: Path, hosts: list[Host]) -> None:
+        """Keep ``hosts`` as the cached list (in a thread) unless it is what was kept last."""
+        if hosts != self._saved:
+            self._saved = hosts
+            fleet_cache.save(path, hosts)
+
+    @work(thread=True, exclusive=True, group="cache", exit_on_error=False)
+    def show_cached(self) -> None:
+        """Read the cached host list (in a thread: a big fleet's takes a while) and draw it, marked stale."""
+        try:
+            hosts = fleet_cache.load(self.cache) if self.cache is not None else None
+            if hosts:
+                self.post_message(self.HostsLoaded(hosts, cached=True))
+        finally:
+            self.post_message(self.CacheShown())
 
     @work(exclusive=True, group="events", exit_on_error=False)
     async def watch_events(self) -> None:
@@ -282,7 +318,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
 
     def on_fleet_screen_connecting(self, message: Connecting) -> None:
         self.banner.show_info(message.text)
-        self.table.loading = True
+        self.table.loading = not self._hosts  # the cached list stays readable meanwhile
 
     def on_fleet_screen_note(self, message: Note) -> None:
         self.query_one(EventFeed).add_note(message.text)
@@ -297,6 +333,10 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         self.watch_events()
 
     def on_fleet_screen_hosts_loaded(self, message: HostsLoaded) -> None:
+        if message.cached and self._answered:
+            return  # the control plane answered first: its list is newer
+        self.stale = message.cached
+        self._answered = self._answered or not message.cached
         self._hosts.replace_all(message.hosts)
         self.table.loading = False
         if not self._stream_down:
@@ -498,6 +538,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
             if command:
                 self.app.push_screen(FanoutScreen(hosts, command, self._clock, live=self._networked))
 
+        from oc_tui.screens.run_command import RunCommandScreen
+
         self.app.push_screen(RunCommandScreen(hosts, self._history("*fan-out*")), run)
 
     def action_push_file(self) -> None:
@@ -560,6 +602,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
             self.load_hosts()
 
     def action_register(self) -> None:
+        from oc_tui.screens.register import RegisterHostScreen
+
         self.app.push_screen(RegisterHostScreen(self.client), self._registered)
 
     def _registered(self, registration: HostRegistration | None) -> None:
@@ -580,6 +624,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
                 public = (await client.health()).get("public_url")
                 if isinstance(public, str) and public.startswith(("http://", "https://")):
                     base_url = public
+        from oc_tui.screens.host_key import HostKeyScreen
+
         self.app.push_screen(HostKeyScreen(registration, base_url))
 
     def action_edit_labels(self) -> None:
@@ -591,6 +637,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
                 f"{host_markup(host.name)} is revoked: its labels can no longer change", severity="warning"
             )
             return
+        from oc_tui.screens.labels import EditLabelsScreen
+
         self.app.push_screen(EditLabelsScreen(self.client, host), self._labels_saved)
 
     def _labels_saved(self, host: Host | None) -> None:
@@ -609,6 +657,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         def confirmed(yes: bool | None) -> None:
             if yes:
                 self.revoke_host(host)
+
+        from oc_tui.screens.confirm import ConfirmRevokeScreen
 
         self.app.push_screen(ConfirmRevokeScreen(host), confirmed)
 
@@ -673,6 +723,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         marked = len(self.table.marked)
         if marked:
             parts.append(f"{marked} marked")
+        if self.stale:
+            parts.append("[b]stale[/b] (last session's list)")
         if self.live:
             parts.append("● live")
         reason = read_only_reason(self.app)
