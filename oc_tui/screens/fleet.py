@@ -26,7 +26,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
 from textual.message import Message
+from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.signal import Signal
 from textual.widgets import Footer, Input, Static
@@ -61,6 +63,13 @@ def unauthorized_text(profile: str, base_url: str) -> str:
         f"{base_url} refused the API token of profile {profile!r} (401) — set the right one with "
         f"--token, OC_TUI_TOKEN or [profiles.{profile}] token in config.toml"
     )
+
+
+class FilterBox(Input):
+    """The filter's one-line box. Its text scrolls inside a fixed size, so a keystroke repaints it
+    without a layout of the whole screen (``Input`` asks for one whenever its text's width changes)."""
+
+    virtual_size = Reactive(Size(0, 0), layout=False)
 
 
 class FleetScreen(ReadOnlyGuard, Screen[None]):
@@ -179,7 +188,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="fleet-info")
         yield ConnectionBanner(id="banner")
-        yield Input(placeholder="filter: name  k=v  status:online", id="filter", compact=True)
+        yield FilterBox(placeholder="filter: name  k=v  status:online", id="filter", compact=True)
         with Horizontal(id="fleet-body"):
             yield HostTable(self._clock, id="hosts")
             with Vertical(id="side"):
@@ -427,7 +436,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self._filter = HostFilter.parse(event.value)
-        self._render_hosts()
+        self._render_hosts(hosts_changed=False)
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self) -> None:
@@ -436,7 +445,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
     def scope_to_group(self, name: str | None) -> None:
         """Show only the members of the group called ``name`` (None: every host again)."""
         self._group = None
-        self._render_hosts()
+        self._render_hosts(hosts_changed=False)
         if name is not None:
             self.load_group(name)
 
@@ -457,7 +466,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
             self.notify(f"no group called {host_markup(name)} — :groups lists them", severity="error")
             return
         self._group = (name, members)
-        self._render_hosts()
+        self._render_hosts(hosts_changed=False)
 
     def action_save_group(self) -> None:
         """Save the filter as a group (label terms: a tag query; otherwise the hosts shown)."""
@@ -480,7 +489,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         box.value = ""
         box.remove_class("-visible")
         self._filter = HostFilter()
-        self._render_hosts()
+        self._render_hosts(hosts_changed=False)
         self.table.focus()
 
     # --- a host's own screen, marks and fan-out --------------------------------------------------------
@@ -681,19 +690,19 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         self._show_selected()
         self.host_updated.publish(host)
 
-    def _render_hosts(self) -> None:
-        filtered = self._filter.matches if self._filter.active else None
-        shown = filtered
-        if self._group is not None:
-            members = self._group[1]
-
-            def in_group(host: Host) -> bool:
-                return host.id in members and (filtered is None or filtered(host))
-
-            shown = in_group
-        self.table.show_hosts(self._hosts.hosts.values(), shown)
-        self._update_info()
-        self._show_selected()
+    def _render_hosts(self, *, hosts_changed: bool = True) -> None:
+        """Show the hosts through the filter and the group; ``hosts_changed=False``: only those changed
+        (a keystroke in the filter box: no pass over every host)."""
+        members = self._group[1] if self._group is not None else None
+        if hosts_changed:
+            self.table.show_hosts(self._hosts.hosts.values(), self._filter, members)
+            self._update_info()
+            self._show_selected()
+        else:
+            self.table.set_filter(self._filter, members)
+            self._update_info()
+            # the detail pane is redrawn in a turn of its own: a keystroke's work is split in two
+            self.call_later(self._show_selected)
 
     def _show_selected(self) -> None:
         host_id = self.table.selected_host_id
@@ -730,7 +739,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         reason = read_only_reason(self.app)
         if reason:
             parts.insert(1, f"[b]read-only[/b] ({reason})")
-        self.query_one("#fleet-info", Static).update("  ·  ".join(parts))
+        # one line high whatever it says: no layout of the whole screen on every keystroke
+        self.query_one("#fleet-info", Static).update("  ·  ".join(parts), layout=False)
 
     def _tick(self) -> None:
         self.table.refresh_times()

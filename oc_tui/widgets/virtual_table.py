@@ -366,10 +366,13 @@ class VirtualTable(ScrollView, can_focus=True):
             # Text.render leaves the text's own style out when it has no spans: add it here
             own = pre + console.get_style(text.style, default=Style.null()) if text.style else pre
             segments.append(Segment(" ", padded))
-            segments.extend(
-                Segment(segment.text, own + segment.style + post if segment.style else own + post)
-                for segment in text.render(console, end="")
-            )
+            if not text.spans:  # one style for the whole cell: what Text.render would give, cheaper
+                segments.append(Segment(text.plain, own + post))
+            else:
+                segments.extend(
+                    Segment(segment.text, own + segment.style + post if segment.style else own + post)
+                    for segment in text.render(console, end="")
+                )
             segments.append(Segment(" " * (content_width - text.cell_len + 1), padded))
         table_width = sum(self._widths) + 2 * len(self._widths)
         segments.append(Segment(" " * max(0, width - table_width), row_style + component))
