@@ -310,7 +310,16 @@ class VirtualTable(ScrollView, can_focus=True):
     # --- drawing -----------------------------------------------------------------------------------
 
     def _update_virtual_size(self) -> None:
-        self.virtual_size = Size(sum(self._widths) + 2 * len(self._widths), len(self._keys) + 1)
+        size = Size(sum(self._widths) + 2 * len(self._widths), len(self._keys) + 1)
+        if self.styles.auto_dimensions or not self.container_size:
+            self.virtual_size = size  # the table's own size follows its rows: lay the screen out again
+        elif size != self.virtual_size:
+            # A table sized by its container (the fleet's): a filter that changes the number of rows
+            # changes only what scrolls, so the scrollbars are updated as Textual's own layout-free
+            # resize does, instead of a layout of the whole screen on every keystroke.
+            self.set_reactive(VirtualTable.virtual_size, size)
+            self._scroll_update(size)
+            self.refresh()
 
     def _refresh_row(self, index: int) -> None:
         y = index + 1 - int(self.scroll_y)
