@@ -83,8 +83,10 @@ class HostFilter:
 class FilterIndex:
     """Host ids in table order, with what filters look at indexed; :meth:`select` answers a filter.
 
-    The owner keeps it in step: :meth:`rebuild` after a new listing, :meth:`put` / :meth:`drop` for one
-    host (a live event), with the ids in their new order.
+    The owner keeps it in step: :meth:`rebuild` after a new listing, :meth:`put` for one host (a live
+    event), with the ids in their new order. :meth:`rebuild` only takes the order; the index itself is
+    built by :meth:`build` in steps (a load of 10,000 hosts then holds the event loop for less), or all
+    at once by the first :meth:`select` or :meth:`put` that needs it.
     """
 
     CACHED = 16
@@ -102,17 +104,29 @@ class FilterIndex:
         self._has_label: dict[str, set[str]] = {}  # key -> ids
         self._hosts: dict[str, Host] = {}
         self._answers: OrderedDict[tuple[FilterKey, int], tuple[HostFilter, list[str]]] = OrderedDict()
+        self._unindexed: list[Host] = []
 
     def rebuild(self, ordered: Iterable[Host]) -> None:
-        """Index exactly these hosts, in this order."""
+        """Know exactly these hosts, in this order (indexed by :meth:`build`)."""
         self._clear()
-        for host in ordered:
-            self.ids.append(host.id)
-            self._add(host)
+        self._unindexed = list(ordered)
+        self.ids = [host.id for host in self._unindexed]
         self._position = None
+
+    def build(self, count: int | None = None) -> bool:
+        """Index up to ``count`` more hosts (None: all); True when every host is indexed."""
+        todo = self._unindexed
+        if count is None or count >= len(todo):
+            self._unindexed = []
+        else:
+            todo, self._unindexed = todo[:count], todo[count:]
+        for host in todo:
+            self._add(host)
+        return not self._unindexed
 
     def put(self, host: Host, ids: list[str]) -> None:
         """``host`` is new or changed; ``ids``: every id in table order now (it may have moved)."""
+        self.build()
         self._remove(host.id)
         self._add(host)
         if ids is not self.ids:
@@ -147,6 +161,7 @@ class FilterIndex:
         """
         if not rule.active and members is None:
             return list(self.ids)
+        self.build()
         key = (rule.key, id(members))
         kept = self._answers.get(key)
         if kept is not None:

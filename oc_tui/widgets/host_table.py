@@ -48,7 +48,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("changed", "LAST CHANGE"),
 )
 COLUMN_INDEX = {key: i for i, (key, _) in enumerate(COLUMNS)}
-MEASURE_CHUNK = 2000
+MEASURE_CHUNK = 1000
 """Hosts whose cell widths are measured per step; more wait for the next step, so a load of 10,000
 never holds the event loop for long (columns may widen a moment after the first frame)."""
 FREEZE_AFTER = 1000
@@ -153,9 +153,10 @@ class HostTable(VirtualTable):
         )
         self._all = fresh
         if not same_order:
-            self._order = sorted(sort_key(host) for host in hosts)
+            self._order = sorted([(host.name.lower(), host.id) for host in hosts])  # sort_key, inlined
         self._filter_index.rebuild(fresh[host_id] for _, host_id in self._order)
         shown = self._filter_index.select(self._filter, members)
+        self.call_later(self._index_step)
         if shown == self.row_keys:
             for host_id in shown:
                 if previous.get(host_id) is not fresh[host_id]:
@@ -274,6 +275,11 @@ class HostTable(VirtualTable):
         self._to_measure = host_ids
         if pending:
             self.call_later(self._measure_step)
+
+    def _index_step(self) -> None:
+        """Index the hosts for the filter a chunk at a time (see ``MEASURE_CHUNK``)."""
+        if not self._filter_index.build(MEASURE_CHUNK):
+            self.set_timer(0.001, self._index_step)
 
     def _measure_step(self) -> None:
         chunk, self._to_measure = self._to_measure[:MEASURE_CHUNK], self._to_measure[MEASURE_CHUNK:]
