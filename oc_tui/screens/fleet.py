@@ -5,6 +5,8 @@ Data flow: workers (``@work``) talk to the client and post messages (:class:`Hos
 Tests and the screenshot script feed fixed models through the very same messages.
 
 The screen keeps the one copy of the hosts (by id); the table shows a filtered, sorted view of it.
+With a ``cache`` file (oc-tui's own start), the list the last session was shown is drawn first, marked
+stale until the control plane answers, and every answer is kept for the next start.
 When the control plane goes away, a banner says so; the event stream keeps retrying and, when it
 connects again, the table is reloaded.
 

@@ -168,7 +168,7 @@ class FastStream:
         cells_for = screen.cells_for
         lines: list[Line] = []
         append = lines.append
-        line = Line(default)  # replaced by the CR LF at parts[start] before anything is written
+        line: Line = Line(default)  # replaced by the CR LF at parts[start] before anything is written
         x = 0
         last_char = ""
         last = len(parts) - 1
