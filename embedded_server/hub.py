@@ -227,6 +227,7 @@ class Hub:
         self._hello_hooks: list[HelloHook] = []
         self._disconnect_hooks: list[HostHook] = []
         self._revoke_hooks: list[HostHook] = []
+        self._purge_hooks: list[HostHook] = []
         self._stream_handlers: dict[str, StreamHandler] = {}
         self._stream_keys: dict[str, str] = {}  # hash of a connected channel's stream key -> host id
 
@@ -243,6 +244,11 @@ class Hub:
     def on_revoke(self, hook: HostHook) -> None:
         """Run ``hook(host_id)`` when a host is revoked (after its channel was closed for good)."""
         self._revoke_hooks.append(hook)
+
+    def on_purge(self, hook: HostHook) -> None:
+        """Run ``hook(host_id)`` when a revoked host is purged, before its records are deleted (a
+        section removes what it keeps outside the database: job output files …)."""
+        self._purge_hooks.append(hook)
 
     def handle_streams(self, param: str, handler: StreamHandler) -> None:
         """Serve the durable streams agents dial as ``STREAM_PATH?{param}=<owner id>`` with ``handler``.
@@ -345,6 +351,11 @@ class Hub:
         if channel is not None:
             await channel.close(protocol.CLOSE_REVOKED)
         for hook in self._revoke_hooks:
+            await hook(host_id)
+
+    async def purge(self, host_id: str) -> None:
+        """A revoked host is being purged: run the sections' purge hooks."""
+        for hook in self._purge_hooks:
             await hook(host_id)
 
     # --- the agents' side --------------------------------------------------------------------------------

@@ -17,12 +17,13 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.message import Message
 from textual.screen import Screen
+from textual.widgets import Input, TextArea
 from textual.worker import Worker, WorkerState
 
 from oc_tui import config, fleet_cache
@@ -56,7 +57,12 @@ class OcTuiCommands(Provider):
             ("Hosts", "Show the fleet view (:hosts)", app.action_show_hosts),
             ("Register host", "Register a new host and show its key", fleet.action_register),
             ("Edit labels", "Edit the labels of the selected host", fleet.action_edit_labels),
-            ("Revoke host", "Revoke the selected host (asks first)", fleet.action_revoke),
+            ("Rename host", "Rename the selected host (e)", fleet.action_rename),
+            (
+                "Revoke host",
+                "Revoke the selected host; a revoked one: delete it (asks first)",
+                fleet.action_revoke,
+            ),
             ("Open host", "Open the selected host (enter)", fleet.action_open_host),
             ("Run a job", "Open the selected host's Jobs tab", partial(fleet.action_open_host, "jobs")),
             ("Run on marked hosts", "One command on every marked host (x)", fleet.action_run_on_marked),
@@ -236,6 +242,25 @@ class OcTuiApp(App[None]):
         else:
             self.post_message(self.LocalPlaneReady(local))
 
+    def on_key(self, event: events.Key) -> None:
+        """A character typed while a dialog or a field was still opening (the keys of one burst, a paste,
+        a fast typist) went to the screen — nothing had the keyboard yet — and bubbled up to here unseen
+        by any field. A field that has the keyboard now gets it, in order, instead of losing it (a field
+        that had it would have taken the character and stopped it)."""
+        focused = self.focused
+        if not event.is_printable or not event.character or focused is None or focused.disabled:
+            return
+        if isinstance(focused, Input):
+            event.stop()
+            selection = focused.selection
+            if selection.is_empty:
+                focused.insert_text_at_cursor(event.character)
+            else:
+                focused.replace(event.character, *selection)
+        elif isinstance(focused, TextArea) and not focused.read_only:
+            event.stop()
+            focused.replace(event.character, *focused.selection)
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Anything unexpected while starting the local control plane is reported, not a crash."""
         if event.state == WorkerState.ERROR:
@@ -307,7 +332,7 @@ class OcTuiApp(App[None]):
             (
                 "Fleet",
                 [
-                    ("enter", "Open the host (overview, jobs)"),
+                    ("enter", f"Open the host: {', '.join(tab.TITLE.lower() for tab in host.HOST_TABS)}"),
                     *rows(FleetScreen.BINDINGS),
                     ("↑ ↓  j k", "Move"),
                     ("g  G", "First / last host"),

@@ -28,13 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, help="state of the local control plane (local profile)")
     parser.add_argument(
         "--bind",
-        default="127.0.0.1",
-        help="address the local control plane listens on (default 127.0.0.1; 0.0.0.0 lets other machines in)",
+        help="address the local control plane listens on (default: bind in [profiles.local] of "
+        "config.toml, else 127.0.0.1; 0.0.0.0 lets other machines in)",
     )
     parser.add_argument(
         "--public-url",
         help="URL other machines reach the local control plane at, e.g. http://this-host:8787 "
-        "(the --server of the agent command oc-tui hands out)",
+        "(the --server of the agent command oc-tui hands out; default: public_url in [profiles.local])",
     )
     parser.add_argument(
         "--read-only",
@@ -102,13 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from oc_tui.app import OcTuiApp
 
+        local = settings.profiles.get(config.LOCAL, config.ProfileSettings())
         app = OcTuiApp(
             profile,
             theme=theme,
             themes=loaded,
             data_dir=args.data_dir,
-            bind=args.bind,
-            public_url=args.public_url,
+            bind=args.bind or local.bind or config.LOCAL_BIND,
+            public_url=args.public_url or local.public_url,
             read_only=args.read_only,
             host_cache=True,
         )

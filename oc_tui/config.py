@@ -14,6 +14,10 @@ token from ``MIOSA_API_KEY``. ``config_dir()/config.toml`` may adjust them and a
     base_url = "https://oc.example.com"
     token = "..."
 
+    [profiles.local]            # the embedded control plane: where it listens, how others reach it
+    bind = "0.0.0.0"
+    public_url = "http://this-host:8787"
+
 Each setting is taken from the first place that has it: CLI flags > environment > config file > defaults.
 """
 
@@ -33,6 +37,9 @@ HOSTED = "hosted"
 HOSTED_BASE_URL = "https://api.miosa.ai"
 LOCAL_PORT = 8787
 LOCAL_BASE_URL = f"http://127.0.0.1:{LOCAL_PORT}"
+LOCAL_BIND = "127.0.0.1"
+EMBEDDED_KEYS = frozenset({"bind", "public_url"})
+"""Keys of ``[profiles.local]`` alone: where the embedded server listens and how others reach it."""
 
 
 class ConfigError(Exception):
@@ -62,6 +69,10 @@ class ProfileSettings:
     """The server root of this profile's control plane."""
     token: str | None = None
     """The bearer token for it."""
+    bind: str | None = None
+    """``[profiles.local]`` only: the address the embedded server listens on (``--bind``)."""
+    public_url: str | None = None
+    """``[profiles.local]`` only: the URL other machines reach it at (``--public-url``)."""
 
 
 @dataclass(frozen=True)
@@ -107,12 +118,24 @@ def load_config(env: Mapping[str, str] = os.environ) -> ConfigFile:
     for name, table in profiles_raw.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: [profiles.{name}] must be a table")
-        unknown = sorted(set(table) - {"base_url", "token"})
+        allowed = {"base_url", "token"} | (EMBEDDED_KEYS if name == LOCAL else set())
+        unknown = sorted(set(table) - allowed)
         if unknown:
-            raise ConfigError(f"{path}: [profiles.{name}] has unknown keys: {', '.join(unknown)}")
+            only = (
+                " (bind, public_url: only [profiles.local] runs a server)"
+                if EMBEDDED_KEYS & set(unknown)
+                else ""
+            )
+            raise ConfigError(f"{path}: [profiles.{name}] has unknown keys: {', '.join(unknown)}{only}")
+        where = f"profiles.{name}"
+        public = _optional_str(table, "public_url", path, where)
+        if public is not None and not public.startswith(("http://", "https://")):
+            raise ConfigError(f"{path}: '{where}.public_url' must start with http:// or https://")
         profiles[name] = ProfileSettings(
-            base_url=_optional_str(table, "base_url", path, f"profiles.{name}"),
-            token=_optional_str(table, "token", path, f"profiles.{name}"),
+            base_url=_optional_str(table, "base_url", path, where),
+            token=_optional_str(table, "token", path, where),
+            bind=_optional_str(table, "bind", path, where),
+            public_url=public.rstrip("/") if public else None,
         )
     return ConfigFile(
         profile=_optional_str(raw, "profile", path, None),

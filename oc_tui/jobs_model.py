@@ -1,13 +1,19 @@
 """What the views of job output (the Jobs tab, the fan-out screen) say about a job beyond its bytes.
 
 The output itself comes decoded from the client's one job-output stream (``client.job_output``:
-``OutputChunk``, ``OutputTruncated``, ``JobExit``); this module only words its notes, and reads the secrets a command line attaches (``--secret NAME``).
+``OutputChunk``, ``OutputTruncated``, ``JobExit``); this module only words its notes, reads the secrets a command line attaches (``--secret NAME``) and
+holds the options the Jobs tab runs with (:class:`JobOptions`).
 """
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 
+from pydantic import ValidationError as PydanticValidationError
+
+from oc_tui.api.models import JobCreate
 from oc_tui.widgets.formatting import format_bytes
 
 
@@ -43,3 +49,59 @@ def split_secrets(line: str) -> tuple[list[str], str]:
         names.extend(match.group(1).split(","))
         rest = rest[match.end() :].lstrip()
     return list(dict.fromkeys(names)), rest
+
+
+DEFAULT_CWD = "~"
+"""Where a job runs unless told otherwise: the home of the agent's user, as the Files tab and a terminal
+open there (the agent expands ``~``; a job sent without ``cwd`` runs there too, docs/api.md)."""
+DEFAULT_TIMEOUT = 60
+"""Seconds a job may run unless told otherwise (the API's default)."""
+MAX_TIMEOUT = 86400
+"""The longest time limit the API takes, in seconds."""
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How the Jobs tab runs its next commands: ``cwd`` on the host, extra ``env`` (``KEY=VALUE``
+    items) and ``timeout`` in seconds."""
+
+    cwd: str = DEFAULT_CWD
+    env: tuple[str, ...] = ()
+    timeout: int = DEFAULT_TIMEOUT
+
+    @classmethod
+    def parse(cls, cwd: str, env: str, timeout: str) -> JobOptions:
+        """Options from what was typed (``env`` space-separated); checked by the API's own rules
+        (:class:`~oc_tui.api.models.JobCreate`).
+
+        Raises:
+            ValueError: what is wrong, naming the field.
+        """
+        fields = {"cwd": cwd.strip() or DEFAULT_CWD, "env": env.split(), "timeout": timeout.strip() or "0"}
+        try:
+            spec = JobCreate.model_validate({"command": "true", **fields})
+        except PydanticValidationError as exc:
+            problem = exc.errors()[0]
+            where = str(problem["loc"][0]) if problem["loc"] else "options"
+            raise ValueError(f"{where}: {problem['msg'].removeprefix('Value error, ')}") from None
+        return cls(spec.cwd or DEFAULT_CWD, tuple(spec.env or ()), spec.timeout)
+
+    def summary(self) -> str:
+        """``in ~ · 60 s`` (``· 2 env`` when there is extra environment): what the tab shows."""
+        text = f"in {self.cwd} · {self.timeout} s"
+        return f"{text} · {len(self.env)} env" if self.env else text
+
+    def to_place(self) -> str:
+        """The options as one string, to keep in the host's places (:meth:`from_place` reads it)."""
+        return json.dumps({"cwd": self.cwd, "env": list(self.env), "timeout": self.timeout})
+
+    @classmethod
+    def from_place(cls, text: str | None) -> JobOptions:
+        """Options kept by :meth:`to_place`; the defaults when there are none (or unreadable)."""
+        try:
+            data = json.loads(text or "{}")
+            return cls(
+                str(data.get("cwd", DEFAULT_CWD)), tuple(data.get("env", ())), int(data.get("timeout", 60))
+            )
+        except (ValueError, TypeError, AttributeError):
+            return cls()

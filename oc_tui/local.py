@@ -103,6 +103,8 @@ class LocalControlPlane:
         """The admin token of the local server, once started."""
         self.host_id: str | None = None
         """This machine's host id, once registered."""
+        self.host_name: str | None = None
+        """This machine's host name (as the fleet shows it), once known."""
         self.server_reused = False
         """True when the server was already running and is not ours to stop."""
         self.host_revoked = False
@@ -192,7 +194,7 @@ class LocalControlPlane:
             self.token = await asyncio.to_thread(self._read_token)
             status = await self._ensure_host()
             if status == "online":
-                self._emit("agent_standby", f"another agent serves {self.host_id}; standing by")
+                self._emit("agent_standby", f"another agent serves {self._host_label}; standing by")
             elif status != "revoked":
                 await self._start_agent()
         except BaseException:
@@ -415,6 +417,7 @@ class LocalControlPlane:
                     raise LocalControlPlaneError(f"cannot look up this machine's host: {exc}") from exc
                 else:
                     self.host_id, self._host_key = host.id, state["host_key"]
+                    self.host_name = host.name
                     if host.status == "revoked":
                         self._revoked()
                     return host.status
@@ -424,12 +427,20 @@ class LocalControlPlane:
                 raise LocalControlPlaneError(f"cannot register this machine: {exc}") from exc
         await asyncio.to_thread(self._write_host_file, {"host_id": reg.id, "host_key": reg.host_key})
         self.host_id, self._host_key = reg.id, reg.host_key
+        self.host_name = reg.name
         self._emit("host_registered", f"registered this machine as {reg.name} ({reg.id})")
         return reg.status
 
+    @property
+    def _host_label(self) -> str:
+        """This machine's host as the fleet names it (its name; the id until the name is known)."""
+        return self.host_name or self.host_id or "this machine"
+
     def _revoked(self) -> None:
         self.host_revoked = True
-        self._emit("host_revoked", f"this machine's host {self.host_id} is revoked; its agent does not run")
+        self._emit(
+            "host_revoked", f"this machine's host {self._host_label} is revoked; its agent does not run"
+        )
 
     async def _host_status(self) -> str | None:
         """This machine's host status; None when the server cannot tell (restarting, or forgot it)."""
@@ -448,7 +459,7 @@ class LocalControlPlane:
             ["-m", "embedded_server.agent", "--server", self.base_url],
             env={"OC_HOST_KEY": self._host_key},
         )
-        self._emit("agent_started", f"agent for {self.host_id} started (pid {self._agent.proc.pid})")
+        self._emit("agent_started", f"agent for {self._host_label} started (pid {self._agent.proc.pid})")
 
     async def _supervise_agent(self) -> None:
         """Keep an agent serving this machine: restart ours when it dies; stand by while another one
@@ -467,7 +478,7 @@ class LocalControlPlane:
             if code == AGENT_REFUSED:
                 status = await self._host_status()
                 if status == "online":  # replaced by another agent with our key
-                    self._emit("agent_standby", f"another agent took over {self.host_id}; standing by")
+                    self._emit("agent_standby", f"another agent took over {self._host_label}; standing by")
                     continue
                 self.agent_refused = await asyncio.to_thread(_last_line, child.log) or "refused by the server"
                 self._emit(

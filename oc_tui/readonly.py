@@ -15,6 +15,7 @@ MUTATING_ACTIONS = frozenset(
         "run_on_marked",
         "register",
         "edit_labels",
+        "rename",
         "revoke",
         "save_group",
         "push_file",

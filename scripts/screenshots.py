@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from textual.pilot import Pilot
-from textual.widgets import Collapsible
+from textual.widgets import Collapsible, Input
 
 from oc_tui.api.models import (
     AgentEvent,
@@ -388,6 +388,59 @@ async def fanout_ask(pilot: Pilot) -> None:
     await pilot.press("x")
     await pilot.pause()
     await pilot.press(*"uname -a")
+    await _settle(pilot)
+
+
+async def rename(pilot: Pilot) -> None:
+    """``e`` on db-primary: its new name typed."""
+    await fleet(pilot)
+    await pilot.press("e", "ctrl+u", *"db-primary-eu")
+    await _settle(pilot)
+
+
+async def purge(pilot: Pilot) -> None:
+    """``ctrl+d`` on a revoked host: delete it from the list (asks first, saying what goes)."""
+    await fleet(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, FleetScreen)
+    screen.table.select_host("host_demo0006")
+    await pilot.pause()
+    await pilot.press("ctrl+d")
+    await _settle(pilot)
+
+
+async def job_options(pilot: Pilot) -> None:
+    """``ctrl+o`` in the Jobs tab: the next jobs' directory, environment and time limit."""
+    await host_jobs(pilot)
+    await pilot.press("ctrl+o")
+    await pilot.pause()
+    dialog = pilot.app.screen
+    dialog.query_one("#cwd", Input).value = "/srv/app"
+    dialog.query_one("#env", Input).value = "PYTHONWARNINGS=error CI=1"
+    dialog.query_one("#timeout", Input).value = "900"
+    await _settle(pilot)
+
+
+async def save_output(pilot: Pilot) -> None:
+    """``ctrl+s`` in the Jobs tab: where to save the selected job's whole output."""
+    await host_jobs(pilot)
+    from oc_tui.screens.job_dialogs import SaveOutputDialog
+
+    await pilot.app.push_screen(
+        SaveOutputDialog(None, "host_demo0004", "job_demo0005", Path("/home/me/Downloads/job_demo0005.log"))
+    )
+    await _settle(pilot)
+
+
+async def host_jobs_long(pilot: Pilot) -> None:
+    """The Jobs tab in a wide terminal: a long command uses the width there is."""
+    await host_jobs(pilot)
+    tab = pilot.app.screen.query_one(JobsTab)
+    command = (
+        "rsync -avz --delete --exclude '*.pyc' /srv/app/ backup@storage.example.com:/backups/app/$(date +%F)/"
+        " && echo backed up"
+    )
+    tab.post_message(JobsTab.JobsLoaded([_job(6, command, "running", None, 5, 0)]))
     await _settle(pilot)
 
 
@@ -1139,6 +1192,18 @@ SCENES: dict[str, tuple[tuple[int, int], Scene]] = {
     "cluster-form": ((120, 40), cluster_form),
     "cluster-topology": ((120, 40), cluster_topology),
     "cluster-topology-80x24": ((80, 24), cluster_topology),
+    # 80x24 for every screen that had none, and the dialogs of issue 19
+    "fleet-60x14": ((60, 14), fleet),
+    "fanout-80x24": ((80, 24), fanout),
+    "help-80x24": ((80, 24), help_keys),
+    "register-80x24": ((80, 24), register),
+    "host-desktop-80x24": ((80, 24), host_desktop),
+    "tunnels-view-80x24": ((80, 24), tunnels_view),
+    "rename-80x24": ((80, 24), rename),
+    "purge-80x24": ((80, 24), purge),
+    "job-options-80x24": ((80, 24), job_options),
+    "save-output-80x24": ((80, 24), save_output),
+    "host-jobs-160x45": ((160, 45), host_jobs_long),
 }
 
 

@@ -125,7 +125,7 @@ class ServerProcess:
     def base_url(self) -> str:
         return f"http://{self.bind}:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         offset = self.log.stat().st_size if self.log.exists() else 0
         args = ["-m", "embedded_server", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)]
         args += ["--bind", self.bind]

@@ -113,6 +113,8 @@ def test_an_explicit_base_url_talks_to_that_server_instead_of_starting_one(env: 
         ("profiles = 1", "'profiles' must be a table"),
         ('[profiles.x]\nbase_url = "http://a"\ntokn = "t"', r"\[profiles.x\] has unknown keys: tokn"),
         ("[profiles.x]\ntoken = 5", "'profiles.x.token' must be a string"),
+        ('[profiles.hosted]\nbind = "0.0.0.0"', r"only \[profiles.local\] runs a server"),
+        ('[profiles.local]\npublic_url = "fleet:8787"', "public_url' must start with http"),
     ],
 )
 def test_broken_config_files_say_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:

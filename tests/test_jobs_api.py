@@ -191,6 +191,9 @@ async def test_args_env_and_cwd_arrive_exactly_as_given(
         assert job["status"] == "completed", job
         assert json.loads(job["stdout"]) == [["  lead", "trail  ", "\n"], "  padded  ", str(spaced)]
         assert job["args"] == args and job["env"] == ["A=  padded  "] and job["cwd"] == str(spaced)
+        # no cwd: the home of the agent's user (as Files and terminals), not where the agent was started
+        job = await run(client, host_id, command="python3", args=["-c", "import os; print(os.getcwd())"])
+        assert job["stdout"].strip() == os.path.realpath(os.environ["HOME"]), job
 
 
 async def test_the_agents_own_settings_never_reach_a_job(server: Any, start_agent: Any) -> None:

@@ -65,6 +65,9 @@ async def test_start_reuse_survive_a_server_crash_and_stop_cleanly(
         assert plane.token and plane.host_id
         await eventually(lambda: online(plane))
         assert [kind for kind, _ in heard] == ["server_started", "host_registered", "agent_started"]
+        # the feed names this machine's host as the fleet does, by its name, not its id
+        assert heard[-1][1].startswith(f"agent for {plane.host_name} started")
+        assert plane.host_name and plane.host_id not in heard[-1][1]
 
         state_file = tmp_path / "local-host.json"
         assert stat.S_IMODE(state_file.stat().st_mode) == 0o600
@@ -86,6 +89,7 @@ async def test_start_reuse_survive_a_server_crash_and_stop_cleanly(
         )
         assert (second.server_pid, second.agent_pid) == (None, None)
         assert kinds(second) == ["server_reused", "agent_standby"]
+        assert f"another agent serves {plane.host_name};" in second.events[-1][1]
         await second.stop()
         assert await online(plane) and plane.agent_pid == agent_pid
 

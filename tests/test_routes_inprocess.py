@@ -137,3 +137,28 @@ def test_an_error_naming_a_non_utf8_file_name_is_still_json() -> None:
 
     response = error_response(409, "CONFLICT", "directory not empty: /tmp/caf\udce9")
     assert json.loads(response.body)["error"]["message"] == "directory not empty: /tmp/caf\\xe9"
+
+
+async def test_rename_and_purge_a_revoked_host(inprocess: InProcess) -> None:
+    api = inprocess.api
+    host = await register(api, "old-name")
+    path = f"/hosts/{host['id']}"
+    renamed = await api.patch(path, json={"name": "new-name"})
+    assert renamed.status_code == 200 and renamed.json()["name"] == "new-name"
+    secret = await api.post(f"{path}/secrets", json={"name": "TOKEN", "value": "v"})
+    assert secret.status_code == 201, secret.text
+
+    # only a revoked host can be purged, and only by its tenant
+    assert error(await api.delete(path, params={"purge": "true"})) == (409, "CONFLICT")
+    assert (await api.delete(path)).status_code == 204
+    assert error(await inprocess.other.delete(path, params={"purge": "true"})) == (404, "NOT_FOUND")
+    assert (await api.delete(path, params={"purge": "true"})).status_code == 204
+
+    # gone: from the list, by id, and with it what was kept about it; the event says so
+    assert error(await api.get(path)) == (404, "NOT_FOUND")
+    assert error(await api.delete(path, params={"purge": "true"})) == (404, "NOT_FOUND")
+    assert (await api.get("/hosts")).json()["meta"]["total"] == 0
+    db = inprocess.app.state.db
+    assert db.all("SELECT id FROM secrets WHERE host_id = ?", (host["id"],)) == []
+    events = db.all("SELECT type FROM events WHERE host_id = ? ORDER BY id", (host["id"],))
+    assert events[-1]["type"] == "host_deleted"

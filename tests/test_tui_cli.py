@@ -41,3 +41,24 @@ def test_version(capsys) -> None:
         cli.main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.startswith("oc-tui ")
+
+
+def test_the_embedded_servers_address_comes_from_the_config_file_unless_a_flag_says(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oc_tui.app import OcTuiApp
+
+    seen: list[tuple[str, str | None]] = []
+    monkeypatch.setattr(OcTuiApp, "run", lambda self: seen.append((self._bind, self._public_url)))
+    (tmp_path / "config.toml").write_text(
+        '[profiles.local]\nbind = "0.0.0.0"\npublic_url = "http://fleet.example:8787/"\n'
+    )
+    assert cli.main([]) == 0
+    assert cli.main(["--bind", "127.0.0.1", "--public-url", "http://other:1"]) == 0
+    (tmp_path / "config.toml").write_text("")
+    assert cli.main([]) == 0
+    assert seen == [
+        ("0.0.0.0", "http://fleet.example:8787"),
+        ("127.0.0.1", "http://other:1"),
+        ("127.0.0.1", None),
+    ]

@@ -66,6 +66,17 @@ _spec.loader.exec_module(screenshots)
         "cluster-form",
         "cluster-topology",
         "cluster-topology-80x24",
+        "fleet-60x14",
+        "fanout-80x24",
+        "help-80x24",
+        "register-80x24",
+        "host-desktop-80x24",
+        "tunnels-view-80x24",
+        "rename-80x24",
+        "purge-80x24",
+        "job-options-80x24",
+        "save-output-80x24",
+        "host-jobs-160x45",
     ],
 )
 def test_snapshot(snap_compare, scene: str) -> None:

@@ -99,6 +99,7 @@ class Agent:
 
     async def run_forever(self) -> None:
         """Serve until refused (raises Refused); other failures are retried."""
+        await self.jobs.resume()  # jobs a previous agent process left running, or ended meanwhile
         attempt = 0
         while True:
             try:

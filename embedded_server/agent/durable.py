@@ -51,14 +51,16 @@ class Spool:
 
     Args:
         path: the spool file; created (truncated) with mode 0600.
+        follow: another process writes the file (a job's supervisor): it is neither created nor
+            truncated, nothing is appended here, and :meth:`refresh` takes in what was written.
 
     ``written`` counts payload bytes, ``size`` file bytes; ``end`` is the owner's final report once
     :meth:`finish` was called. Followers wait on ``changed``, an event replaced after every change.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, follow: bool = False) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        self._fd = -1 if follow else os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
         self.size = 0
         self.written = 0
         self.marks: list[tuple[int, int]] = [(0, 0)]  # (payload offset, file offset) at record starts
@@ -75,6 +77,30 @@ class Spool:
         self.size += RECORD.size + len(data)
         self.written += len(data)
         self._notify()
+
+    def refresh(self) -> bool:
+        """Take in the whole records another process appended since the last call (a record still being
+        written waits for the next call); True when there were any (followers are woken)."""
+        try:
+            with open(self.path, "rb", buffering=0) as handle:
+                total = os.fstat(handle.fileno()).st_size
+                size, written = self.size, self.written
+                while size + RECORD.size <= total:
+                    handle.seek(size)
+                    _, length = RECORD.unpack(handle.read(RECORD.size))
+                    if size + RECORD.size + length > total:
+                        break
+                    if size - self.marks[-1][1] >= INDEX_EVERY:
+                        self.marks.append((written, size))
+                    size += RECORD.size + length
+                    written += length
+        except FileNotFoundError:
+            return False
+        if size == self.size:
+            return False
+        self.size, self.written = size, written
+        self._notify()
+        return True
 
     def finish(self, end: dict[str, Any]) -> None:
         """Record the owner's final report (sent after the last byte in the ``exit`` frame)."""

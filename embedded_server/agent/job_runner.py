@@ -1,13 +1,20 @@
-"""The agent's job runner: run processes and deliver their output over a durable stream per job.
+"""The agent's job runner: run each job under a supervisor of its own and deliver its output.
 
-A job's process runs in a session (and so a process group) of its own, so a timeout or a cancel kills
-the whole tree: SIGTERM to the group, SIGKILL 2 s later. Its stdout and stderr are appended, in the
-order they arrive, to a :class:`~.durable.Spool` in the agent's state dir, so nothing is held in memory
-and nothing is lost while the server is away; :func:`~.durable.deliver` dials
-``/opencomputers/ws/agent/stream?job_id=…`` and sends it, resuming after any loss, and ends with the
-job's ``exit`` frame; once the server answers ``done`` the spool is deleted. The job itself never
-depends on a connection. The values of secrets the job was given are masked (``***``) in its output
-before it is spooled (:mod:`.masking`), so they reach neither the spool nor the server.
+Each job runs under a small per-job supervisor process (:mod:`.job_supervisor`, as container runtimes'
+shims do), started detached in a session of its own so the job outlives the agent: the supervisor holds
+the job's pipes, masks the secret values (:mod:`.masking`) and appends the output to the job's spool
+``STATE_DIR/jobs/<job_id>.spool``, enforces the timeout (the whole process tree gets SIGTERM, SIGKILL 2 s
+later), takes ``cancel`` through a FIFO in its job dir ``STATE_DIR/supervised/<job_id>/`` and records the
+end in ``exit.json`` there. The agent follows
+the spool (:class:`~.durable.Spool` in follow mode) and :func:`~.durable.deliver` sends it over the
+job's durable stream, resuming after any loss, ending with the ``exit`` frame; once the server answers
+``done`` the job's spool and dir are deleted.
+
+An agent that starts finds the job dirs a previous agent process left (it was killed, or crashed) and
+re-adopts them: a job still running is followed again (and can be cancelled), a job that ended while no
+agent was there is delivered with its real end, and a job whose supervisor is gone without recording an
+end is reported as such (``reason: "supervisor_gone"``, what is left of its process group is killed).
+A stopped agent (SIGTERM) still ends its jobs. The wire is docs/protocol.md, "Jobs and supervisors".
 """
 
 from __future__ import annotations
@@ -15,19 +22,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import os
 import re
+import shutil
 import signal
+import socket
+import sys
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .. import protocol
+from . import job_supervisor as sup
 from .capabilities import Capability
 from .durable import Spool, deliver
-from .masking import Masker
 from .streams import StreamDialer
 from .system import work_env
 
@@ -35,123 +45,267 @@ log = logging.getLogger("oc_agent.jobs")
 
 JOB_ID = re.compile(r"job_[A-Za-z0-9]{3,64}")
 STREAM_KEY = "job_id"  # names a job's durable stream (query and exit frame)
-KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
-PIPE_SIZE = 1 << 20
-F_SETPIPE_SZ = 1031
+KILL_GRACE = sup.KILL_GRACE  # seconds between SIGTERM and SIGKILL
 INLINE_WINDOW = 0.25  # seconds a start with "wait" may wait for the job to end and answer with its result
 INLINE_BYTES = 64 * 1024  # output up to this much is answered inline; more goes over the stream
+POLL = 0.1  # seconds between looks at the files of a job whose supervisor we have no pipe to
+START_TIMEOUT = 10.0  # seconds a supervisor may take to say whether the job started
+SUPERVISOR = Path(sup.__file__)  # run by path: a lean start, without importing our package
+GONE = "supervisor gone: the process that ran the job on the host ended before recording the job's end"
 
 
-def _kill_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+# --- platform: the OS-specific calls of the agent's side -------------------------------------------------
 
 
-class _Protocol(asyncio.SubprocessProtocol):
-    def __init__(self, job: AgentJob) -> None:
-        self.job = job
+class Launcher:
+    """The agent's supervisor launcher: one small process (``job_supervisor.py --launcher``, in a session
+    of its own) that forks a supervisor per job, so a job does not wait for Python to start. Started on
+    first use, restarted if it died; it exits when the agent closes its socket (or dies)."""
 
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
-        self.job.append(fd, data)
+    def __init__(self) -> None:
+        self.process: asyncio.subprocess.Process | None = None
+        self.sock: socket.socket | None = None
 
-    def process_exited(self) -> None:
-        self.job.leader_exited()
+    async def _start(self) -> socket.socket:
+        ours, theirs = socket.socketpair()
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-I",
+                str(SUPERVISOR),
+                "--launcher",
+                stdin=theirs.fileno(),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+                env={},
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        ours.setblocking(False)  # a launcher that stopped reading is replaced, never waited for
+        self.sock = ours
+        return ours
 
-    def connection_lost(self, exc: Exception | None) -> None:  # process gone and both pipes closed
-        self.job.finished()
+    async def supervisor(self) -> socket.socket:
+        """A new supervisor, waiting for its spec: the agent's end of its socket pair.
+
+        Raises:
+            OSError: no launcher could be started or reached.
+        """
+        for attempt in (0, 1):
+            sock = self.sock
+            if sock is None or self.process is None or self.process.returncode is not None:
+                self.close()
+                sock = await self._start()
+            ours, theirs = socket.socketpair()
+            try:
+                socket.send_fds(sock, [b"j"], [theirs.fileno()])
+                return ours
+            except OSError:
+                ours.close()
+                self.close()  # it died: start another
+                if attempt:
+                    raise
+            finally:
+                theirs.close()
+        raise OSError("no supervisor launcher")  # not reached
+
+    def close(self) -> None:
+        """Close our end: the launcher exits (the supervisors it forked carry on)."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self.process = None
+
+
+def supervisor_alive(directory: Path) -> bool:
+    """Whether a supervisor still holds the job dir's lock (False when the dir has no lock file)."""
+    import fcntl
+
+    try:
+        fd = os.open(directory / sup.LOCK, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases it if we got it
+    return False
+
+
+def kill_leftovers(directory: Path) -> None:
+    """Kill what is left of the process group of a job whose supervisor is gone (checked to be the same
+    process by its start time, so a reused pid is left alone)."""
+    try:
+        info = json.loads((directory / sup.JOB).read_text())
+        pid, started = int(info["pid"]), float(info["started_at"])
+        import psutil
+
+        if abs(psutil.Process(pid).create_time() - started) > 2.0:
+            return
+        os.killpg(pid, signal.SIGKILL)
+    except (OSError, ValueError, KeyError, TypeError, ImportError):
+        return
+    except Exception as exc:  # psutil.Error: the process is gone, or not ours to see
+        log.debug("leftovers of %s: %s", directory.name, exc)
+
+
+def send_command(directory: Path, command: str) -> bool:
+    """Write ``command`` to the job's control FIFO; False when no supervisor reads it (it is gone)."""
+    try:
+        fd = os.open(directory / sup.CTL, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:  # ENXIO: nobody has it open for reading; ENOENT: never made
+        return False
+    try:
+        os.write(fd, command.encode() + b"\n")
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def discard(directory: Path, spool: Path) -> None:
+    """Delete a job's supervisor dir and its spool (what is missing is fine)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    spool.unlink(missing_ok=True)
+
+
+# --- jobs -------------------------------------------------------------------------------------------
 
 
 class AgentJob:
-    """One job: its process, its timers and the spool of its output."""
+    """One job: its dir, the spool its supervisor writes, and what the agent knows of its end.
 
-    def __init__(self, manager: JobManager, job_id: str, timeout: float, secrets: Iterable[str] = ()) -> None:
-        self.manager = manager
-        secrets = list(secrets)
-        # Delivered secret values are masked per stream before anything is spooled (masking.py).
-        self.maskers = {fd: Masker(secrets) for fd in (1, 2)} if secrets else {}
+    Args:
+        job_id: the job's ID; directory: its supervisor's dir; spool: its spool file.
+
+    ``events`` is our socket to its supervisor, None for a job adopted from a previous agent process.
+    """
+
+    def __init__(self, job_id: str, directory: Path, spool: Path) -> None:
         self.id = job_id
-        self.timeout = timeout
-        self.spool = Spool(manager.spool_dir / f"{job_id}.spool")
-        self.transport: asyncio.SubprocessTransport | None = None
+        self.dir = directory
+        self.events: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self.spool = Spool(spool, follow=True)
         self.pid = 0
-        self.reason = "exited"  # or "timeout" / "cancelled"
+        self.started_at = time.time()
         self.exit: dict[str, Any] | None = None
         self.done = asyncio.Event()
-        self._timers: list[asyncio.TimerHandle] = []
+        self.follow_task: asyncio.Task[None] | None = None
         self.stream_task: asyncio.Task[None] | None = None
-        self.started_at = time.time()
 
-    def append(self, fd: int, data: bytes) -> None:
-        """Output from the process's pipe ``fd`` (1 = stdout, 2 = stderr), masked, to the spool."""
-        masker = self.maskers.get(fd)
-        if masker is not None:
-            data = masker.feed(data)
-        if data:
-            self.spool.append(fd, data)
+    async def follow(self) -> None:
+        """Follow the supervisor's files until the job's end is known: woken by its events while we have
+        its pipe, looking every :data:`POLL` s otherwise."""
+        try:
+            if self.events is not None:
+                reader = self.events[0]
+                while not (line := await reader.readline()).startswith(b"x"):
+                    self.spool.refresh()
+                    if not line:  # it exited (or was killed)
+                        break
+            while not self.check_end():
+                self.spool.refresh()
+                await asyncio.sleep(POLL)
+        finally:
+            self.hang_up()
 
-    # --- lifecycle ---------------------------------------------------------------------------------
+    def hang_up(self) -> None:
+        """Close our socket to the supervisor (it carries on without us)."""
+        if self.events is not None:
+            self.events[1].close()
+            self.events = None
 
-    def leader_exited(self) -> None:
-        """The process itself exited (its pipes may still be open in children): nothing to do yet."""
-
-    def finished(self) -> None:
-        """The process is gone and both pipes closed: record the exit and wake the stream."""
+    def check_end(self) -> bool:
+        """Take the end the supervisor recorded, or find it gone without one; True once the end is known."""
         if self.exit is not None:
-            return
-        if self._timers:  # the timeout; a pending SIGKILL stays armed for anything still in the group
-            self._timers[0].cancel()
-        code = self.transport.get_returncode() if self.transport else None
-        info: dict[str, Any] = {"reason": self.reason, "exit_code": None, "signal": None}
-        if code is not None and code >= 0:
-            info["exit_code"] = code
-        elif code is not None:
-            info["signal"] = -code
-        info["finished_at"] = time.time()
-        for fd, masker in self.maskers.items():  # what was held back as a possible start of a value
-            rest = masker.flush()
-            if rest:
-                self.spool.append(fd, rest)
+            return True
+        alive = supervisor_alive(self.dir)
+        try:
+            info = json.loads((self.dir / sup.EXIT).read_text())
+        except (OSError, ValueError):
+            if alive:
+                return False
+            log.warning("job %s: its supervisor is gone without recording the job's end", self.id)
+            kill_leftovers(self.dir)
+            info = {"reason": "supervisor_gone", "exit_code": None, "signal": None, "error": GONE}
+            info["finished_at"] = time.time()
+        self.spool.refresh()
         self.exit = info
-        if self.transport is not None:
-            self.transport.close()
         self.done.set()
         self.spool.finish(info)
         log.debug("job %s ended: %s", self.id, info)
+        return True
 
-    def kill(self, reason: str) -> None:
-        """Kill the whole process group: SIGTERM now, SIGKILL after the grace period."""
-        if self.exit is not None or not self.pid:
-            return
-        if self.reason == "exited":
-            self.reason = reason
-        _kill_group(self.pid, signal.SIGTERM)
-        loop = asyncio.get_running_loop()
-        self._timers.append(loop.call_later(KILL_GRACE, _kill_group, self.pid, signal.SIGKILL))
+    def remove(self) -> None:
+        """Delete the job's spool and dir."""
+        discard(self.dir, self.spool.path)
 
-    def on_timeout(self) -> None:
-        """The job's timeout passed: kill its process group (reason ``timeout``)."""
-        log.info("job %s timed out after %g s: killing its process group", self.id, self.timeout)
-        self.kill("timeout")
+    def kill(self, command: str = "cancel") -> None:
+        """Ask the supervisor to end the tree: ``cancel`` (SIGTERM, SIGKILL 2 s later) or ``kill``."""
+        if self.exit is None and not send_command(self.dir, command):
+            self.check_end()  # nobody to ask: it is gone (or just ended)
 
 
 class JobManager:
-    """The jobs of this agent process: start, cancel, list, and the spool dir they write to.
+    """The jobs of this agent process: start, cancel, list, re-adopt, and the dir they live in.
 
     Args:
-        state_dir: the agent's state dir; spools go to ``state_dir/jobs`` (stale ones are deleted).
+        state_dir: the agent's state dir (0700); spools go to ``state_dir/jobs/<job_id>.spool``, the
+            supervisors' dirs are ``state_dir/supervised/<job_id>/``.
         streams: dials each job's durable output stream.
     """
 
     def __init__(self, state_dir: Path, streams: StreamDialer) -> None:
         self.spool_dir = state_dir / "jobs"
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):
-            os.chmod(state_dir, 0o700)
-        # Spools of a previous agent process belong to processes we can no longer follow.
-        for stale in self.spool_dir.glob("*.spool"):
-            stale.unlink(missing_ok=True)
+        self.run_dir = state_dir / "supervised"
+        for directory in (self.spool_dir, self.run_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        for directory in (state_dir, self.spool_dir, self.run_dir):
+            with contextlib.suppress(OSError):
+                os.chmod(directory, 0o700)
         self.streams = streams
         self.jobs: dict[str, AgentJob] = {}
+        self.launcher = Launcher()
+        self._adopt()
+
+    def _adopt(self) -> None:
+        """The job dirs a previous agent process left: adopt each (followed from :meth:`resume`)."""
+        for directory in sorted(self.run_dir.iterdir()):
+            if not directory.is_dir() or not JOB_ID.fullmatch(directory.name):
+                continue
+            job = AgentJob(directory.name, directory, self.spool_dir / f"{directory.name}.spool")
+            started = (directory / sup.JOB).exists() or (directory / sup.EXIT).exists()
+            if not started and not supervisor_alive(directory):  # it never started: nothing to say
+                job.remove()
+                continue
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                info = json.loads((directory / sup.JOB).read_text())
+                job.pid, job.started_at = int(info["pid"]), float(info["started_at"])
+            job.spool.refresh()
+            self.jobs[job.id] = job
+            log.info("job %s: re-adopted from a previous agent process", job.id)
+        for stale in self.spool_dir.glob("*.spool"):  # spools no supervisor writes: nothing to follow
+            if stale.stem not in self.jobs:
+                stale.unlink(missing_ok=True)
+
+    async def resume(self) -> None:
+        """Follow and deliver the adopted jobs (on the event loop, once the agent runs)."""
+        for job in self.jobs.values():
+            if job.follow_task is None:
+                self._watch(job)
+
+    def _watch(self, job: AgentJob) -> None:
+        job.follow_task = asyncio.create_task(job.follow())
+        job.stream_task = asyncio.create_task(
+            deliver(job.spool, self.streams, STREAM_KEY, job.id, lambda: self._forget(job, kill=True))
+        )
 
     def capability(self) -> Capability:
         """``job.start``, ``job.cancel`` and ``job.list``, all on the event loop (they own loop state)."""
@@ -173,10 +327,10 @@ class JobManager:
         return {"jobs": self.known()}
 
     async def start(self, call: protocol.JobStart) -> dict[str, Any]:
-        """``job.start``: spawn the process and answer at once (see docs/protocol.md for the result).
+        """``job.start``: hand the job to a supervisor and answer once it started (docs/protocol.md).
 
         Raises:
-            AgentError: VALIDATION_ERROR when ``job_id`` is not a job ID (it names the spool file).
+            AgentError: VALIDATION_ERROR when ``job_id`` is not a job ID (it names the job's dir).
         """
         job_id = call.job_id
         if not JOB_ID.fullmatch(job_id):
@@ -194,42 +348,45 @@ class JobManager:
             key, _, value = item.partition("=")
             env[key] = value
         env.update(call.secrets)
-        cwd = os.path.expanduser(call.cwd) if call.cwd else None
-        timeout = float(call.timeout or 60)
-        job = AgentJob(self, job_id, timeout, call.secrets.values())
-        loop = asyncio.get_running_loop()
+        directory, spool = self.run_dir / job_id, self.spool_dir / f"{job_id}.spool"
+        discard(directory, spool)
+        directory.mkdir(mode=0o700)
+        spec = {
+            "dir": str(directory),
+            "spool": str(spool),
+            "argv": argv,
+            "env": env,
+            # no cwd: the home of the agent's user, where the Files tab and a terminal open (not the
+            # directory the agent happened to be started from)
+            "cwd": os.path.expanduser(call.cwd or "~"),
+            "timeout": float(call.timeout or 60),
+            "secrets": list(call.secrets.values()),
+        }
+        job = AgentJob(job_id, directory, spool)
         try:
-            transport, _ = await loop.subprocess_exec(
-                lambda: _Protocol(job),
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=env,
-                cwd=cwd,
-                start_new_session=True,
+            job.events = reader, writer = await asyncio.open_unix_connection(
+                sock=await self.launcher.supervisor()
             )
-        except (OSError, ValueError) as exc:  # ValueError: what the OS cannot take (a NUL byte)
-            job.spool.close(delete=True)
-            what = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
-            filename = exc.filename if isinstance(exc, OSError) else None
-            where = f": {filename}" if filename else ""
-            return {"started": False, "error": f"could not start: {what}{where}"}
-        except BaseException:  # cancelled, or a failure of ours: the spool file is not left behind
-            job.spool.close(delete=True)
+            writer.write(json.dumps(spec).encode() + b"\n")  # the secrets travel on this socket only
+            await writer.drain()
+            async with asyncio.timeout(START_TIMEOUT):
+                first = json.loads(await reader.readline() or b"{}")
+        except (OSError, ValueError, TimeoutError) as exc:
+            job.hang_up()
+            discard(directory, spool)
+            log.warning("job %s: its supervisor failed: %s", job_id, exc)
+            return {"started": False, "error": f"could not start: the job's supervisor failed ({exc})"}
+        except BaseException:  # cancelled, or a failure of ours: the job's dir is not left behind
+            job.hang_up()
+            discard(directory, spool)
             raise
-        job.transport = transport
-        job.pid = transport.get_pid()
-        for fd in (1, 2):
-            pipe = transport.get_pipe_transport(fd)
-            handle = pipe.get_extra_info("pipe") if pipe else None
-            if handle is not None:
-                with contextlib.suppress(OSError, ValueError, ImportError):
-                    import fcntl
-
-                    fcntl.fcntl(handle.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
-        job._timers.append(loop.call_later(timeout, job.on_timeout))
+        if "pid" not in first:
+            job.hang_up()
+            discard(directory, spool)
+            return {"started": False, "error": str(first.get("error") or "could not start")}
+        job.pid, job.started_at = int(first["pid"]), float(first["started_at"])
         self.jobs[job_id] = job
+        job.follow_task = asyncio.create_task(job.follow())
         inline: dict[str, Any] | None = None
         try:
             if call.wait:
@@ -269,30 +426,35 @@ class JobManager:
         }
 
     async def cancel(self, call: protocol.JobCancel) -> dict[str, Any]:
-        """``job.cancel``: kill the job's process tree and wait (a little longer than the grace period)
-        for it to end; ``{"known": False}`` for a job this agent does not have."""
+        """``job.cancel``: have the job's supervisor kill its process tree and wait (a little longer than
+        the grace period) for its end; ``{"known": False}`` for a job this agent does not have."""
         job = self.jobs.get(call.job_id)
         if job is None:
             return {"known": False}
-        job.kill("cancelled")
+        job.kill()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(KILL_GRACE + 1.0):
                 await job.done.wait()
         return {"known": True, "ended": job.exit is not None}
 
     def _forget(self, job: AgentJob, kill: bool) -> None:
-        """Drop the job (the server needs nothing more of it): kill its tree if asked, delete its spool."""
+        """Drop the job (the server needs nothing more of it): end its tree if asked, delete its dir."""
         if kill:
-            job.kill("cancelled")  # nothing when it has ended already
-        job.spool.close(delete=True)
+            job.kill()  # nothing when it has ended already
+        if job.follow_task is not None:
+            job.follow_task.cancel()
+        job.remove()
         self.jobs.pop(job.id, None)
 
     def close(self) -> None:
-        """The agent is stopping: its jobs cannot be followed any more, so their process trees are killed."""
+        """The agent is stopping: its jobs' trees are killed (SIGKILL) by their supervisors, their dirs
+        deleted. (An agent that dies instead leaves them running, to be re-adopted.)"""
+        self.launcher.close()
         for job in list(self.jobs.values()):
-            if job.stream_task is not None:
-                job.stream_task.cancel()
-            if job.exit is None and job.pid:
-                _kill_group(job.pid, signal.SIGKILL)
-            job.spool.close(delete=True)
+            for task in (job.stream_task, job.follow_task):
+                if task is not None:
+                    task.cancel()
+            job.kill("kill")
+            job.hang_up()
+            job.remove()
         self.jobs.clear()

@@ -87,9 +87,20 @@ async def update_host(request: Request, host: TenantHost, change: HostUpdate) ->
 
 
 @router.delete("/{host_id}", status_code=204)
-async def revoke_host(request: Request, host: TenantHost) -> Response:
+@raises(409)
+async def revoke_host(request: Request, host: TenantHost, purge: bool = False) -> Response:
     """Revoke for good: the key is refused from now on and a connected agent is closed with 4403;
-    the sections' revoke hooks end what ran there. Revoking a revoked host is a no-op (still 204)."""
+    the sections' revoke hooks end what ran there. Revoking a revoked host is a no-op (still 204).
+
+    ``?purge=true`` (extension) deletes a revoked host's record and everything kept about it (jobs and
+    their output, tunnels, secrets, sessions …): 204, then it is 404. A host not revoked yet is
+    ``409 CONFLICT`` (revoke first, so no agent can still be using what is deleted)."""
+    if purge:
+        if host.status != "revoked":
+            raise ApiProblem(409, ErrorCode.CONFLICT, f"host {host.id} is not revoked: revoke it first")
+        await hub_of(request).purge(host.id)
+        store(request).purge(host)
+        return Response(status_code=204)
     store(request).set_status(host.id, "revoked")
     await hub_of(request).revoke(host.id)
     return Response(status_code=204)

@@ -135,6 +135,23 @@ class HostStore:
             data = {"status": status, "previous": row["status"]}
             self.events.append(row["tenant_id"], host_id, "status_change", data)
 
+    def purge(self, host: Host) -> None:
+        """Delete a (revoked) host and every row of every section that names it (any table with a
+        ``host_id`` column; the event log keeps its history), then emit ``host_deleted``."""
+        tables = [
+            row["name"]
+            for row in self.db.all("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if row["name"] not in ("hosts", "events")
+            and any(
+                column["name"] == "host_id" for column in self.db.all(f"PRAGMA table_info({row['name']})")
+            )
+        ]
+        with self.db.transaction() as conn:
+            for table in tables:  # names from the schema itself, never from a request
+                conn.execute(f"DELETE FROM {table} WHERE host_id = ?", (host.id,))  # noqa: S608
+            conn.execute("DELETE FROM hosts WHERE id = ?", (host.id,))
+        self.events.append(host.tenant_id, host.id, "host_deleted", {"host": host_json(host)})
+
     def pin_identity(self, host_id: str, public_key: str, remote_addr: str | None) -> bool:
         """Pin ``public_key`` as the host's identity when it has none (its first connection: an
         ``identity_enrolled`` event); whether ``public_key`` is the host's identity now. Another key

@@ -20,6 +20,7 @@ def install(app: FastAPI) -> None:
     hub: Hub = app.state.hub
     hub.on_hello(jobs.agent_hello)
     hub.on_revoke(jobs.host_revoked)
+    hub.on_purge(jobs.host_purged)
     hub.handle_streams("job_id", jobs.serve_agent_stream)
     app.state.lifecycle.on_stop.append(jobs.shutdown)
     app.state.lifecycle.on_close.append(jobs.close)

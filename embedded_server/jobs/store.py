@@ -267,6 +267,11 @@ class JobStore:
         for row in self.unfinished(host_id):
             await self.fail(row, "host revoked")
 
+    async def host_purged(self, host_id: str) -> None:
+        """Its (revoked) host is purged: its jobs' output files go (the rows go with the host's)."""
+        for row in self.db.all("SELECT id FROM jobs WHERE host_id = ?", (host_id,)):
+            self.delete_output(row["id"])
+
     async def agent_hello(self, host_id: str, hello: dict[str, Any]) -> None:
         """The host's agent (re)connected: reconcile with the jobs its hello says it still has."""
         if isinstance(hello.get("jobs"), list):  # jobs the agent no longer has are lost

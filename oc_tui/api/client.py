@@ -345,6 +345,21 @@ class OpenComputersClient:
         """
         await self._request("DELETE", _host_path(host_id))
 
+    async def purge_host(self, host_id: str) -> None:
+        """Delete a revoked host and everything kept about it (``DELETE ?purge=true``, 204; an
+        extension of our server): it leaves the list for good.
+
+        Args:
+            host_id: the host's ID (``host_…``).
+
+        Raises:
+            ConflictError: 409, the host is not revoked (revoke it first).
+            InvalidIdError: 400, ``host_id`` is not a valid ID.
+            NotFoundError: 404, no such host (or purged already).
+            ConnectionFailed, UnauthorizedError, ServerError: as for every call (see the class).
+        """
+        await self._request("DELETE", _host_path(host_id), params={"purge": "true"})
+
     async def host_sysinfo(self, host_id: str) -> models.HostSysInfo:
         """Live facts asked of the host's agent (an extension of our server).
 

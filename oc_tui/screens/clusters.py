@@ -23,6 +23,7 @@ from oc_tui.screens.confirm import ConfirmScreen
 from oc_tui.screens.form_dialog import FormDialog
 from oc_tui.screens.host_tab import client_of
 from oc_tui.screens.resource import ResourceScreen
+from oc_tui.widgets.clipboard import copy_text
 from oc_tui.widgets.formatting import describe_error, host_markup
 from oc_tui.widgets.resource_table import STATUS, Column
 
@@ -136,8 +137,7 @@ class ClustersScreen(ResourceScreen):
         """Copy the selected cluster's endpoint to the clipboard (OSC 52)."""
         cluster = self.selected
         if cluster is not None:
-            self.app.copy_to_clipboard(cluster.inference_url)
-            self.notify(host_markup(cluster.inference_url), title="Endpoint copied")
+            copy_text(self, cluster.inference_url, "Endpoint")
 
 
 def open_clusters(app: App[Any]) -> None:

@@ -13,8 +13,10 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label
 
+from oc_tui.widgets.keys_footer import DialogKeys
 
-class CommandScreen(ModalScreen[str | None]):
+
+class CommandScreen(DialogKeys, ModalScreen[str | None]):
     """Dismisses with the typed command (without the ``:``), or None on esc."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]

@@ -13,9 +13,10 @@ from textual.widgets import Button, Label
 
 from oc_tui.api.models import Host
 from oc_tui.widgets.formatting import host_markup
+from oc_tui.widgets.keys_footer import DialogKeys
 
 
-class ConfirmScreen(ModalScreen[bool]):
+class ConfirmScreen(DialogKeys, ModalScreen[bool]):
     """A yes/no question about something that cannot be undone; True only on ``y`` or the button.
 
     ``title`` and ``text`` are markup: a host's text in them goes through

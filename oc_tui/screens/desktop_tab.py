@@ -65,11 +65,10 @@ Press [b]r[/b] to try again."""
 
 def screenshot_path(host_id: str, now: float | None = None) -> Path:
     """``~/Pictures/<host>-desktop-<time>.png``, or in the current directory without ~/Pictures."""
-    folder = Path.home() / "Pictures"
-    if not folder.is_dir():
-        folder = Path.cwd()
+    from oc_tui.screens.save_picture import default_save_path
+
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    return folder / f"{host_id}-desktop-{stamp}.png"
+    return default_save_path("Pictures", f"{host_id}-desktop-{stamp}.png")
 
 
 class DesktopTab(HostTab, can_focus=True):

@@ -22,7 +22,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from oc_tui.api import OpenComputersClient, errors
@@ -36,6 +36,7 @@ from oc_tui.widgets.fanout_table import FIRST_LINE_CHARS, FanoutTable, GroupTabl
 from oc_tui.widgets.formatting import describe_error, host_markup, job_duration
 from oc_tui.widgets.job_list import ACTIVE
 from oc_tui.widgets.job_output import JobOutput
+from oc_tui.widgets.keys_footer import KeysFooter
 
 STARTS_AT_ONCE = 64
 """Job starts in flight at one time: a thousand at once only queue in the HTTP pool (bench/cases/fanout.py)."""
@@ -53,14 +54,18 @@ class FanoutScreen(ReadOnlyGuard, Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.back", "Back"),
-        Binding("ctrl+k", "cancel_job", "Cancel job"),
+        Binding("ctrl+k", "cancel_job", "Cancel", tooltip="Cancel the selected host's job"),
         Binding("C", "cancel_all", "Cancel all"),
         Binding("g", "toggle_grouped", "Grouped", tooltip="Hosts with identical results together"),
         Binding("space", "mark_for_diff", "Diff base", show=False),
         Binding(
-            "d", "diff", "Diff", tooltip="Diff the host's output against the marked one (or the majority's)"
+            "d",
+            "diff",
+            "Diff",
+            show=False,  # the footer keeps to 80 columns; ? lists it
+            tooltip="Diff the host's output against the marked one (or the majority's)",
         ),
-        Binding("R", "rerun_failed", "Re-run failed"),
+        Binding("R", "rerun_failed", "Re-run", tooltip="Re-run the command on the hosts that failed"),
     ]
 
     # --- messages: what workers (or a test) deliver ------------------------------------------------
@@ -121,7 +126,7 @@ class FanoutScreen(ReadOnlyGuard, Screen[None]):
         yield FanoutTable(self._clock, id="fanout-results")
         yield GroupTable(self._clock, id="fanout-groups")
         yield JobOutput(id="fanout-output")
-        yield Footer(compact=True)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         table = self.table

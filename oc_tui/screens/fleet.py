@@ -17,7 +17,6 @@ every host the filter shows, and ``x`` runs one command on all marked hosts (the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +32,7 @@ from textual.message import Message
 from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.signal import Signal
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 from oc_tui import fleet_cache
@@ -47,6 +46,7 @@ from oc_tui.widgets.formatting import describe_error, host_markup
 from oc_tui.widgets.host_detail import HostDetail
 from oc_tui.widgets.host_filter import HostFilter
 from oc_tui.widgets.host_table import HostTable
+from oc_tui.widgets.keys_footer import KeysFooter
 
 if TYPE_CHECKING:
     from oc_tui.api import OpenComputersClient, StreamState
@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 # the first frame waits for every import (bench/cases/tui_first_frame.py).
 
 UNREACHABLE = "control plane unreachable — retrying"
+UNNAMED_KEPT = 20
+"""Events kept per host whose name is not known yet (written once it is)."""
 TICK_SECONDS = 10.0
 """How often relative times and the selected host's live facts are refreshed."""
 
@@ -89,13 +91,21 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         Binding("n", "register", "Register"),
         # shown by ? and the palette; the footer keeps to what fits 80 columns
         Binding("l", "edit_labels", "Labels", show=False),
+        Binding("e", "rename", "Rename", show=False, tooltip="Rename the host"),
         Binding("t", "open_host('terminal')", "Terminal", show=False, tooltip="Open a terminal on the host"),
-        Binding("ctrl+d,delete", "revoke", "Revoke", show=False),
+        Binding(
+            "ctrl+d,delete",
+            "revoke",
+            "Revoke",
+            show=False,
+            tooltip="Revoke the host; on a revoked host: delete it from the list (purge)",
+        ),
         Binding("r", "reload", "Reload", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("v", "save_group", "Save view", show=False, tooltip="Save the filter as a host group"),
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (16, "-tall")]
 
     # --- messages: what workers (or a test) deliver ------------------------------------------------
 
@@ -184,6 +194,9 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         self._group: tuple[str, set[str]] | None = None  # :hosts group=NAME: its name and members
         self._stream_down = False
         self._polling = False
+        self._unnamed: dict[str, list[HostEvent]] = {}
+        """Events about hosts not known yet (the stream ran ahead of the listing, after a restart):
+        written to the feed once the host's name is known, not under its id."""
         self.live = False
         """True while the event stream is connected: the table follows changes as they happen."""
 
@@ -196,7 +209,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
             with Vertical(id="side"):
                 yield HostDetail(self._clock, id="detail")
                 yield EventFeed(id="events")
-        yield Footer(compact=True)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.table.border_title = "hosts"
@@ -349,6 +362,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         self.stale = message.cached
         self._answered = self._answered or not message.cached
         self._hosts.replace_all(message.hosts)
+        for host_id in [known for known in self._unnamed if known in self._hosts.hosts]:
+            self._write_unnamed(host_id, self._hosts.hosts[host_id].name)
         self.table.loading = False
         if not self._stream_down:
             self.banner.clear()
@@ -358,19 +373,37 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         self._upsert(message.host)
 
     def on_fleet_screen_host_gone(self, message: HostGone) -> None:
+        self._write_unnamed(message.host_id)
         if self._hosts.remove(message.host_id):
             self.table.set_marked(self.table.marked - {message.host_id})
             self._render_hosts()
 
     def on_fleet_screen_host_event_arrived(self, message: HostEventArrived) -> None:
         event = message.event
+        if event.type == "host_deleted":  # purged (here or by another client): it leaves the list
+            known = self._hosts.get(event.host_id)
+            self.post_message(self.HostGone(event.host_id))
+            self.query_one(EventFeed).add_event(event, known.name if known else event.host_id)
+            return
         effect = self._hosts.apply_event(event)
         if effect.changed and effect.host is not None:
             self._show_upserted(effect.host)
+        if effect.host is None:
+            waiting = self._unnamed.setdefault(event.host_id, [])
+            if len(waiting) < UNNAMED_KEPT:
+                waiting.append(event)
+            if self.client is not None:
+                self.fetch_host(event.host_id)  # its name, then the line
+            return
         if effect.refetch and self.client is not None:
             self.fetch_host(event.host_id)  # agent info and last-seen change with the status
-        name = effect.host.name if effect.host is not None else event.host_id
-        self.query_one(EventFeed).add_event(event, name)
+        self.query_one(EventFeed).add_event(event, effect.host.name)
+
+    def _write_unnamed(self, host_id: str, name: str | None = None) -> None:
+        """The events that waited for ``host_id``'s name, written now (under ``name``, else its id)."""
+        feed = self.query_one(EventFeed)
+        for event in self._unnamed.pop(host_id, []):
+            feed.add_event(event, name or host_id)
 
     def on_fleet_screen_sys_info_loaded(self, message: SysInfoLoaded) -> None:
         detail = self.query_one(HostDetail)
@@ -628,15 +661,12 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
     async def _show_host_key(self, registration: HostRegistration) -> None:
         """The key, with the agent command for the URL other machines reach the control plane at: the
         embedded server's ``public_url`` (``/healthz``), else the URL this app uses."""
+        from oc_tui.screens.host_key import HostKeyScreen, public_url
+
         client = self.client
         base_url = client.base_url if client is not None else self._base_url
         if client is not None and self.live:
-            with contextlib.suppress(errors.OpenComputersError):
-                public = (await client.health()).get("public_url")
-                if isinstance(public, str) and public.startswith(("http://", "https://")):
-                    base_url = public
-        from oc_tui.screens.host_key import HostKeyScreen
-
+            base_url = await public_url(client)
         self.app.push_screen(HostKeyScreen(registration, base_url))
 
     def action_edit_labels(self) -> None:
@@ -657,12 +687,29 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
             self._upsert(host)
             self.notify(f"labels of {host_markup(host.name)} saved", title="Saved")
 
+    def action_rename(self) -> None:
+        host = self._selected()
+        if host is None:
+            return
+        if host.status == "revoked":
+            self.notify(f"{host_markup(host.name)} is revoked: it can no longer change", severity="warning")
+            return
+
+        def renamed(updated: Host | None) -> None:
+            if updated is not None:
+                self._upsert(updated)
+                self.notify(f"{host_markup(host.name)} is now {host_markup(updated.name)}", title="Renamed")
+
+        from oc_tui.screens.labels import RenameHostScreen
+
+        self.app.push_screen(RenameHostScreen(self.client, host), renamed)
+
     def action_revoke(self) -> None:
         host = self._selected()
         if host is None:
             return
         if host.status == "revoked":
-            self.notify(f"{host_markup(host.name)} is already revoked", severity="warning")
+            self._ask_purge(host)
             return
 
         def confirmed(yes: bool | None) -> None:
@@ -672,6 +719,37 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         from oc_tui.screens.confirm import ConfirmRevokeScreen
 
         self.app.push_screen(ConfirmRevokeScreen(host), confirmed)
+
+    def _ask_purge(self, host: Host) -> None:
+        """A revoked host: delete it from the list for good (asking first, saying what goes)."""
+        from oc_tui.screens.confirm import ConfirmScreen
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.purge_host(host)
+
+        text = (
+            f"{host_markup(host.id)} is revoked. Deleting it removes it from the list with everything kept "
+            "about it: its jobs and their output, tunnels, secrets, AI agent sessions. This cannot be undone."
+        )
+        self.app.push_screen(
+            ConfirmScreen(f"Delete host {host_markup(host.name)}?", text, "Delete"), confirmed
+        )
+
+    @work(group="revoke", exit_on_error=False)
+    async def purge_host(self, host: Host) -> None:
+        client = self.client
+        if client is None:
+            return
+        try:
+            await client.purge_host(host.id)
+        except errors.NotFoundError:
+            pass  # gone already
+        except errors.OpenComputersError as exc:
+            self.post_message(self.RequestFailed(f"delete {host.name}", exc))
+            return
+        self.notify(f"{host_markup(host.name)} deleted from the list", title="Deleted")
+        self.post_message(self.HostGone(host.id))
 
     # --- helpers -------------------------------------------------------------------------------------
 
@@ -688,6 +766,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
     def _show_upserted(self, host: Host) -> None:
         """A host record the cache now holds: its row, the counts, the detail, open host screens."""
         self.table.upsert(host)  # one row redrawn or moved, not the whole table
+        if host.id in self._unnamed:
+            self._write_unnamed(host.id, host.name)
         self._update_info()
         self._show_selected()
         self.host_updated.publish(host)
@@ -741,8 +821,18 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         reason = read_only_reason(self.app)
         if reason:
             parts.insert(1, f"[b]read-only[/b] ({reason})")
-        # one line high whatever it says: no layout of the whole screen on every keystroke
-        self.query_one("#fleet-info", Static).update("  ·  ".join(parts), layout=False)
+        self.query_one("#fleet-info", Static).update("  ·  ".join(parts))
+        self.table.border_subtitle = self._empty_reason()
+
+    def _empty_reason(self) -> str:
+        """Why the table shows no host although there are hosts (a filter, a group), else ""."""
+        if self.table.row_count or not len(self._hosts):
+            return ""
+        if self._filter.active:
+            return f"no hosts match '{host_markup(self._filter.text)}' — esc clears the filter"
+        if self._group is not None:
+            return f"no hosts in group {host_markup(self._group[0])}"
+        return ""
 
     def _tick(self) -> None:
         self.table.refresh_times()

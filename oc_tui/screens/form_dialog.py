@@ -23,6 +23,7 @@ from textual.worker import Worker, WorkerState
 
 from oc_tui.api import OpenComputersClient, errors
 from oc_tui.widgets.formatting import describe_error, host_markup
+from oc_tui.widgets.keys_footer import DialogKeys
 
 ResultType = TypeVar("ResultType")
 
@@ -30,7 +31,7 @@ SEND_ERRORS = (errors.OpenComputersError, OSError, ValueError)
 """What :meth:`FormDialog.send` may raise to say the form cannot be sent as it is (shown inline)."""
 
 
-class FormDialog(ModalScreen[ResultType | None]):
+class FormDialog(DialogKeys, ModalScreen[ResultType | None]):
     """Base of form dialogs: expects ``#submit``, ``#cancel`` buttons and an ``#error`` label
     (:meth:`compose_footer` yields them)."""
 
@@ -111,6 +112,15 @@ class FormDialog(ModalScreen[ResultType | None]):
     @on(Button.Pressed, "#cancel")
     def _cancel_pressed(self) -> None:
         self.dismiss(None)
+
+    def required(self, selector: str, what: str = "a name") -> str | None:
+        """The stripped value of the ``Input`` at ``selector``; None (after saying "``what`` is
+        required" inline) when it is empty."""
+        value = self.query_one(selector, Input).value.strip()
+        if not value:
+            self.show_error(f"{what} is required")
+            return None
+        return value
 
     def set_busy(self, busy: bool) -> None:
         """Disable (or enable again) the submit button while the call runs."""

@@ -87,11 +87,7 @@ class SaveGroupScreen(FormDialog[Group]):
             yield from self.compose_footer("Save")
 
     def fields(self) -> str | None:
-        name = self.query_one("#name", Input).value.strip()
-        if not name:
-            self.show_error("a name is required")
-            return None
-        return name
+        return self.required("#name")
 
     async def send(self, fields: str) -> Group:
         assert self.client is not None  # NEEDS_CLIENT

@@ -17,6 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from oc_tui.screens import views
+from oc_tui.widgets.keys_footer import DialogKeys
 
 KeySection = tuple[str, Sequence[tuple[str, str]]]
 
@@ -29,7 +30,7 @@ FILTER_SYNTAX: Sequence[tuple[str, str]] = (
 )
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(DialogKeys, ModalScreen[None]):
     """A scrollable table of keys; any of esc, q or ? closes it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "close", "Close")]

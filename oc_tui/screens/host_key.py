@@ -6,6 +6,7 @@ to the clipboard (OSC 52, so it also works over SSH when the terminal allows it)
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import shlex
 from typing import ClassVar
@@ -18,14 +19,28 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, TextArea
 
+from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.models import HostRegistration
+from oc_tui.widgets.clipboard import copy_text
 from oc_tui.widgets.formatting import host_markup
+from oc_tui.widgets.keys_footer import DialogKeys
 
 
 def agent_command(base_url: str, host_key: str) -> str:
     """The exact command to run on the new machine: the key in the agent's environment, never in its
     argv (which every user of that machine can read with ``ps``)."""
     return f"OC_HOST_KEY={shlex.quote(host_key)} oc-agent --server {shlex.quote(base_url)}"
+
+
+async def public_url(client: OpenComputersClient) -> str:
+    """The URL other machines reach the control plane at: the embedded server's ``public_url``
+    (``/healthz``, set with ``--public-url`` or ``public_url`` in config.toml), else the URL this client
+    uses (MIOSA's API, a server without the extension, or none answering)."""
+    with contextlib.suppress(errors.OpenComputersError):
+        public = (await client.health()).get("public_url")
+        if isinstance(public, str) and public.startswith(("http://", "https://")):
+            return public
+    return client.base_url
 
 
 def loopback_hint(base_url: str) -> str | None:
@@ -38,12 +53,12 @@ def loopback_hint(base_url: str) -> str | None:
     if not loopback:
         return None
     return (
-        f"{base_url} is reachable from this machine only. For another machine, start the control "
-        "plane with `oc-server --bind 0.0.0.0 --public-url http://THIS-HOST:8787` and use that URL."
+        f"Only this machine reaches {base_url}. For others: oc-tui --bind 0.0.0.0 --public-url "
+        "http://THIS-HOST:8787 (or bind, public_url in [profiles.local] of config.toml)"
     )
 
 
-class HostKeyScreen(ModalScreen[None]):
+class HostKeyScreen(DialogKeys, ModalScreen[None]):
     """The host key and the ``oc-agent`` command for a just-registered host."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -78,8 +93,7 @@ class HostKeyScreen(ModalScreen[None]):
         self.query_one("#copy", Button).focus()
 
     def action_copy(self) -> None:
-        self.app.copy_to_clipboard(self.command)
-        self.notify("oc-agent command copied to the clipboard", title="Copied")
+        copy_text(self, self.command, "oc-agent command")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on, work
@@ -25,13 +26,15 @@ from textual.widgets import DataTable, Input, Label
 from oc_tui.api import errors
 from oc_tui.api.models import Job
 from oc_tui.api.streams import OutputChunk, OutputTruncated
-from oc_tui.jobs_model import exit_note, split_secrets, truncated_note
+from oc_tui.jobs_model import JobOptions, exit_note, split_secrets, truncated_note
 from oc_tui.screens.host_tab import HostTab, HostTabContext
 from oc_tui.widgets.command_line import CommandLine
 from oc_tui.widgets.formatting import host_markup, job_duration
 from oc_tui.widgets.job_list import ACTIVE, JobList, command_line
 from oc_tui.widgets.job_output import JobOutput
 
+OPTIONS_PLACE = "jobs.options"
+"""The key of the tab's options in the host's places."""
 POLL_SECONDS = 2.0
 """How often the list is reloaded while a job is active."""
 JOBS_SHOWN = 50
@@ -54,6 +57,17 @@ class JobsTab(HostTab):
         # priority: it must work while the command line has the focus (it takes ctrl+k from Input's
         # "delete to the end of the line", which a one-line command prompt hardly needs).
         Binding("ctrl+k", "cancel_job", "Cancel job", priority=True),
+        # ctrl+ keys for the same reason: the command line has the keyboard most of the time
+        Binding(
+            "ctrl+o", "job_options", "Options", priority=True, tooltip="Directory, environment, time limit"
+        ),
+        Binding(
+            "ctrl+s",
+            "save_output",
+            "Save output",
+            priority=True,
+            tooltip="The selected job's whole output to a file",
+        ),
     ]
 
     # --- messages: what workers (or a test) deliver ------------------------------------------------
@@ -102,6 +116,9 @@ class JobsTab(HostTab):
         self._shown: str | None = None
         """The job whose output the output pane shows."""
         self._ended: set[str] = set()
+        self._places = context.places
+        self.options = JobOptions.from_place(context.places.get(OPTIONS_PLACE))
+        """How the next commands run (kept per host for this run of the app)."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="job-command-bar"):
@@ -112,6 +129,7 @@ class JobsTab(HostTab):
                 id="job-command",
                 compact=True,
             )
+            yield Label(host_markup(self.options.summary()), id="job-options")
         yield JobList(self._clock, id="job-list")
         yield JobOutput(id="job-output")
 
@@ -157,7 +175,14 @@ class JobsTab(HostTab):
     def start_job(self, command: str, secrets: list[str] | None = None) -> None:
         self.request(
             f"run {command!r}",
-            lambda client: client.run_job(self.host_id, command, secrets=secrets),
+            lambda client: client.run_job(
+                self.host_id,
+                command,
+                secrets=secrets,
+                cwd=self.options.cwd,
+                env=list(self.options.env) or None,
+                timeout=self.options.timeout,
+            ),
             lambda job: self.post_message(self.JobStarted(job)),
             group="jobs-run",
             needs_client=True,
@@ -273,6 +298,35 @@ class JobsTab(HostTab):
             return
         self.app.notify(host_markup(f"cancelling {command_line(job)!r}…"), title="Jobs")
         self.cancel(job)
+
+    def action_job_options(self) -> None:
+        """Ask how the next jobs run (directory, environment, time limit); shown beside the prompt."""
+        from oc_tui.screens.job_dialogs import JobOptionsDialog
+
+        def chosen(options: JobOptions | None) -> None:
+            if options is not None:
+                self.options = options
+                self._places[OPTIONS_PLACE] = options.to_place()
+                self.query_one("#job-options", Label).update(host_markup(options.summary()))
+
+        self.app.push_screen(JobOptionsDialog(self.options), chosen)
+
+    def action_save_output(self) -> None:
+        """Save the selected job's whole output (the pane keeps only its last lines) to a local file."""
+        from oc_tui.screens.job_dialogs import SaveOutputDialog
+        from oc_tui.screens.save_picture import default_save_path
+
+        job = self.job_list.selected_job
+        if job is None:
+            self.app.notify("no job selected", severity="warning")
+            return
+
+        def saved(path: Path | None) -> None:
+            if path is not None:
+                self.app.notify(host_markup(str(path)), title="Output saved")
+
+        default = default_save_path("Downloads", f"{job.id}.log")
+        self.app.push_screen(SaveOutputDialog(self.client, self.host_id, job.id, default), saved)
 
     # --- helpers -----------------------------------------------------------------------------------
 

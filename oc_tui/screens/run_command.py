@@ -19,6 +19,7 @@ from textual.widgets import Button, Input, Label
 from oc_tui.api.models import Host
 from oc_tui.widgets.command_line import CommandLine
 from oc_tui.widgets.formatting import host_markup
+from oc_tui.widgets.keys_footer import DialogKeys
 
 NAMES_SHOWN = 8
 
@@ -31,7 +32,7 @@ def host_sample(hosts: Sequence[Host]) -> str:
     return ", ".join(names)
 
 
-class RunCommandScreen(ModalScreen[str | None]):
+class RunCommandScreen(DialogKeys, ModalScreen[str | None]):
     """One command line for many hosts (with its own history, kept by the app)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
@@ -54,6 +55,7 @@ class RunCommandScreen(ModalScreen[str | None]):
                 )
             yield Label("Command (runs through each host's shell)", classes="field-label")
             yield CommandLine(self._history, placeholder="uname -a", id="fanout-command")
+            yield Label("", id="error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Run", variant="primary", id="submit", compact=True)
                 yield Button("Cancel", id="cancel", compact=True)
@@ -66,8 +68,11 @@ class RunCommandScreen(ModalScreen[str | None]):
     def _submit(self) -> None:
         field = self.query_one(CommandLine)
         command = field.value.strip()
-        if not command:
-            self.notify("type a command first", severity="warning")
+        error = self.query_one("#error", Label)
+        if not command:  # said in the dialog, which stays open (a toast would cover its buttons)
+            error.update("Nothing to run: type a command first (esc cancels).")
+            error.add_class("-visible")
+            field.focus()
             return
         field.remember(command)
         self.dismiss(command)

@@ -1,4 +1,9 @@
-"""Where to save a picture of a host's screen: a path asked for, the picture written there as PNG."""
+"""Where to save something on this machine: a path asked for (prefilled), then the thing written there.
+
+:class:`SaveFileDialog` is the one shape (the Desktop's picture and a job's full output use it): a path
+field with a proposed path, a directory as the answer keeping the proposed file name, a missing parent
+directory or a failed write said in the dialog, which stays open.
+"""
 
 from __future__ import annotations
 
@@ -14,29 +19,42 @@ from oc_tui.screens.form_dialog import FormDialog
 from oc_tui.widgets.formatting import host_markup
 
 
-class SavePictureDialog(FormDialog[Path]):
-    """Asks for a local path (prefilled with ``default``) and saves ``image`` there as PNG.
+def default_save_path(folder: str, name: str) -> Path:
+    """``~/<folder>/<name>`` (``folder``: ``Pictures``, ``Downloads`` …), or ``<name>`` in the current
+    directory when there is no such folder."""
+    where = Path.home() / folder
+    return (where if where.is_dir() else Path.cwd()) / name
 
-    Dismisses with the written path; a directory as the answer keeps the default file name. A path that
-    cannot be written is said in the dialog, which stays open.
+
+class SaveFileDialog(FormDialog[Path]):
+    """Asks for a local path (prefilled with ``default``) and writes there with :meth:`write`.
+
+    Dismisses with the written path. A subclass sets ``TITLE`` and says what is saved in
+    :meth:`describe`.
 
     Args:
-        image: a PIL image.
         default: the proposed path.
     """
 
-    FAILURE_TITLE = "Save screenshot"
+    TITLE = "Save"
 
-    def __init__(self, image: Any, default: Path) -> None:
-        super().__init__(None)
-        self._image = image
+    def __init__(self, default: Path, client: Any = None) -> None:
+        super().__init__(client)
         self._default = default
+
+    def describe(self) -> str:
+        """The line above the path field: what is saved, and that the path is on this machine."""
+        raise NotImplementedError
+
+    async def write(self, path: Path) -> None:
+        """Write to ``path`` (its directory exists); raise OSError, ValueError or an API error to say
+        why it failed."""
+        raise NotImplementedError
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label("Save screenshot", classes="dialog-title")
-            size = f"{self._image.width}×{self._image.height}"
-            yield Label(f"The screen ({size}) as PNG, to (on this machine)", classes="field-label")
+            yield Label(self.TITLE, classes="dialog-title")
+            yield Label(self.describe(), classes="field-label")
             yield Input(str(self._default), id="path", compact=True)
             yield from self.compose_footer("Save")
 
@@ -51,5 +69,23 @@ class SavePictureDialog(FormDialog[Path]):
     async def send(self, fields: Path) -> Path:
         if not fields.parent.is_dir():
             raise ValueError(f"no such directory: {host_markup(str(fields.parent))}")
-        await asyncio.to_thread(self._image.save, fields, "PNG")
+        await self.write(fields)
         return fields
+
+
+class SavePictureDialog(SaveFileDialog):
+    """Saves ``image`` (a PIL image) as PNG where the operator says; ``default``: the proposed path."""
+
+    TITLE = "Save screenshot"
+    FAILURE_TITLE = "Save screenshot"
+
+    def __init__(self, image: Any, default: Path) -> None:
+        super().__init__(default)
+        self._image = image
+
+    def describe(self) -> str:
+        size = f"{self._image.width}×{self._image.height}"
+        return f"The screen ({size}) as PNG, to (on this machine)"
+
+    async def write(self, path: Path) -> None:
+        await asyncio.to_thread(self._image.save, path, "PNG")

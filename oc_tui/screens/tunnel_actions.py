@@ -19,6 +19,7 @@ from oc_tui.screens.confirm import ConfirmScreen
 from oc_tui.screens.host_tab import client_of
 from oc_tui.screens.tunnel_inspector import TunnelInspectorScreen
 from oc_tui.screens.tunnels import TunnelForm
+from oc_tui.widgets.clipboard import copy_text
 
 if TYPE_CHECKING:
     from oc_tui.api import OpenComputersClient
@@ -98,8 +99,7 @@ class TunnelActions(ReadOnlyGuard, Widget):
         """Copy the selected tunnel's URL to the clipboard (OSC 52)."""
         tunnel = self.selected
         if tunnel is not None:
-            self.app.copy_to_clipboard(tunnel.public_url)
-            self.notify(tunnel.public_url, title="URL copied")
+            copy_text(self, tunnel.public_url, "URL")
 
     def action_inspect(self) -> None:
         """Open the selected tunnel's inspector: its requests, live, and replay."""

@@ -112,7 +112,9 @@ class HostDetail(VerticalScroll):
             ("region", host.region or "-"),
             ("labels", format_labels(host.labels) or "-"),
             ("created", format_timestamp(host.created_at)),
-            ("last seen", _seen(host.last_seen_at, now)),
+            # online: connected now (the record's last_seen_at is written at most every 30 s, so its
+            # age would claim a silence that is not there)
+            ("last seen", "now (connected)" if host.status == "online" else _seen(host.last_seen_at, now)),
         ]
         agent = host.agent
         if agent is not None:

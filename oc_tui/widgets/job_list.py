@@ -25,8 +25,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("started", "STARTED"),
     ("command", "COMMAND"),
 )
-COMMAND_WIDTH = 60
-"""Longer commands are cut with an ellipsis (the output pane's title shows them whole)."""
+MIN_COMMAND_WIDTH = 20
+"""The command column is as wide as the list leaves it (at 160 columns, over 100 characters), never
+narrower than this; longer commands are cut with an ellipsis (the output pane's title shows them whole)."""
 ACTIVE = frozenset({"queued", "running"})
 
 
@@ -54,6 +55,22 @@ class JobList(RowTable):
         super().__init__(clock, id=id)
         self._jobs: dict[str, Job] = {}
         self._order: list[str] = []
+        self._command_width = MIN_COMMAND_WIDTH
+
+    def on_resize(self) -> None:
+        """The command column takes the width there is: cells are cut again for the new width."""
+        width = self._room_for_command()
+        if width != self._command_width:
+            self._command_width = width
+            self._rebuild()
+
+    def _room_for_command(self) -> int:
+        """Columns the command may use: the list's width less the other columns and cell padding."""
+        others = sum(
+            column.get_render_width(self) for key, column in self.columns.items() if key.value != "command"
+        )
+        room = self.scrollable_content_region.width - others - 2 * self.cell_padding
+        return max(MIN_COMMAND_WIDTH, room)
 
     def restyle(self) -> None:
         self._rebuild()
@@ -129,8 +146,8 @@ class JobList(RowTable):
 
     def _cells(self, job: Job, now: datetime) -> tuple[Text, ...]:
         command = command_line(job)
-        if len(command) > COMMAND_WIDTH:
-            command = command[: COMMAND_WIDTH - 1] + "…"
+        if len(command) > self._command_width:
+            command = command[: self._command_width - 1] + "…"
         exit_code = "-" if job.exit_code is None else str(job.exit_code)
         return (
             Text(job_status_label(job.status), style=text_style(self, f"job-list--{job.status}")),

@@ -1,5 +1,9 @@
 """The footer of every screen: the keys in play, compact; the command palette's key only when there is
-room for it (at 80 columns it was cut mid-word and left a stray character in the last column)."""
+room for it (at 80 columns it was cut mid-word and left a stray character in the last column).
+
+Dialogs (modal screens) have a footer of their own too (:class:`DialogKeys`): without it the screen below
+showed its keys, none of which works while the dialog is open.
+"""
 
 from __future__ import annotations
 
@@ -18,3 +22,15 @@ class KeysFooter(Footer):
 
     def on_resize(self, event: events.Resize) -> None:
         self.show_command_palette = event.size.width >= PALETTE_WIDTH
+
+
+class DialogKeys:
+    """Mixin for a modal screen: mounts a :class:`KeysFooter` of its own, over the footer of the screen
+    below it, so the last line shows the dialog's keys (esc, enter …), not keys that do nothing now.
+
+    Textual calls the ``on_mount`` of every class in the screen's MRO, so a dialog's own ``on_mount``
+    does not replace this one.
+    """
+
+    def on_mount(self) -> None:
+        self.mount(KeysFooter())  # type: ignore[attr-defined]
