@@ -103,7 +103,8 @@ class FilterIndex:
         self._labels: dict[str, dict[str, set[str]]] = {}  # key -> value -> ids
         self._has_label: dict[str, set[str]] = {}  # key -> ids
         self._hosts: dict[str, Host] = {}
-        self._answers: OrderedDict[tuple[FilterKey, int], tuple[HostFilter, list[str]]] = OrderedDict()
+        self._answers: OrderedDict[FilterKey, tuple[HostFilter, list[str]]] = OrderedDict()
+        self._members: set[str] | None = None  # the group the kept answers are of (held: see select)
         self._unindexed: list[Host] = []
 
     def rebuild(self, ordered: Iterable[Host]) -> None:
@@ -162,14 +163,17 @@ class FilterIndex:
         if not rule.active and members is None:
             return list(self.ids)
         self.build()
-        key = (rule.key, id(members))
+        if members is not self._members:  # answers are of one group at a time
+            self._answers.clear()
+            self._members = members
+        key = rule.key
         kept = self._answers.get(key)
         if kept is not None:
             self._answers.move_to_end(key)
             return kept[1]
         base: list[str] | None = None
-        for (_, group), (earlier, answer) in self._answers.items():
-            if group == id(members) and rule.narrows(earlier) and (base is None or len(answer) < len(base)):
+        for earlier, answer in self._answers.values():
+            if rule.narrows(earlier) and (base is None or len(answer) < len(base)):
                 base = answer
         sets = self._sets(rule, members)
         ordered: list[str]
