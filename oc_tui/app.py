@@ -15,9 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import httpx
 from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -27,17 +26,21 @@ from textual.screen import Screen
 from textual.widgets import Input, TextArea
 from textual.worker import Worker, WorkerState
 
-from oc_tui import config
-from oc_tui.api import OpenComputersClient
+from oc_tui import config, fleet_cache
 from oc_tui.api.models import utcnow
-from oc_tui.local import LocalControlPlane, LocalControlPlaneError
-from oc_tui.screens import views
-from oc_tui.screens.command import CommandScreen
 from oc_tui.screens.fleet import FleetScreen
-from oc_tui.screens.help import HelpScreen, KeySection
 from oc_tui.theme_files import DEFAULT_THEME, LoadedThemes, load_themes
 from oc_tui.widgets.formatting import host_markup
 from oc_tui.widgets.key_capture import steps_aside
+
+if TYPE_CHECKING:
+    from oc_tui.api import OpenComputersClient
+    from oc_tui.local import LocalControlPlane
+    from oc_tui.screens.help import KeySection
+
+# The HTTP client, the embedded control plane, the command line, the help and every screen but the
+# fleet are imported when first used: the first frame waits for every import at start-up
+# (bench/cases/tui_first_frame.py).
 
 LOCAL_WARNINGS = {"server_failed", "host_revoked", "agent_refused", "port_taken"}
 """LocalControlPlane events worth a notification; the others go to the event feed only."""
@@ -138,11 +141,14 @@ class OcTuiApp(App[None]):
         clock: Callable[[], datetime] = utcnow,
         live: bool = True,
         read_only: bool = False,
+        host_cache: bool = False,
     ) -> None:
         """``client``: a ready client to use instead of one built from the profile (its owner closes it).
         ``themes``: the themes to offer (with the user's, as ``oc-tui`` loads them); the bundled ones
         by default. ``data_dir``: where the embedded profile keeps its state; ``bind`` and ``public_url``: where
-        its server listens and the URL other machines reach it at. ``clock``/``live``: see the module."""
+        its server listens and the URL other machines reach it at. ``clock``/``live``: see the module.
+        ``host_cache``: draw the fleet from the last host list this profile was shown (kept in the data
+        dir, see oc_tui/fleet_cache.py) while the first request is on its way, and keep the new one."""
         super().__init__()
         self.profile = profile
         self.client = client
@@ -165,7 +171,10 @@ class OcTuiApp(App[None]):
         self._initial_theme = theme
         self.clock = clock
         """The time relative times are shown against (fixed in tests and screenshots)."""
-        self.fleet = FleetScreen(profile.name, profile.base_url, clock)
+        cache = None
+        if host_cache and live:
+            cache = fleet_cache.cache_path(self._data_dir, profile.name, profile.base_url, profile.token)
+        self.fleet = FleetScreen(profile.name, profile.base_url, clock, cache=cache)
 
     @property
     def theme_names(self) -> list[str]:
@@ -182,7 +191,20 @@ class OcTuiApp(App[None]):
             self.notify(problem, title="Theme file skipped", severity="warning", timeout=15)
         if not self._live:
             return
+        if self.fleet.cache is not None:
+            self.fleet.show_cached()  # then FleetScreen.CacheShown: connect
+        else:
+            self._connect()
+
+    def on_fleet_screen_cache_shown(self) -> None:
+        # The fleet is drawn from the cache (or there was none): get the HTTP client (its imports take
+        # a while) after that frame is on the screen.
+        self.call_after_refresh(self._connect)
+
+    def _connect(self) -> None:
         if self.client is None and not self.profile.embedded:
+            from oc_tui.api import OpenComputersClient
+
             self.client = OpenComputersClient(self.profile.base_url, self.profile.token)
         if self.client is not None:
             self.fleet.post_message(FleetScreen.ClientReady())
@@ -200,6 +222,10 @@ class OcTuiApp(App[None]):
 
     @work(exclusive=True, group="local", exit_on_error=False)
     async def _start_local(self) -> None:
+        import httpx
+
+        from oc_tui.local import LocalControlPlane, LocalControlPlaneError
+
         port = httpx.URL(self.profile.base_url).port or config.LOCAL_PORT
 
         def on_event(kind: str, text: str) -> None:
@@ -276,6 +302,8 @@ class OcTuiApp(App[None]):
     # --- global actions --------------------------------------------------------------------------
 
     def action_help(self) -> None:
+        from oc_tui.screens.help import HelpScreen
+
         if isinstance(self.screen, HelpScreen):
             return
         self.push_screen(HelpScreen(self._key_sections()))
@@ -329,11 +357,16 @@ class OcTuiApp(App[None]):
         ]
 
     def action_command_mode(self) -> None:
+        from oc_tui.screens import views
+        from oc_tui.screens.command import CommandScreen
+
         self.push_screen(CommandScreen(views.command_names()), self._run_command)
 
     def _run_command(self, command: str | None) -> None:
         if not command:
             return
+        from oc_tui.screens import views
+
         name = command.split()[0].lower()
         view = views.find_view(command)
         if name in ("q", "quit", "q!"):

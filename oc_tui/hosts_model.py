@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import pydantic
 
-from oc_tui.api import OpenComputersClient, errors
+from oc_tui.api import errors
 from oc_tui.api.models import HOST_STATUSES, Host, HostEvent, HostSysInfo
 from oc_tui.widgets.formatting import describe_error
+
+if TYPE_CHECKING:
+    from oc_tui.api import OpenComputersClient
 
 
 async def load_sysinfo(client: OpenComputersClient, host_id: str) -> HostSysInfo | str:
@@ -49,6 +52,7 @@ class HostCache:
 
     def __init__(self) -> None:
         self.hosts: dict[str, Host] = {}
+        self._online = 0
 
     def __len__(self) -> int:
         return len(self.hosts)
@@ -59,8 +63,8 @@ class HostCache:
 
     @property
     def online(self) -> int:
-        """How many hosts are online."""
-        return sum(1 for host in self.hosts.values() if host.status == "online")
+        """How many hosts are online (counted as records change, not on every question)."""
+        return self._online
 
     def replace_all(self, listing: Iterable[Host]) -> None:
         """A full listing replaces the cache, except records an event has already made newer."""
@@ -70,6 +74,7 @@ class HostCache:
             if known is not None and changed_at(known) > changed_at(host):
                 fresh[host_id] = known  # an event newer than this listing already arrived
         self.hosts = fresh
+        self._online = sum(1 for host in fresh.values() if host.status == "online")
 
     def upsert(self, host: Host) -> Host:
         """Keep ``host`` (its status stays the known one if that is newer); returns what is kept."""
@@ -78,12 +83,16 @@ class HostCache:
             host = host.model_copy(
                 update={"status": known.status, "status_changed_at": known.status_changed_at}
             )
+        self._online += (host.status == "online") - (known is not None and known.status == "online")
         self.hosts[host.id] = host
         return host
 
     def remove(self, host_id: str) -> bool:
         """Forget a host; False when it was not known."""
-        return self.hosts.pop(host_id, None) is not None
+        host = self.hosts.pop(host_id, None)
+        if host is not None and host.status == "online":
+            self._online -= 1
+        return host is not None
 
     def apply_event(self, event: HostEvent) -> EventEffect:
         """Merge what a host event says; see :class:`EventEffect` for what the caller then does."""

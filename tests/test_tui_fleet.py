@@ -321,3 +321,54 @@ async def test_a_refused_token_gets_a_lasting_banner_naming_the_profile(server) 
         assert banner.kind == "error"
         await pilot.pause(1.0)
         assert "refused the API token" in banner.message  # still there: it lasts
+
+
+async def test_the_last_host_list_is_drawn_at_start_marked_stale_until_the_server_answers(
+    server, tmp_path: Path
+) -> None:
+    """oc-tui keeps the host list it was shown (0600, in the data dir) and the next start draws it at
+    once, marked stale, until the control plane's own answer replaces it; a server that cannot be
+    reached leaves it stale; another token of the same server has a cache of its own."""
+    import json
+    import socket
+    import stat
+
+    from oc_tui import fleet_cache
+
+    server.register("cached-1")
+
+    def app_for(base_url: str) -> OcTuiApp:
+        profile = Profile(name="test", base_url=base_url, token=server.token, embedded=False)
+        return OcTuiApp(profile, data_dir=tmp_path, host_cache=True)
+
+    def info(app: OcTuiApp) -> str:
+        return str(app.fleet.query_one("#fleet-info").render())
+
+    path = fleet_cache.cache_path(tmp_path, "test", server.base_url, server.token)
+    app = app_for(server.base_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: "cached-1" in rows(app) and path.exists(), "hosts and their cache")
+        assert "stale" not in info(app)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    saved = path.read_text()
+    assert "cached-1" in saved and server.token not in saved
+    assert fleet_cache.cache_path(tmp_path, "test", server.base_url, "another-token") != path
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    (gone_path := fleet_cache.cache_path(tmp_path, "test", gone, server.token)).write_text(saved)
+    app = app_for(gone)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: "cached-1" in rows(app), "the cached list")
+        await wait_until(pilot, lambda: "unreachable" in str(app.fleet.banner.render()), "the banner")
+        assert "stale" in info(app)  # no answer yet: still the last session's list
+    assert gone_path.read_text() == saved
+
+    server.register("cached-2")  # the server now knows more than the cache
+    app = app_for(server.base_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: "cached-1" in rows(app), "a host list")
+        await wait_until(pilot, lambda: "cached-2" in rows(app) and "stale" not in info(app), "the answer")
+        await wait_until(pilot, lambda: "cached-2" in path.read_text(), "the new list kept")
+    assert {"cached-1", "cached-2"} <= {host["name"] for host in json.loads(path.read_text())["hosts"]}

@@ -105,8 +105,9 @@ def run(ctx: Context) -> list[Row]:
     muxed = _ssh(sshd, n, shared=True)
     mine, theirs = Samples(ours, "ms"), Samples(ssh, "ms")
     return [
-        Row(f"keystroke echo, median of {n} vs ssh -tt", mine, theirs, target="≤ 1.0× ssh -tt",
-            met=mine.median <= theirs.median),
-        Row(f"keystroke echo, p99 of {n} vs ssh -tt", Samples([p99(ours)], "ms"), Samples([p99(ssh)], "ms")),
+        Row(f"keystroke echo, median of {n} vs ssh -tt", mine, theirs, target="≤ 1.5× ssh -tt",
+            met=mine.median <= 1.5 * theirs.median),
+        Row(f"keystroke echo, p99 of {n} vs ssh -tt", Samples([p99(ours)], "ms"), Samples([p99(ssh)], "ms"),
+            target="≤ 1.5× ssh -tt", met=p99(ours) <= 1.5 * p99(ssh)),
         Row("keystroke echo vs ssh -tt (shared conn)", mine, Samples(muxed, "ms")),
     ]  # fmt: skip

@@ -32,6 +32,9 @@ from oc_tui.widgets.labels import format_labels
 
 TICK = 0.005
 TARGET_MS = 50.0
+KEY_TARGET_MS = 16.0
+"""One keystroke in the filter: a frame at 60 Hz."""
+TYPED = "env=prod web-0"
 NOW = datetime(2026, 3, 14, 9, 30, 0, tzinfo=UTC)
 SIZE = (120, 40)
 STATUSES = ("online", "online", "online", "offline", "pending", "error")
@@ -114,8 +117,17 @@ async def one_run(n: int, hosts: list[Host]) -> dict[str, tuple[float, float]]:
         stalls["load"] = probe.worst_ms()
 
         probe.reset()
-        await pilot.press("slash", *"env=prod web-0")
-        await settle(pilot, 0.2)
+        await pilot.press("slash")
+        await settle(pilot, 0.05)
+        keys = []  # the longest stall of each keystroke, typed one at a time
+        for key in TYPED:
+            key_probe = probe.gap, probe.cpu_gap
+            probe.gap = probe.cpu_gap = 0.0
+            await pilot.press(key)
+            await settle(pilot, 0.05)
+            keys.append(probe.worst_ms())
+            probe.gap, probe.cpu_gap = max(probe.gap, key_probe[0]), max(probe.cpu_gap, key_probe[1])
+        stalls["keystroke"] = max(keys)
         shown = screen.table.row_count
         await pilot.press(*["backspace"] * 8, "enter")
         await settle(pilot, 0.2)
@@ -183,6 +195,7 @@ def run(ctx: Context) -> list[Row]:
     labels = {
         "load": f"UI stall: {n} hosts loaded into the fleet view",
         "filter": f"UI stall: filter typed over {n} hosts (/ then esc)",
+        "keystroke": f"UI stall: one keystroke in the filter over {n} hosts (worst of {len(TYPED)})",
         "events": f"UI stall: 100 live status changes among {n} hosts",
         "paging": f"UI stall: paging through {n} hosts",
     }
@@ -190,6 +203,7 @@ def run(ctx: Context) -> list[Row]:
     for phase, label in labels.items():
         ours = Samples([session[phase][0] for session in sessions], "ms")
         cpu = max(session[phase][1] for session in sessions)
+        target = KEY_TARGET_MS if phase == "keystroke" else TARGET_MS
         note = f"at most {cpu:.0f} ms of the app's own CPU in one stall (the rest: waiting for a core)"
         if phase == "load":
             note += f"; stock DataTable: at most {max(c for _, c in stock):.0f} ms CPU in one stall"
@@ -198,8 +212,8 @@ def run(ctx: Context) -> list[Row]:
                 label + (" vs stock DataTable" if phase == "load" else ""),
                 ours,
                 Samples([wall for wall, _ in stock], "ms") if phase == "load" else None,
-                target=f"≤ {TARGET_MS:g} ms",
-                met=ours.median <= TARGET_MS,
+                target=f"≤ {target:g} ms",
+                met=ours.median <= target,
                 note=note,
             )
         )

@@ -5,6 +5,8 @@ Data flow: workers (``@work``) talk to the client and post messages (:class:`Hos
 Tests and the screenshot script feed fixed models through the very same messages.
 
 The screen keeps the one copy of the hosts (by id); the table shows a filtered, sorted view of it.
+With a ``cache`` file (oc-tui's own start), the list the last session was shown is drawn first, marked
+stale until the control plane answers, and every answer is kept for the next start.
 When the control plane goes away, a banner says so; the event stream keeps retrying and, when it
 connects again, the table is reloaded.
 
@@ -14,31 +16,30 @@ every host the filter shows, and ``x`` runs one command on all marked hosts (the
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
 from textual.message import Message
+from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.signal import Signal
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
-from oc_tui.api import OpenComputersClient, StreamState, errors
+from oc_tui import fleet_cache
+from oc_tui.api import errors
 from oc_tui.api.models import Host, HostEvent, HostRegistration, HostSysInfo
 from oc_tui.hosts_model import HostCache, load_sysinfo
 from oc_tui.readonly import ReadOnlyGuard, read_only_reason
-from oc_tui.screens.confirm import ConfirmRevokeScreen
-from oc_tui.screens.host_key import HostKeyScreen
-from oc_tui.screens.host_tab import client_of
-from oc_tui.screens.labels import EditLabelsScreen, RenameHostScreen
-from oc_tui.screens.register import RegisterHostScreen
-from oc_tui.screens.run_command import RunCommandScreen
 from oc_tui.widgets.connection_banner import ConnectionBanner
 from oc_tui.widgets.event_feed import EventFeed
 from oc_tui.widgets.formatting import describe_error, host_markup
@@ -47,6 +48,12 @@ from oc_tui.widgets.host_filter import HostFilter
 from oc_tui.widgets.host_table import HostTable
 from oc_tui.widgets.keys_footer import KeysFooter
 from oc_tui.widgets.text_entry import Input
+
+if TYPE_CHECKING:
+    from oc_tui.api import OpenComputersClient, StreamState
+
+# The dialogs, the host screens and the HTTP client are imported when first used, not at start-up:
+# the first frame waits for every import (bench/cases/tui_first_frame.py).
 
 UNREACHABLE = "control plane unreachable — retrying"
 UNNAMED_KEPT = 20
@@ -61,6 +68,13 @@ def unauthorized_text(profile: str, base_url: str) -> str:
         f"{base_url} refused the API token of profile {profile!r} (401) — set the right one with "
         f"--token, OC_TUI_TOKEN or [profiles.{profile}] token in config.toml"
     )
+
+
+class FilterBox(Input):
+    """The filter's one-line box. Its text scrolls inside a fixed size, so a keystroke repaints it
+    without a layout of the whole screen (``Input`` asks for one whenever its text's width changes)."""
+
+    virtual_size = Reactive(Size(0, 0), layout=False)
 
 
 class FleetScreen(ReadOnlyGuard, Screen[None]):
@@ -98,9 +112,13 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
 
     @dataclass
     class HostsLoaded(Message):
-        """Every host the API has (all pages)."""
+        """Every host the API has (all pages); or, ``cached``, the list the last session was shown."""
 
         hosts: list[Host]
+        cached: bool = False
+
+    class CacheShown(Message):
+        """The cached host list is drawn (or there was none): the app may connect now."""
 
     @dataclass
     class HostFetched(Message):
@@ -155,8 +173,17 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
 
     # --- setup -------------------------------------------------------------------------------------
 
-    def __init__(self, profile_name: str, base_url: str, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, profile_name: str, base_url: str, clock: Callable[[], datetime], *, cache: Path | None = None
+    ) -> None:
+        """``cache``: the file of the last host list this profile was shown (see oc_tui/fleet_cache.py),
+        drawn by :meth:`show_cached` and replaced after every load; None: no cache."""
         super().__init__()
+        self.cache = cache
+        self.stale = False
+        """True while the hosts shown are the cached list, before the control plane's first answer."""
+        self._answered = False
+        self._saved: list[Host] | None = None
         self._scope_known = False
         self._profile_name = profile_name
         self._base_url = base_url
@@ -177,7 +204,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="fleet-info")
         yield ConnectionBanner(id="banner")
-        yield Input(placeholder="filter: name  k=v  status:online", id="filter", compact=True)
+        yield FilterBox(placeholder="filter: name  k=v  status:online", id="filter", compact=True)
         with Horizontal(id="fleet-body"):
             yield HostTable(self._clock, id="hosts")
             with Vertical(id="side"):
@@ -196,6 +223,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
     @property
     def client(self) -> OpenComputersClient | None:
         """The app's client, None until the app has one."""
+        from oc_tui.screens.host_tab import client_of
+
         return client_of(self)
 
     @property
@@ -235,6 +264,24 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
             self.post_message(self.RequestFailed("load hosts", exc))
         else:
             self.post_message(self.HostsLoaded(hosts))
+            if self.cache is not None:
+                await asyncio.to_thread(self._save_cache, self.cache, hosts)
+
+    def _save_cache(self, path: Path, hosts: list[Host]) -> None:
+        """Keep ``hosts`` as the cached list (in a thread) unless it is what was kept last."""
+        if hosts != self._saved:
+            self._saved = hosts
+            fleet_cache.save(path, hosts)
+
+    @work(thread=True, exclusive=True, group="cache", exit_on_error=False)
+    def show_cached(self) -> None:
+        """Read the cached host list (in a thread: a big fleet's takes a while) and draw it, marked stale."""
+        try:
+            hosts = fleet_cache.load(self.cache) if self.cache is not None else None
+            if hosts:
+                self.post_message(self.HostsLoaded(hosts, cached=True))
+        finally:
+            self.post_message(self.CacheShown())
 
     @work(exclusive=True, group="events", exit_on_error=False)
     async def watch_events(self) -> None:
@@ -296,7 +343,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
 
     def on_fleet_screen_connecting(self, message: Connecting) -> None:
         self.banner.show_info(message.text)
-        self.table.loading = True
+        self.table.loading = not self._hosts  # the cached list stays readable meanwhile
 
     def on_fleet_screen_note(self, message: Note) -> None:
         self.query_one(EventFeed).add_note(message.text)
@@ -311,6 +358,10 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         self.watch_events()
 
     def on_fleet_screen_hosts_loaded(self, message: HostsLoaded) -> None:
+        if message.cached and self._answered:
+            return  # the control plane answered first: its list is newer
+        self.stale = message.cached
+        self._answered = self._answered or not message.cached
         self._hosts.replace_all(message.hosts)
         for host_id in [known for known in self._unnamed if known in self._hosts.hosts]:
             self._write_unnamed(host_id, self._hosts.hosts[host_id].name)
@@ -421,7 +472,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self._filter = HostFilter.parse(event.value)
-        self._render_hosts()
+        self._render_hosts(hosts_changed=False)
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self) -> None:
@@ -430,7 +481,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
     def scope_to_group(self, name: str | None) -> None:
         """Show only the members of the group called ``name`` (None: every host again)."""
         self._group = None
-        self._render_hosts()
+        self._render_hosts(hosts_changed=False)
         if name is not None:
             self.load_group(name)
 
@@ -451,7 +502,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
             self.notify(f"no group called {host_markup(name)} — :groups lists them", severity="error")
             return
         self._group = (name, members)
-        self._render_hosts()
+        self._render_hosts(hosts_changed=False)
 
     def action_save_group(self) -> None:
         """Save the filter as a group (label terms: a tag query; otherwise the hosts shown)."""
@@ -474,7 +525,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         box.value = ""
         box.remove_class("-visible")
         self._filter = HostFilter()
-        self._render_hosts()
+        self._render_hosts(hosts_changed=False)
         self.table.focus()
 
     # --- a host's own screen, marks and fan-out --------------------------------------------------------
@@ -531,6 +582,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
 
             if command:
                 self.app.push_screen(FanoutScreen(hosts, command, self._clock, live=self._networked))
+
+        from oc_tui.screens.run_command import RunCommandScreen
 
         self.app.push_screen(RunCommandScreen(hosts, self._history("*fan-out*")), run)
 
@@ -594,6 +647,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
             self.load_hosts()
 
     def action_register(self) -> None:
+        from oc_tui.screens.register import RegisterHostScreen
+
         self.app.push_screen(RegisterHostScreen(self.client), self._registered)
 
     def _registered(self, registration: HostRegistration | None) -> None:
@@ -607,7 +662,7 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
     async def _show_host_key(self, registration: HostRegistration) -> None:
         """The key, with the agent command for the URL other machines reach the control plane at: the
         embedded server's ``public_url`` (``/healthz``), else the URL this app uses."""
-        from oc_tui.screens.host_key import public_url
+        from oc_tui.screens.host_key import HostKeyScreen, public_url
 
         client = self.client
         base_url = client.base_url if client is not None else self._base_url
@@ -624,6 +679,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
                 f"{host_markup(host.name)} is revoked: its labels can no longer change", severity="warning"
             )
             return
+        from oc_tui.screens.labels import EditLabelsScreen
+
         self.app.push_screen(EditLabelsScreen(self.client, host), self._labels_saved)
 
     def _labels_saved(self, host: Host | None) -> None:
@@ -644,6 +701,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
                 self._upsert(updated)
                 self.notify(f"{host_markup(host.name)} is now {host_markup(updated.name)}", title="Renamed")
 
+        from oc_tui.screens.labels import RenameHostScreen
+
         self.app.push_screen(RenameHostScreen(self.client, host), renamed)
 
     def action_revoke(self) -> None:
@@ -657,6 +716,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         def confirmed(yes: bool | None) -> None:
             if yes:
                 self.revoke_host(host)
+
+        from oc_tui.screens.confirm import ConfirmRevokeScreen
 
         self.app.push_screen(ConfirmRevokeScreen(host), confirmed)
 
@@ -712,19 +773,19 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         self._show_selected()
         self.host_updated.publish(host)
 
-    def _render_hosts(self) -> None:
-        filtered = self._filter.matches if self._filter.active else None
-        shown = filtered
-        if self._group is not None:
-            members = self._group[1]
-
-            def in_group(host: Host) -> bool:
-                return host.id in members and (filtered is None or filtered(host))
-
-            shown = in_group
-        self.table.show_hosts(self._hosts.hosts.values(), shown)
-        self._update_info()
-        self._show_selected()
+    def _render_hosts(self, *, hosts_changed: bool = True) -> None:
+        """Show the hosts through the filter and the group; ``hosts_changed=False``: only those changed
+        (a keystroke in the filter box: no pass over every host)."""
+        members = self._group[1] if self._group is not None else None
+        if hosts_changed:
+            self.table.show_hosts(self._hosts.hosts.values(), self._filter, members)
+            self._update_info()
+            self._show_selected()
+        else:
+            self.table.set_filter(self._filter, members)
+            self._update_info()
+            # the detail pane is redrawn in a turn of its own: a keystroke's work is split in two
+            self.call_later(self._show_selected)
 
     def _show_selected(self) -> None:
         host_id = self.table.selected_host_id
@@ -754,6 +815,8 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
         marked = len(self.table.marked)
         if marked:
             parts.append(f"{marked} marked")
+        if self.stale:
+            parts.append("[b]stale[/b] (last session's list)")
         if self.live:
             parts.append("● live")
         reason = read_only_reason(self.app)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -44,6 +45,7 @@ class HostDetail(VerticalScroll):
     def __init__(self, clock: Callable[[], datetime], *, id: str | None = None) -> None:
         super().__init__(id=id, can_focus=False)
         self._clock = clock
+        self._shape: tuple[int, int] | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("no host selected", id="detail-title")
@@ -70,22 +72,39 @@ class HostDetail(VerticalScroll):
         body = next(iter(self.query_children("#detail-body").results(Static)), None)
         if title is None or body is None:
             return
-        for name, _ in status_classes("hosts", ""):
-            title.remove_class(name)
         host = self.host
+        for name, on in status_classes("hosts", host.status if host is not None else ""):
+            title.set_class(on, name)  # a no-op when it is already so (no restyle on every move)
         if host is None:
             title.update("no host selected")
             body.update("")
+            self._shape = None
             return
-        title.update(f"{status_label(host.status)}  {host_markup(host.name)}")
-        title.add_class(f"-{host.status}")
-        body.update(self._table(host))
+        heading = f"{status_label(host.status)}  {host_markup(host.name)}"
+        rows = self._rows(host)
+        # Moving along the table changes the text, rarely the size: when every line still fits the
+        # pane's width and there are as many, the screen is only repainted, not laid out again (a
+        # layout of the whole screen per cursor move was most of a page move's cost).
+        width = body.content_region.width
+        keys = max(len(key) for key, _ in rows) + 1
+        fits = bool(width) and all(keys + cell_len(host_text(value)) <= width for _, value in rows)
+        fits = fits and cell_len(Text.from_markup(heading).plain) <= title.content_region.width
+        shape = (len(rows), width) if fits else None
+        layout = shape is None or shape != self._shape
+        self._shape = shape
+        title.update(heading, layout=layout)
+        body.update(self._table(rows), layout=layout)
 
-    def _table(self, host: Host) -> Table:
-        now = self._clock()
+    def _table(self, rows: list[tuple[str, str]]) -> Table:
         table = Table.grid(padding=(0, 1))
         table.add_column(style=text_style(self, "host-detail--key"), no_wrap=True)
         table.add_column(overflow="fold")
+        for key, value in rows:
+            table.add_row(key, Text(host_text(value)))  # all but the times are the host's own words
+        return table
+
+    def _rows(self, host: Host) -> list[tuple[str, str]]:
+        now = self._clock()
         changed = host.status_changed_at or host.updated_at
         rows = [
             ("id", host.id),
@@ -106,9 +125,7 @@ class HostDetail(VerticalScroll):
                 ("agent", agent.agent_version or "-"),
             ]
         rows += self._live_rows()
-        for key, value in rows:
-            table.add_row(key, Text(host_text(value)))  # all but the times are the host's own words
-        return table
+        return rows
 
     def _live_rows(self) -> list[tuple[str, str]]:
         info = self.sysinfo

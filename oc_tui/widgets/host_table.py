@@ -4,8 +4,10 @@ A :class:`~oc_tui.widgets.virtual_table.VirtualTable`: only the rows on screen a
 cells, so 10,000 hosts load, filter and update without freezing the app (bench/cases/tui_stall.py).
 The table holds every host the screen knows and shows those its filter matches, in name order:
 
-- :meth:`show_hosts` takes all hosts and a filter (a load, a reload, a new filter): O(n), and it sorts
-  again only when the set of hosts or a name changed;
+- :meth:`show_hosts` takes all hosts and a filter (a load, a reload): O(n), and it sorts again only
+  when the set of hosts or a name changed;
+- :meth:`set_filter` takes a new filter (a keystroke in the filter box): answered by a
+  :class:`~oc_tui.widgets.host_filter.FilterIndex`, without testing every host;
 - :meth:`upsert` takes one host (a live event): a status change redraws one row; a
   new host, a rename or a host entering or leaving the filter moves one row.
 
@@ -31,6 +33,7 @@ from textual.message import Message
 
 from oc_tui.api.models import Host
 from oc_tui.widgets.formatting import STATUS_SYMBOLS, host_text, relative_time, status_label
+from oc_tui.widgets.host_filter import FilterIndex, HostFilter
 from oc_tui.widgets.labels import format_labels
 from oc_tui.widgets.styles import text_style
 from oc_tui.widgets.virtual_table import VirtualTable
@@ -45,7 +48,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("changed", "LAST CHANGE"),
 )
 COLUMN_INDEX = {key: i for i, (key, _) in enumerate(COLUMNS)}
-MEASURE_CHUNK = 2000
+MEASURE_CHUNK = 1000
 """Hosts whose cell widths are measured per step; more wait for the next step, so a load of 10,000
 never holds the event loop for long (columns may widen a moment after the first frame)."""
 FREEZE_AFTER = 1000
@@ -89,9 +92,10 @@ class HostTable(VirtualTable):
         self._all: dict[str, Host] = {}
         self._order: list[tuple[str, str]] = []
         """``sort_key`` of every host in ``_all``, sorted."""
-        self._ordered: list[Host] | None = []
-        """The hosts of ``_all`` in that order (None: to be rebuilt)."""
         self._matches: Callable[[Host], bool] | None = None
+        self._filter = HostFilter()
+        self._members: set[str] | None = None
+        self._filter_index = FilterIndex()
         self._measured: dict[str, Host] = {}
         """The host record each row's widths were measured from."""
         self._to_measure: list[str] = []
@@ -130,27 +134,29 @@ class HostTable(VirtualTable):
 
     # --- what the screen feeds ---------------------------------------------------------------------
 
-    def show_hosts(self, hosts: Iterable[Host], matches: Callable[[Host], bool] | None = None) -> None:
-        """Know exactly ``hosts``; show, by name, those ``matches`` accepts (all when it is None).
+    def show_hosts(
+        self, hosts: Iterable[Host], host_filter: HostFilter | None = None, members: set[str] | None = None
+    ) -> None:
+        """Know exactly ``hosts``; show, by name, those ``host_filter`` matches (all when it is None)
+        that are in ``members`` (all when it is None).
 
-        When the hosts are the very records shown already (a new filter), only the filter runs."""
+        When the hosts are the very records shown already, only the filter runs (:meth:`set_filter`)."""
         previous = self._all
         hosts = list(hosts)
-        self._matches = matches
         if len(hosts) == len(previous) and all(previous.get(host.id) is host for host in hosts):
-            if self._ordered is None:
-                self._ordered = [previous[host_id] for _, host_id in self._order]
-            self.set_rows(self._shown(self._ordered, matches))
+            self.set_filter(host_filter, members)
             return
+        self._use_filter(host_filter, members)
         fresh = {host.id: host for host in hosts}
         same_order = fresh.keys() == previous.keys() and all(
             previous[host.id].name == host.name for host in hosts
         )
         self._all = fresh
         if not same_order:
-            self._order = sorted(sort_key(host) for host in hosts)
-        self._ordered = [fresh[host_id] for _, host_id in self._order]
-        shown = self._shown(self._ordered, matches)
+            self._order = sorted([(host.name.lower(), host.id) for host in hosts])  # sort_key, inlined
+        self._filter_index.rebuild(fresh[host_id] for _, host_id in self._order)
+        shown = self._filter_index.select(self._filter, members)
+        self.call_later(self._index_step)
         if shown == self.row_keys:
             for host_id in shown:
                 if previous.get(host_id) is not fresh[host_id]:
@@ -165,19 +171,35 @@ class HostTable(VirtualTable):
             [host_id for host_id in shown if self._measured.get(host_id) is not fresh[host_id]]
         )
 
-    @staticmethod
-    def _shown(ordered: list[Host], matches: Callable[[Host], bool] | None) -> list[str]:
-        return [host.id for host in (ordered if matches is None else filter(matches, ordered))]
+    def set_filter(self, host_filter: HostFilter | None = None, members: set[str] | None = None) -> None:
+        """Show the hosts ``host_filter`` matches (all when it is None) that are in ``members`` (all when
+        it is None): a keystroke in the filter box. No host is tested that the filter index can rule
+        out (see :class:`~oc_tui.widgets.host_filter.FilterIndex`); only the rows on screen are drawn."""
+        self._use_filter(host_filter, members)
+        self.set_rows(self._filter_index.select(self._filter, members))
+
+    def _use_filter(self, host_filter: HostFilter | None, members: set[str] | None) -> None:
+        rule = host_filter or HostFilter()
+        self._filter, self._members = rule, members
+        if not rule.active and members is None:
+            self._matches = None
+        else:
+            self._matches = lambda host: rule.matches(host) and (members is None or host.id in members)
 
     def upsert(self, host: Host) -> None:
         """One host is new or changed: redraw, move, add or hide just its row."""
         known = self._all.get(host.id)
         self._all[host.id] = host
-        self._ordered = None
+        ids = self._filter_index.ids
         if known is None or known.name != host.name:
+            ids = list(ids)
             if known is not None:
-                self._order.pop(bisect.bisect_left(self._order, sort_key(known)))
-            bisect.insort(self._order, sort_key(host))
+                at = bisect.bisect_left(self._order, sort_key(known))
+                del self._order[at], ids[at]
+            at = bisect.bisect_left(self._order, sort_key(host))
+            self._order.insert(at, sort_key(host))
+            ids.insert(at, host.id)
+        self._filter_index.put(host, ids)
         index = self.row_index(host.id)
         show = self._matches is None or self._matches(host)
         if index is not None and show and (known is None or known.name == host.name):
@@ -253,6 +275,11 @@ class HostTable(VirtualTable):
         self._to_measure = host_ids
         if pending:
             self.call_later(self._measure_step)
+
+    def _index_step(self) -> None:
+        """Index the hosts for the filter a chunk at a time (see ``MEASURE_CHUNK``)."""
+        if not self._filter_index.build(MEASURE_CHUNK):
+            self.set_timer(0.001, self._index_step)
 
     def _measure_step(self) -> None:
         chunk, self._to_measure = self._to_measure[:MEASURE_CHUNK], self._to_measure[MEASURE_CHUNK:]

@@ -310,7 +310,16 @@ class VirtualTable(ScrollView, can_focus=True):
     # --- drawing -----------------------------------------------------------------------------------
 
     def _update_virtual_size(self) -> None:
-        self.virtual_size = Size(sum(self._widths) + 2 * len(self._widths), len(self._keys) + 1)
+        size = Size(sum(self._widths) + 2 * len(self._widths), len(self._keys) + 1)
+        if self.styles.auto_dimensions or not self.container_size:
+            self.virtual_size = size  # the table's own size follows its rows: lay the screen out again
+        elif size != self.virtual_size:
+            # A table sized by its container (the fleet's): a filter that changes the number of rows
+            # changes only what scrolls, so the scrollbars are updated as Textual's own layout-free
+            # resize does, instead of a layout of the whole screen on every keystroke.
+            self.set_reactive(VirtualTable.virtual_size, size)
+            self._scroll_update(size)
+            self.refresh()
 
     def _refresh_row(self, index: int) -> None:
         y = index + 1 - int(self.scroll_y)
@@ -366,10 +375,13 @@ class VirtualTable(ScrollView, can_focus=True):
             # Text.render leaves the text's own style out when it has no spans: add it here
             own = pre + console.get_style(text.style, default=Style.null()) if text.style else pre
             segments.append(Segment(" ", padded))
-            segments.extend(
-                Segment(segment.text, own + segment.style + post if segment.style else own + post)
-                for segment in text.render(console, end="")
-            )
+            if not text.spans:  # one style for the whole cell: what Text.render would give, cheaper
+                segments.append(Segment(text.plain, own + post))
+            else:
+                segments.extend(
+                    Segment(segment.text, own + segment.style + post if segment.style else own + post)
+                    for segment in text.render(console, end="")
+                )
             segments.append(Segment(" " * (content_width - text.cell_len + 1), padded))
         table_width = sum(self._widths) + 2 * len(self._widths)
         segments.append(Segment(" " * max(0, width - table_width), row_style + component))

@@ -165,23 +165,28 @@ class FastStream:
         sgr = self._sgr_tokens
         handlers = self._handlers
         default = screen.default_char
-        new_line = screen.new_line
         cells_for = screen.cells_for
         lines: list[Line] = []
-        line = new_line()  # replaced by the CR LF at parts[start] before anything is written
+        append = lines.append
+        line: Line = Line(default)  # replaced by the CR LF at parts[start] before anything is written
         x = 0
         last_char = ""
         last = len(parts) - 1
         k = start
+        attrs = screen.attrs
+        cell_of = cells_for(attrs).__getitem__  # the cursor's cells; looked up again after an SGR
         while True:
             token = parts[k]
             if token == "\r\n":
-                line = new_line()
-                lines.append(line)
+                line = Line(default)
+                append(line)
                 x = 0
             elif token in sgr and token in handlers:
                 handlers[token]()
-            elif token == "\x1b[K" and screen.attrs == default:
+                if screen.attrs is not attrs:
+                    attrs = screen.attrs
+                    cell_of = cells_for(attrs).__getitem__
+            elif token == "\x1b[K" and attrs == default:
                 pass  # erasing to the end of a new line with default colours changes nothing
             else:
                 parts[k - 1] = ""
@@ -193,7 +198,7 @@ class FastStream:
                 if end > columns or not run.isascii():
                     k += 1
                     break
-                line.update(zip(range(x, end), map(cells_for(screen.attrs).__getitem__, run), strict=False))
+                line.update(zip(range(x, end), map(cell_of, run), strict=False))
                 x = end
                 last_char = run[-1]
                 parts[k + 1] = ""

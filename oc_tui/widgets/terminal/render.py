@@ -10,6 +10,8 @@ fit) is shown as a blank, so the line keeps exactly ``columns`` cells.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import groupby, repeat
+from operator import itemgetter
 
 from rich.segment import Segment
 from rich.style import Style
@@ -19,6 +21,9 @@ from wcwidth import width as text_width
 
 from oc_tui.widgets.terminal.screen import Cell
 
+_DATA = itemgetter(0)
+_ATTRS = itemgetter(1, 2, 3, 4, 5, 6, 7, 8, 9)
+"""A cell's character; its attributes (what ``cell[1:]`` is, in one C call)."""
 _STYLE_LIMIT = 4096
 _CURSOR_FOCUSED = Style(reverse=True)
 _CURSOR_UNFOCUSED = Style(underline=True)
@@ -61,6 +66,25 @@ class LineRenderer:
             return style + Style(reverse=not key[6])
         return style + _CURSOR_UNFOCUSED
 
+    def _ascii_strip(self, line: Mapping[int, Cell], columns: int) -> Strip | None:
+        """The common line (no cursor, one ASCII character in every cell) with the per-cell work done
+        in C: runs of equal attributes become segments. None for any other line."""
+        default = getattr(line, "default", None)
+        if default is None:
+            return None
+        cells = list(map(line.get, range(columns), repeat(default)))
+        text = "".join(map(_DATA, cells))
+        if len(text) != columns or not text.isascii():  # a wide character, its stub, a combining mark
+            return None
+        style = self.style
+        segments = []
+        x = 0
+        for key, run in groupby(map(_ATTRS, cells)):
+            end = x + len(list(run))
+            segments.append(Segment(text[x:end], style(key)))
+            x = end
+        return Strip(segments, columns)
+
     def strip(
         self, line: Mapping[int, Cell], columns: int, cursor_x: int = -1, focused: bool = True
     ) -> Strip:
@@ -68,6 +92,10 @@ class LineRenderer:
         if not line and cursor_x < 0:
             default = line[0]
             return Strip([Segment(" " * columns, self.style(default[1:]))], columns)
+        if cursor_x < 0:
+            strip = self._ascii_strip(line, columns)
+            if strip is not None:
+                return strip
         segments: list[Segment] = []
         append = segments.append
         style = self.style

@@ -6,8 +6,10 @@ Why it is built this way:
   ``PARSE_SLICE`` seconds and sleeps ``YIELD`` between slices, so keys, timers and other widgets
   keep running while a program prints megabytes. (A parser thread would not help: the parse is pure
   Python and holds the GIL, and a busy thread makes every GIL hand-over of the UI thread wait.)
-- Redraws are coalesced to at most ``1 / FRAME_INTERVAL`` per second, and a frame re-renders and
-  refreshes only the lines the screen marked dirty (plus the cursor's old and new line).
+- Redraws are coalesced to at most ``1 / FRAME_INTERVAL`` per second (``1 / BUSY_FRAME_INTERVAL``
+  while a flood of output waits to be parsed: nobody reads a screen that scrolls that fast, and each
+  frame's drawing is time the parser does not get), and a frame re-renders and refreshes only the
+  lines the screen marked dirty (plus the cursor's old and new line).
 - The widget is a plain Line-API widget, not a ScrollView: the terminal owns its own scrollback.
 """
 
@@ -68,6 +70,9 @@ class TerminalView(KeyCapture):
 
     FRAME_INTERVAL = 1 / 60
     """Seconds between redraws at most."""
+    BUSY_FRAME_INTERVAL = 1 / 20
+    """Seconds between redraws at most while output is queued faster than it is parsed (measured on
+    ``ls -lR``: a frame at 60 per second took half the CPU away from the parser)."""
     PARSE_SLICE = 0.008
     """Seconds of parsing before yielding to the event loop."""
     PIECE = 16_384
@@ -283,7 +288,8 @@ class TerminalView(KeyCapture):
     def _request_frame(self) -> None:
         if self._frame_timer is not None or not self._live:
             return
-        delay = self._last_frame + self.FRAME_INTERVAL - time.monotonic()
+        interval = self.BUSY_FRAME_INTERVAL if self._pending else self.FRAME_INTERVAL
+        delay = self._last_frame + interval - time.monotonic()
         self._frame_timer = self.set_timer(max(delay, 0.002), self._frame, name="terminal-frame")
 
     def _redraw_all(self) -> None:
