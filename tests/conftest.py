@@ -478,3 +478,9 @@ async def inprocess(tmp_path: Path) -> AsyncIterator[InProcess]:
         yield InProcess(app, api, other, tenant_id)
     app.state.lifecycle.close()
     app.state.db.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``long`` first (the order is otherwise kept): with parallel workers that take a module
+    at a time in this order, a two-minute module started last would leave one worker running it alone."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)

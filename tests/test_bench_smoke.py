@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.long  # about 2 minutes: the parallel suite starts it first
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
