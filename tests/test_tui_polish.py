@@ -70,6 +70,20 @@ async def test_fanout_dialog_takes_a_burst_and_says_why_it_stays() -> None:
         await wait_until(pilot, lambda: task() == ["Rotate logs"], "the whole task")
 
 
+async def test_slash_then_a_filter_in_one_burst_filters_and_runs_no_key() -> None:
+    """``/`` then ``onl`` typed at once: all of it is the filter, none of it a fleet key (``n`` would
+    open the register dialog, ``l`` the labels); a ``/`` typed in the filter is text."""
+    app = screenshots.demo_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await screenshots.fleet(pilot)
+        burst(app, "/onl")
+        box = app.screen.query_one("#filter")
+        await wait_until(pilot, lambda: getattr(box, "value", "") == "onl", "the whole filter")
+        assert isinstance(app.screen, FleetScreen)
+        burst(app, "/x")
+        await wait_until(pilot, lambda: getattr(box, "value", "") == "onl/x", "a slash in the filter")
+
+
 async def test_words_that_say_what_is_true() -> None:
     from datetime import timedelta
 

@@ -88,7 +88,9 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
             "T", "broadcast_terminals", "Terminals", show=False, tooltip="A terminal on each marked host"
         ),
         Binding("P", "push_file", "Push file", show=False, tooltip="Push a local file to the marked hosts"),
-        Binding("slash", "filter", "Filter"),
+        # Priority, so the filter has the keyboard as the key is dispatched: the keys typed right after it
+        # in one burst (a fast typist, a paste, a slow SSH link) filter instead of running n, l, e, v …
+        Binding("slash", "filter", "Filter", priority=True),
         Binding("n", "register", "Register"),
         # shown by ? and the palette; the footer keeps to what fits 80 columns
         Binding("l", "edit_labels", "Labels", show=False),
@@ -464,10 +466,16 @@ class FleetScreen(ReadOnlyGuard, Screen[None]):
 
     # --- filter --------------------------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``/`` is text, not the filter key, while a field has the keyboard (the filter itself)."""
+        if action == "filter" and isinstance(self.focused, Input):
+            return False
+        return super().check_action(action, parameters)
+
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.add_class("-visible")
-        box.focus()
+        self.set_focus(box)  # at once, not after the keys already queued (Widget.focus waits for them)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
