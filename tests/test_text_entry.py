@@ -32,36 +32,29 @@ class Fields(App[None]):
         yield TextArea("vm", id="area")
 
 
-async def burst(app: App[None], keys: list[str]) -> None:
-    for name in keys:
-        app.post_message(key(name))  # all queued before the first is handled, as from one read
+async def burst_into(field_class: type[TextualInput], keys: list[str]) -> str:
+    """The field's value after ``vm`` and a burst of ``keys`` typed at its end."""
+    app = Fields(field_class)
+    async with app.run_test() as pilot:
+        field = app.query_one(field_class)
+        field.focus()
+        field.cursor_position = len(field.value)
+        await pilot.pause()
+        for name in keys:
+            app.post_message(key(name))  # all queued before the first is handled, as from one read
+        await pilot.pause(0.2)
+        return field.value
 
 
 @pytest.mark.parametrize(("keys", "value"), BURSTS)
 async def test_a_burst_of_keys_edits_the_field_in_order(keys: list[str], value: str) -> None:
-    app = Fields(Input)
-    async with app.run_test() as pilot:
-        field = app.query_one(Input)
-        field.focus()
-        field.cursor_position = len(field.value)
-        await pilot.pause()
-        await burst(app, keys)
-        await pilot.pause(0.2)
-        assert field.value == value
+    assert await burst_into(Input, keys) == value
 
 
 async def test_textual_own_input_reorders_the_same_burst() -> None:
     """The upstream behaviour this module corrects; when this fails, Textual has fixed it and
     oc_tui.widgets.text_entry can go."""
-    app = Fields(TextualInput)
-    async with app.run_test() as pilot:
-        field = app.query_one(TextualInput)
-        field.focus()
-        field.cursor_position = len(field.value)
-        await pilot.pause()
-        await burst(app, ["ctrl+u", "w", "e", "b"])
-        await pilot.pause(0.2)
-        assert field.value != "web"
+    assert await burst_into(TextualInput, ["ctrl+u", "w", "e", "b"]) != "web"
 
 
 async def test_a_burst_in_a_text_area() -> None:
@@ -71,6 +64,7 @@ async def test_a_burst_in_a_text_area() -> None:
         area.focus()
         area.move_cursor((0, 2))
         await pilot.pause()
-        await burst(app, ["a", "b", "backspace", "c", "left", "left", "x"])
+        for name in ["a", "b", "backspace", "c", "left", "left", "x"]:
+            app.post_message(key(name))
         await pilot.pause(0.2)
         assert area.text == "vmxac"
