@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import time
 from pathlib import Path
 
 from conftest import SIZE, make_app, online_host, rows, wait_until
@@ -284,14 +285,13 @@ async def test_a_big_directory_lists_without_stalling(server, start_agent, tmp_p
     async with app.run_test(size=SIZE) as pilot:
         tab = await open_files_tab(pilot, app, "files-big")
         await wait_until(pilot, lambda: tab.path is not None, "the home listed")
-        gaps: list[float] = []
+        gaps: list[float] = []  # CPU seconds of this thread (the app's) between two ticks of the loop
 
         async def ticker() -> None:
-            loop = asyncio.get_running_loop()
-            last = loop.time()
+            last = time.thread_time()
             while True:
                 await asyncio.sleep(0.005)
-                now = loop.time()
+                now = time.thread_time()
                 gaps.append(now - last)
                 last = now
 
@@ -305,9 +305,11 @@ async def test_a_big_directory_lists_without_stalling(server, start_agent, tmp_p
             assert tab.file_list.cursor_key == "lib4999.so"
         finally:
             ticking.cancel()
-        # a frame of this screen takes ~40 ms; the bound leaves room for a busy 2-core test machine and
-        # is still under what Textual's DataTable alone spends on 5,000 new rows (~0.75 s)
-        assert max(gaps) < 0.6, f"the event loop stalled for {max(gaps):.3f} s"
+        # The app's own CPU between two ticks, not the wall time: the parallel test workers share two
+        # cores, and a stall of the loop while another process has the CPU is not this screen's. A frame
+        # of this screen takes ~40 ms (0.2 s at most alone); the bound is under what Textual's DataTable
+        # alone spends on 5,000 new rows (~0.75 s), so one blocking pass over the rows fails it.
+        assert max(gaps) < 0.6, f"the event loop was busy for {max(gaps):.3f} s of CPU at once"
 
 
 async def test_the_tab_remembers_its_directory_and_names_what_entries_are(

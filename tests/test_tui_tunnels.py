@@ -121,9 +121,12 @@ async def test_inspector_follows_requests_and_replays(server, start_agent, clien
         await wait_until(pilot, lambda: len(inspector.table.items) == 2, "the live request")
         assert inspector.table.items[0].target == "/echo/live?x=1"
         inspector.table.move_cursor(row=1)
-        await pilot.pause()
-        detail = str(inspector.query_one("#inspector-text").render())
-        assert "POST /echo/before" in detail and '"n": 1' in detail  # JSON pretty-printed
+
+        def detail() -> str:
+            return str(inspector.query_one("#inspector-text").render())
+
+        await wait_until(pilot, lambda: "POST /echo/before" in detail(), "the highlighted request's detail")
+        assert '"n": 1' in detail()  # JSON pretty-printed
         await pilot.press("p")
         await wait_until(
             pilot, lambda: any(r.replay_of is not None for r in inspector.table.items), "the replay"
