@@ -15,6 +15,7 @@ from conftest import online_host_id as online
 
 from oc_tui.api import OpenComputersClient, errors
 from oc_tui.api.transfers import CHUNK, SourceSizeMismatch, TransferMeter, part_path
+from oc_tui.widgets.formatting import host_text
 
 
 def client_for(server) -> OpenComputersClient:
@@ -57,6 +58,11 @@ async def test_list_stat_mkdir_delete(server, start_agent, tmp_path: Path) -> No
 
         home = await client.list_dir(host_id, "")
         assert home.path == str(Path.home())
+
+        # a name that is not UTF-8 (its byte comes as \udcff): the directory still lists, shown as \xff
+        Path(os.fsdecode(os.fsencode(root / "a") + b"/bad\xffbyte")).write_text("")
+        names = [entry.name for entry in (await client.list_dir(host_id, str(root / "a"))).entries]
+        assert "bad\udcffbyte" in names and host_text("bad\udcffbyte") == "bad\\xffbyte"
 
         with pytest.raises(errors.ConflictError) as exc:
             await client.mkdir(host_id, str(root / "a"))

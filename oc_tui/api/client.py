@@ -9,6 +9,7 @@ an :class:`~errors.ApiError` subclass when it answers with an error.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -799,7 +800,7 @@ class OpenComputersClient:
         url = _host_path(host_id, "fs", "list")
         response = await self._request("GET", url, params=_fs(path))
         try:
-            return await asyncio.to_thread(models.FsList.model_validate_json, response.content)
+            return await asyncio.to_thread(validate_json, models.FsList, response.content)
         except pydantic.ValidationError as exc:
             raise errors.OpenComputersError(
                 f"unexpected answer to GET {url} from {self.base_url}: {exc}"
@@ -1875,12 +1876,33 @@ def _fs(path: str, **extra: str | None) -> dict[str, str]:
     return {**params, **{key: value for key, value in extra.items() if value is not None}}
 
 
+def validate_json(model: type[M], content: bytes) -> M:
+    """``content`` (JSON) as ``model``, parsed by pydantic in one pass. A file name that is not UTF-8
+    comes as lone ``\\udcXX`` escapes (docs/api.md, "Paths"), which pydantic's parser refuses as invalid
+    JSON: such an answer is parsed by the standard library's, which keeps them (as Python's
+    ``surrogateescape`` does; the TUI shows them as ``\\xNN``).
+
+    Raises:
+        pydantic.ValidationError: the answer is not JSON, or not the model's shape.
+    """
+    try:
+        return model.model_validate_json(content)
+    except pydantic.ValidationError as exc:
+        if not any(error["type"] == "json_invalid" for error in exc.errors()):
+            raise
+        try:
+            body = json.loads(content)
+        except ValueError:
+            raise exc from None
+        return model.model_validate(body)
+
+
 def _stat_or_none(response: httpx.Response) -> models.FsStat | None:
     """The stat a file system write answered with, or None when the server sent none."""
     if response.status_code == 204 or not response.content:
         return None
     try:
-        return models.FsStat.model_validate_json(response.content)
+        return validate_json(models.FsStat, response.content)
     except pydantic.ValidationError:
         return None
 
