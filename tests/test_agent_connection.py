@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from embedded_server.agent import system
 from embedded_server.agent.dial import agent_url
 from oc_tui.api.backoff import backoff_delay
 
@@ -33,3 +36,20 @@ def test_backoff_is_full_jitter_under_a_growing_cap() -> None:
         delays = [backoff_delay(attempt) for _ in range(200)]
         assert all(0 <= d <= ceiling for d in delays)
         assert max(delays) > ceiling / 2  # spread over the whole range, not pinned at the bottom
+
+
+def test_two_hosts_on_one_machine_keep_their_state_apart(tmp_path: Path, monkeypatch) -> None:
+    """Without a state dir given, each host key has its own (an agent adopts, and ends, every job of its
+    state dir); an identity an earlier version kept in the shared dir is carried over, so an enrolled
+    host keeps the identity its control plane pinned. ``OC_AGENT_STATE_DIR`` is taken as it is."""
+    monkeypatch.delenv("OC_AGENT_STATE_DIR", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    shared = system.default_state_dir()
+    shared.mkdir(parents=True)
+    (shared / "identity.key").write_text("enrolled")
+    first, second = system.host_state_dir("hk_first"), system.host_state_dir("hk_second")
+    assert first != second and first.parent == second.parent == shared
+    assert (first / "identity.key").read_text() == "enrolled"
+    assert system.host_state_dir("hk_first") == first
+    monkeypatch.setenv("OC_AGENT_STATE_DIR", str(tmp_path / "given"))
+    assert system.host_state_dir("hk_first") == tmp_path / "given"

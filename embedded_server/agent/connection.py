@@ -51,7 +51,7 @@ class Agent:
     Args:
         server: the server root URL (``http(s)://…``).
         host_key: the ``hk_…`` key from registration.
-        state_dir: where job output is spooled (default :func:`.system.default_state_dir`).
+        state_dir: where job output is spooled (default :func:`.system.host_state_dir`).
         vnc_target: the VNC server the desktop relays (default from the environment).
 
     Raises:
@@ -68,7 +68,7 @@ class Agent:
         self.url = agent_url(server)
         self.host_key = host_key
         self.streams = StreamDialer(agent_url(server, protocol.STREAM_PATH))
-        state_dir = state_dir or system.default_state_dir()
+        state_dir = state_dir or system.host_state_dir(host_key)
         self.identity = Identity.load_or_create(state_dir)
         self.jobs = JobManager(state_dir, self.streams)
         self._plane_file = state_dir / "control-plane"

@@ -3,8 +3,10 @@ environment work starts from and where the agent keeps its state."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -66,6 +68,34 @@ def default_state_dir() -> Path:
     per-user state dir of oc-tui + ``/agent``: the machine's identity key (which must outlive cache
     cleaning), job output spools, the upload journal."""
     return host_platform.state_dir()
+
+
+CARRIED_OVER = ("identity.key", "control-plane")
+"""What a host's own state dir takes from the shared one an earlier version used: the identity the
+control plane pinned, and the control plane's identity."""
+
+
+def host_state_dir(host_key: str) -> Path:
+    """The state dir of the agent of the host ``host_key`` names, when none is given: ``$OC_AGENT_STATE_DIR``
+    as it is, else :func:`default_state_dir` + ``/host-`` and 16 hex digits of the key's SHA-256. Two
+    agents of two hosts on one machine (oc-tui's own and one started by hand or as a service) then never
+    share job supervisors, spools or identity: an agent adopts every job of its state dir, and would end
+    the other's. The first time, the identity and control-plane files an earlier version kept in the
+    shared dir are copied in, so an enrolled host keeps the identity its control plane pinned.
+
+    Raises:
+        OSError: the dir cannot be made.
+    """
+    if os.environ.get("OC_AGENT_STATE_DIR"):
+        return default_state_dir()
+    shared = default_state_dir()
+    own = shared / f"host-{hashlib.sha256(host_key.encode()).hexdigest()[:16]}"
+    if not own.is_dir():
+        own.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for name in CARRIED_OVER:
+            if (shared / name).is_file() and not (own / name).exists():
+                shutil.copy2(shared / name, own / name)  # keeps its 0600
+    return own
 
 
 def hello(capabilities: list[str]) -> dict[str, Any]:
