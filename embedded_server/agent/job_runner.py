@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -74,7 +75,10 @@ class Launcher:
     first use, restarted if it died; it exits when the agent closes its socket (or dies)."""
 
     def __init__(self) -> None:
-        self.process: asyncio.subprocess.Process | None = None
+        # A plain Popen, not an asyncio subprocess: the launcher outlives our close of its socket by a
+        # moment, and asyncio's child watcher would then warn, on the agent's exit, of a loop detached
+        # with a pending handler (that warning was the last line of a refused agent's log).
+        self.process: subprocess.Popen[bytes] | None = None
         self.sock: socket.socket | None = None
 
     async def _start(self) -> socket.socket:
@@ -82,14 +86,11 @@ class Launcher:
             raise OSError(errno.ENOSYS, NO_SUPERVISOR)
         ours, theirs = socket.socketpair()
         try:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-I",
-                str(SUPERVISOR),
-                "--launcher",
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", str(SUPERVISOR), "--launcher"],
                 stdin=theirs.fileno(),
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
                 env={},
                 **platform.spawn_options(),
             )
@@ -112,7 +113,7 @@ class Launcher:
             raise OSError(errno.ENOSYS, NO_SUPERVISOR)
         for attempt in (0, 1):
             sock = self.sock
-            if sock is None or self.process is None or self.process.returncode is not None:
+            if sock is None or self.process is None or self.process.poll() is not None:
                 self.close()
                 sock = await self._start()
             ours, theirs = socket.socketpair()
