@@ -302,6 +302,17 @@ def test_doctor_says_what_this_machine_offers(tmp_path: Path, capsys: pytest.Cap
     assert platform.current_user().shell_args == ("-l",)
 
 
+def test_doctor_offers_a_service_only_where_systemd_runs(tmp_path: Path, monkeypatch) -> None:
+    """``systemctl`` installed in a container where systemd is not the init is no service manager."""
+    monkeypatch.setattr(doctor.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(doctor.sys, "platform", "linux")
+    absent = doctor.service_offer(tmp_path / "no-systemd")
+    assert not absent.ok and "systemd is not running" in absent.detail
+    (tmp_path / "systemd").mkdir()
+    running = doctor.service_offer(tmp_path / "systemd")
+    assert running.ok and "enable-linger" in running.detail
+
+
 # --- end to end: the job's shell, and paths that look like Windows paths ------------------------------
 
 

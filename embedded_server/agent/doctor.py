@@ -48,13 +48,33 @@ def shell_offers() -> list[Offer]:
     return offers
 
 
-def service_offer() -> Offer:
-    """Whether ``oc-agent install`` can install a service here (its service manager's tool is found)."""
+SYSTEMD_RUNNING = Path("/run/systemd/system")
+"""Exists when systemd is the running init (the test of ``sd_booted(3)``): ``systemctl`` alone can be
+installed in a container or a chroot where no systemd runs."""
+
+
+def service_offer(systemd_running: Path = SYSTEMD_RUNNING) -> Offer:
+    """Whether ``oc-agent install`` can install a service here: its service manager's tool is found and,
+    on Linux, systemd is the running init (``systemd_running`` exists)."""
     tool = SERVICE_TOOLS.get(sys.platform, "systemctl")
     found = shutil.which(tool)
-    if found:
-        return Offer("service", True, f"{tool} ({found}): oc-agent install")
-    return Offer("service", False, f"{tool} not found: start oc-agent from your own init system")
+    if not found:
+        return Offer("service", False, f"{tool} not found: start oc-agent from your own init system")
+    if tool == "systemctl" and not systemd_running.is_dir():
+        return Offer(
+            "service",
+            False,
+            f"{tool} is installed but systemd is not running here (no {systemd_running}): start oc-agent "
+            "from this machine's own init system or container entry point",
+        )
+    if tool == "systemctl":
+        return Offer(
+            "service",
+            True,
+            f"{tool} ({found}): oc-agent install (a user service runs while you are logged in; "
+            "`loginctl enable-linger` keeps it running, from boot; --system installs it for the machine)",
+        )
+    return Offer("service", True, f"{tool} ({found}): oc-agent install")
 
 
 def state_offer(state_dir: Path) -> Offer:
