@@ -218,6 +218,19 @@ async def test_rename_job_options_save_output_and_purge(server, start_agent, tmp
         outputs = list((server.data_dir / "jobs").glob(f"{job.id}.*"))
         assert outputs
 
+        # the same file again: not replaced until asked twice
+        target.write_text("mine")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, SaveOutputDialog), "the save dialog again")
+        app.screen.query_one("#path").value = str(target)
+        await pilot.press("enter")
+        await wait_until(
+            pilot, lambda: "exists" in str(app.screen.query_one("#error", Label).content), "asked"
+        )
+        assert target.read_text() == "mine"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: target.read_text() != "mine", "replaced when asked twice")
+
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is app.fleet, "back to the fleet")
         for gone in (lambda: rows(app).get("after") == "revoked", lambda: "after" not in rows(app)):

@@ -16,6 +16,7 @@ from oc_tui.api.streams import OutputChunk
 from oc_tui.jobs_model import MAX_TIMEOUT, JobOptions
 from oc_tui.screens.form_dialog import FormDialog
 from oc_tui.screens.save_picture import SaveFileDialog
+from oc_tui.widgets.formatting import host_markup
 from oc_tui.widgets.text_entry import Input
 
 
@@ -83,6 +84,7 @@ class SaveOutputDialog(SaveFileDialog):
 
     async def write(self, path: Path) -> None:
         assert self.client is not None  # NEEDS_CLIENT
+        self.notify(f"saving to {host_markup(str(path))} — a running job's output until the job ends")
         part = path.with_name(path.name + ".part")
         try:
             with part.open("wb") as out:

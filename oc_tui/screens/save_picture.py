@@ -42,6 +42,7 @@ class SaveFileDialog(FormDialog[Path]):
     def __init__(self, default: Path, client: Any = None) -> None:
         super().__init__(client)
         self._default = default
+        self._replace: Path | None = None  # an existing file the operator asked for twice: replaced
 
     def describe(self) -> str:
         """The line above the path field: what is saved, and that the path is on this machine."""
@@ -65,7 +66,12 @@ class SaveFileDialog(FormDialog[Path]):
             self.show_error("where to? a path is required")
             return None
         path = Path(text).expanduser()
-        return path / self._default.name if path.is_dir() else path
+        path = path / self._default.name if path.is_dir() else path
+        if path.exists() and path != self._replace:
+            self._replace = path
+            self.show_error(f"{host_markup(str(path))} exists: enter again to replace it")
+            return None
+        return path
 
     async def send(self, fields: Path) -> Path:
         if not fields.parent.is_dir():
