@@ -60,6 +60,10 @@ MAX_TIMEOUT = 86400
 """The longest time limit the API takes, in seconds."""
 
 
+FIELD_LABELS = {"cwd": "directory", "env": "environment", "timeout": "time limit"}
+"""The words of the options dialog for the API's field names, in its error messages."""
+
+
 @dataclass(frozen=True)
 class JobOptions:
     """How the Jobs tab runs its next commands: ``cwd`` on the host, extra ``env`` (``KEY=VALUE``
@@ -77,13 +81,19 @@ class JobOptions:
         Raises:
             ValueError: what is wrong, naming the field.
         """
-        fields = {"cwd": cwd.strip() or DEFAULT_CWD, "env": env.split(), "timeout": timeout.strip() or "0"}
+        text = timeout.strip()
+        if not text.isdigit() or not 1 <= int(text) <= MAX_TIMEOUT:
+            raise ValueError(f"time limit: whole seconds from 1 to {MAX_TIMEOUT}, not {text!r}")
+        fields = {"cwd": cwd.strip() or DEFAULT_CWD, "env": env.split(), "timeout": text}
         try:
             spec = JobCreate.model_validate({"command": "true", **fields})
         except PydanticValidationError as exc:
             problem = exc.errors()[0]
-            where = str(problem["loc"][0]) if problem["loc"] else "options"
-            raise ValueError(f"{where}: {problem['msg'].removeprefix('Value error, ')}") from None
+            where = FIELD_LABELS.get(str(problem["loc"][0]) if problem["loc"] else "", "options")
+            message = problem["msg"].removeprefix("Value error, ")
+            if where == "environment":
+                message += " (items are separated by spaces; a value holds no space or quote)"
+            raise ValueError(f"{where}: {message}") from None
         return cls(spec.cwd or DEFAULT_CWD, tuple(spec.env or ()), spec.timeout)
 
     def summary(self) -> str:

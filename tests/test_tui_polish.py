@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from conftest import wait_until
 from test_tui_snapshots import screenshots
 from textual import events
@@ -82,6 +83,19 @@ async def test_slash_then_a_filter_in_one_burst_filters_and_runs_no_key() -> Non
         assert isinstance(app.screen, FleetScreen)
         burst(app, "/x")
         await wait_until(pilot, lambda: getattr(box, "value", "") == "onl/x", "a slash in the filter")
+
+
+def test_job_options_say_what_is_wrong_in_the_dialog_s_words() -> None:
+    from oc_tui.jobs_model import JobOptions
+
+    for timeout in ("1.5", "0", "86401", ""):  # 1.5 was taken as 15
+        with pytest.raises(ValueError, match=r"^time limit: whole seconds from 1 to 86400"):
+            JobOptions.parse("~", "", timeout)
+    with pytest.raises(ValueError, match=r"^environment: '1A' in '1A=b' is not a variable name"):
+        JobOptions.parse("~", "1A=b", "60")
+    with pytest.raises(ValueError, match=r"a value holds no space or quote"):
+        JobOptions.parse("~", 'BAZ="two words"', "60")
+    assert JobOptions.parse("/srv", "A=1", "90") == JobOptions("/srv", ("A=1",), 90)
 
 
 async def test_words_that_say_what_is_true() -> None:
@@ -188,7 +202,7 @@ async def test_rename_job_options_save_output_and_purge(server, start_agent, tmp
         dialog.query_one("#env").value = "GREETING=hi"
         dialog.query_one("#timeout").value = "0"
         await pilot.press("enter")  # 0 s is refused in the dialog, which stays
-        await wait_until(pilot, lambda: "timeout" in str(dialog.query_one("#error", Label).content), "why")
+        await wait_until(pilot, lambda: "time limit" in str(dialog.query_one("#error", Label).content), "why")
         dialog.query_one("#timeout").value = "30"
         await pilot.press("enter")
         await wait_until(pilot, lambda: not isinstance(app.screen, JobOptionsDialog), "the options taken")

@@ -367,8 +367,12 @@ class JobCreate(RequestModel):
     def _env(cls, value: list[str] | None) -> list[str] | None:
         for item in value or []:
             key, sep, _ = item.partition("=")
-            if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            if not sep:
                 raise ValueError(f"{item!r} is not KEY=VALUE")
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                raise ValueError(
+                    f"{key!r} in {item!r} is not a variable name (letters, digits and _, not first a digit)"
+                )
             _no_nul(item)
         return value
 

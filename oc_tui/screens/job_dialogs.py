@@ -39,7 +39,9 @@ class JobOptionsDialog(FormDialog[JobOptions]):
             yield Label("Environment: KEY=VALUE, separated by spaces", classes="field-label")
             yield Input(" ".join(options.env), placeholder="LANG=C.UTF-8 DEBUG=1", id="env", compact=True)
             yield Label(f"Time limit, seconds (1–{MAX_TIMEOUT}; killed after it)", classes="field-label")
-            yield Input(str(options.timeout), id="timeout", compact=True, restrict=r"[0-9]*")
+            yield Input(
+                str(options.timeout), id="timeout", compact=True
+            )  # 1.5 is said wrong, not taken as 15
             yield from self.compose_footer("Use")
 
     def fields(self) -> JobOptions | None:
