@@ -28,7 +28,7 @@ def exit_note(status: str, exit_code: int | None, error: str | None, duration: s
     parts = [status]
     if exit_code is not None:
         parts.append(f"exit {exit_code}")
-    if error:
+    if error and error != status:  # a cancelled job's error is "cancelled": said once
         parts.append(error)
     if duration and duration != "-":
         parts.append(duration)

@@ -98,6 +98,16 @@ def test_job_options_say_what_is_wrong_in_the_dialog_s_words() -> None:
     assert JobOptions.parse("/srv", "A=1", "90") == JobOptions("/srv", ("A=1",), 90)
 
 
+def test_a_job_s_closing_line_says_each_thing_once() -> None:
+    from oc_tui.jobs_model import exit_note
+
+    assert exit_note("cancelled", None, "cancelled", "28s") == "── cancelled · 28s ──"
+    assert (
+        exit_note("failed", None, "timed out after 3 s", "3.1s")
+        == "── failed · timed out after 3 s · 3.1s ──"
+    )
+
+
 async def test_words_that_say_what_is_true() -> None:
     from datetime import timedelta
 
