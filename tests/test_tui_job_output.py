@@ -36,6 +36,17 @@ async def test_ansi_carriage_returns_split_utf8_and_stderr() -> None:
         assert output.line_count == 5
 
 
+async def test_control_strings_are_dropped_whole() -> None:
+    """A title (OSC ended by BEL or ST), an OSC 52 clipboard payload, a DCS payload: none shows as text."""
+    app = OutputApp()
+    async with app.run_test(size=(60, 10)) as pilot:
+        output = app.query_one(JobOutput)
+        output.feed(b"1X\x1b]0;TITLE\x07Y\n2X\x1b]52;c;aGVsbG8=\x07Y\n3X\x1b]8;;http://x\x1b\\linkY\n")
+        output.feed(b"6X\x1bPdcsPayload\x1b\\Y\n")
+        await pilot.pause(0.2)
+        assert output.plain_lines() == ["1XY", "2XY", "3XlinkY", "6XY"]
+
+
 async def test_large_output_keeps_the_tail_and_stays_fast() -> None:
     app = OutputApp()
     async with app.run_test(size=(60, 10)) as pilot:

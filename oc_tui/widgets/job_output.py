@@ -16,6 +16,7 @@ follows the tail until the operator scrolls up, and follows again once scrolled 
 from __future__ import annotations
 
 import codecs
+import re
 from collections import deque
 from typing import ClassVar
 
@@ -42,6 +43,11 @@ FLUSH_INTERVAL = 1 / 20
 
 # C0 controls a terminal would act on but a cell grid cannot show; ESC (ANSI), TAB, LF and CR are kept.
 _CONTROLS = dict.fromkeys([*range(0, 9), 11, 12, *range(14, 27), *range(28, 32), 127])
+# Control strings, whole (ECMA-48 8.3.89/8.3.27/8.3.2/8.3.94/8.3.128: OSC, DCS, APC, PM, SOS), ended by ST
+# or, for OSC, by BEL as xterm takes it: a window title, an OSC 52 clipboard payload or a DCS payload is
+# not text of the output. Taken out before the controls above (BEL among them), which would otherwise
+# leave the payload behind as text.
+_CONTROL_STRING = re.compile(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[P_^X][^\x1b]*(?:\x1b\\)?")
 
 
 class JobOutput(ScrollView, can_focus=True):
@@ -177,6 +183,8 @@ class JobOutput(ScrollView, can_focus=True):
 
     def _add_piece(self, piece: str, style: Style | None) -> None:
         """Text of one line (no newline): CR returns to the line's start, as in a terminal."""
+        if "\x1b" in piece:
+            piece = _CONTROL_STRING.sub("", piece)
         piece = piece.translate(_CONTROLS)
         for index, part in enumerate(piece.split("\r")):
             if index:
