@@ -16,6 +16,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
 from textual import events, work
 from textual.app import App
@@ -174,7 +175,13 @@ class OcTuiApp(App[None]):
         cache = None
         if host_cache and live:
             cache = fleet_cache.cache_path(self._data_dir, profile.name, profile.base_url, profile.token)
-        self.fleet = FleetScreen(profile.name, profile.base_url, clock, cache=cache)
+        shown = profile.base_url
+        kept = config.kept_local_port(self._data_dir) if profile.embedded else None
+        if kept is not None:  # the port this data dir's control plane is given (8787 may be another's)
+            parts = urlsplit(profile.base_url)
+            host = parts.hostname or "127.0.0.1"
+            shown = urlunsplit(parts._replace(netloc=f"[{host}]:{kept}" if ":" in host else f"{host}:{kept}"))
+        self.fleet = FleetScreen(profile.name, shown, clock, cache=cache)
 
     @property
     def theme_names(self) -> list[str]:

@@ -42,6 +42,16 @@ EMBEDDED_KEYS = frozenset({"bind", "public_url"})
 """Keys of ``[profiles.local]`` alone: where the embedded server listens and how others reach it."""
 
 
+def kept_local_port(data_dir: Path) -> int | None:
+    """The port the embedded control plane of ``data_dir`` was given last (its ``port`` file: kept from
+    one start to the next), or None when it has none yet."""
+    try:
+        port = int((data_dir / "port").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return port if 0 < port < 65536 else None
+
+
 class ConfigError(Exception):
     """The configuration cannot be used as it is; the message says what to change."""
 

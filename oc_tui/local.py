@@ -32,6 +32,7 @@ from typing import Any, Self
 
 import httpx
 
+from . import config
 from .api import errors
 from .api.backoff import backoff_delay
 from .api.client import OpenComputersClient
@@ -139,14 +140,10 @@ class LocalControlPlane:
     @property
     def port_file(self) -> Path:
         """``port``: the TCP port this data dir's server listens on, kept from one start to the next."""
-        return self.data_dir / "port"
+        return self.data_dir / "port"  # read by config.kept_local_port
 
     def _kept_port(self) -> int | None:
-        try:
-            port = int(self.port_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return port if 0 < port < 65536 else None
+        return config.kept_local_port(self.data_dir)
 
     @property
     def server_pid(self) -> int | None:

@@ -263,3 +263,15 @@ async def test_rename_job_options_save_output_and_purge(server, start_agent, tmp
             await pilot.press("y")
             await wait_until(pilot, gone, "revoked, then gone from the list")
         assert not [path for path in outputs if path.exists()]
+
+
+def test_the_embedded_profile_shows_its_kept_port_from_the_start(tmp_path) -> None:
+    """Before the local control plane answers, the info line names the port this data dir's server is
+    given (8787 may belong to another data dir's), not the profile's default."""
+    from oc_tui.config import Profile
+
+    (tmp_path / "port").write_text("34567\n")
+    profile = Profile(name="local", base_url="http://127.0.0.1:8787", token=None, embedded=True)
+    app = OcTuiApp(profile, data_dir=tmp_path, live=False)
+    assert app.fleet._base_url == "http://127.0.0.1:34567"
+    assert OcTuiApp(profile, data_dir=tmp_path / "new", live=False).fleet._base_url == profile.base_url
