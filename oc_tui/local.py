@@ -49,6 +49,17 @@ STOP_GRACE = 5.0
 STABLE_AFTER = 30.0
 
 
+def describe_exit(code: int) -> str:
+    """How a child ended, in words: ``exited with status 1``, or ``was killed by SIGKILL`` for the
+    negative return code ``subprocess`` gives a child a signal ended."""
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
+
+
 class LocalControlPlaneError(Exception):
     """The local control plane could not be started; the message says why (and where the log is)."""
 
@@ -366,7 +377,7 @@ class LocalControlPlane:
         code = await self._server.proc.wait()
         stable = time.monotonic() - self._server.started > STABLE_AFTER
         self._server = None
-        self._emit("server_died", f"the embedded server exited with status {code}; restarting it")
+        self._emit("server_died", f"the embedded server {describe_exit(code)}; restarting it")
         return stable
 
     # --- this machine's host ----------------------------------------------------------------------
@@ -484,7 +495,7 @@ class LocalControlPlane:
                 if status == "revoked":
                     self._revoked()
                 return
-            self._emit("agent_died", f"the agent exited with status {code}; restarting it")
+            self._emit("agent_died", f"the agent {describe_exit(code)}; restarting it")
             failures = 0 if time.monotonic() - child.started > STABLE_AFTER else failures + 1
             await asyncio.sleep(backoff_delay(failures - 1, cap=10.0, floor=0.25) if failures else 0)
             await self._start_agent()

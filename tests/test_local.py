@@ -253,3 +253,10 @@ async def test_bind_and_public_url_reach_the_server(tmp_path: Path, unused_tcp_p
         assert f"00000000:{unused_tcp_port:04X}" in listening  # 0.0.0.0:port
     finally:
         await plane.stop()
+
+
+def test_a_child_s_end_in_words() -> None:
+    from oc_tui.local import describe_exit
+
+    assert describe_exit(-9) == "was killed by SIGKILL"
+    assert describe_exit(3) == "exited with status 3"
