@@ -83,6 +83,10 @@ async def test_slash_then_a_filter_in_one_burst_filters_and_runs_no_key() -> Non
         assert isinstance(app.screen, FleetScreen)
         burst(app, "/x")
         await wait_until(pilot, lambda: getattr(box, "value", "") == "onl/x", "a slash in the filter")
+        assert {"enter", "escape"} <= footer_keys(app)  # the footer says how to leave the filter
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: getattr(box, "value", None) == "", "the filter cleared")
+        assert app.screen.focused is app.fleet.table
 
 
 def test_job_options_say_what_is_wrong_in_the_dialog_s_words() -> None:

@@ -76,6 +76,12 @@ class FilterBox(Input):
 
     virtual_size = Reactive(Size(0, 0), layout=False)
 
+    # shown in the footer while the filter has the keyboard (it was empty then)
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "submit", "Done"),
+        Binding("escape", "screen.clear_filter", "Clear"),
+    ]
+
 
 class FleetScreen(ReadOnlyGuard, Screen[None]):
     """The ``:hosts`` view."""
