@@ -49,6 +49,7 @@ def test_two_hosts_on_one_machine_keep_their_state_apart(tmp_path: Path, monkeyp
     (shared / "identity.key").write_text("enrolled")
     first, second = system.host_state_dir("hk_first"), system.host_state_dir("hk_second")
     assert first != second and first.parent == second.parent == shared
+    assert first.stat().st_mode & 0o777 == 0o700
     assert (first / "identity.key").read_text() == "enrolled"
     assert system.host_state_dir("hk_first") == first
     monkeypatch.setenv("OC_AGENT_STATE_DIR", str(tmp_path / "given"))

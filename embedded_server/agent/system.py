@@ -91,7 +91,8 @@ def host_state_dir(host_key: str) -> Path:
     shared = default_state_dir()
     own = shared / f"host-{hashlib.sha256(host_key.encode()).hexdigest()[:16]}"
     if not own.is_dir():
-        own.mkdir(mode=0o700, parents=True, exist_ok=True)
+        shared.mkdir(mode=0o700, parents=True, exist_ok=True)  # as the agent's own state dir always was
+        own.mkdir(mode=0o700, exist_ok=True)
         for name in CARRIED_OVER:
             if (shared / name).is_file() and not (own / name).exists():
                 shutil.copy2(shared / name, own / name)  # keeps its 0600
